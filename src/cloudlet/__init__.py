@@ -1,0 +1,3 @@
+"""Cloudlet: a self-hosted device cloud that speaks the wire protocols of real devices."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""Pieces every family shares: settings, database, clock, security, errors, families."""

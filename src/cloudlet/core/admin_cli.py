@@ -1,0 +1,52 @@
+"""``cloudlet admin create-user`` and ``create-token``."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+from pathlib import Path
+
+from sqlalchemy import select
+
+from cloudlet.core.auth import AdminExists, create_admin, issue_token
+from cloudlet.core.clock import SystemClock
+from cloudlet.core.db import Database
+from cloudlet.core.migrate import upgrade
+from cloudlet.core.models import AdminUser
+from cloudlet.core.settings import load_settings
+
+
+async def run_admin(args: argparse.Namespace) -> int:
+    overrides: dict[str, object] = {}
+    if args.data_dir:
+        overrides["data_dir"] = Path(args.data_dir)
+    settings = load_settings(**overrides)
+    upgrade(settings)
+    db = Database(settings.resolved_database_url)
+    clock = SystemClock()
+    try:
+        async with db.session() as session:
+            if args.admin_command == "create-user":
+                password = args.password or getpass.getpass("password: ")
+                try:
+                    await create_admin(
+                        session, clock=clock, username=args.username, password=password
+                    )
+                except AdminExists:
+                    print(f"user {args.username!r} exists")
+                    return 1
+                await session.commit()
+                print(f"created {args.username}")
+                return 0
+            user = await session.scalar(
+                select(AdminUser).where(AdminUser.username == args.username)
+            )
+            if user is None:
+                print(f"no user {args.username!r}")
+                return 1
+            token = await issue_token(session, clock=clock, user=user, name=args.name)
+            await session.commit()
+            print(token)
+            return 0
+    finally:
+        await db.dispose()

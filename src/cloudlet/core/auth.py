@@ -1,0 +1,144 @@
+"""Cloudlet's own admin accounts and the bearer tokens that protect ``/api/v1``."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, HTTPException, status
+from pydantic import BaseModel
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cloudlet.core.clock import Clock
+from cloudlet.core.models import AdminUser, ApiToken
+from cloudlet.core.security import hash_password, new_token, token_digest, verify_password
+from cloudlet.core.services import ServicesDep, SessionDep
+
+TOKEN_LIFETIME = timedelta(days=30)
+
+
+class AdminExists(Exception):
+    pass
+
+
+async def create_admin(
+    session: AsyncSession, *, clock: Clock, username: str, password: str
+) -> AdminUser:
+    """A new admin user; raises AdminExists when the name is taken."""
+    existing = await session.scalar(select(AdminUser).where(AdminUser.username == username))
+    if existing is not None:
+        raise AdminExists(username)
+    user = AdminUser(
+        username=username, password_hash=hash_password(password), created_at=clock.now()
+    )
+    session.add(user)
+    await session.flush()
+    return user
+
+
+async def issue_token(
+    session: AsyncSession,
+    *,
+    clock: Clock,
+    user: AdminUser,
+    name: str = "",
+    lifetime: timedelta | None = TOKEN_LIFETIME,
+) -> str:
+    """A new bearer token for ``user``; the clear token is returned once and never stored."""
+    token = new_token(40)
+    expires = clock.now() + lifetime if lifetime is not None else None
+    session.add(
+        ApiToken(
+            digest=token_digest(token),
+            user_id=user.id,
+            name=name,
+            created_at=clock.now(),
+            expires_at=expires,
+        )
+    )
+    await session.flush()
+    return token
+
+
+async def authenticate(
+    session: AsyncSession, *, clock: Clock, username: str, password: str
+) -> AdminUser | None:
+    user = await session.scalar(select(AdminUser).where(AdminUser.username == username))
+    if user is None or not verify_password(user.password_hash, password):
+        return None
+    return user
+
+
+async def user_for_token(session: AsyncSession, *, clock: Clock, token: str) -> AdminUser | None:
+    row = await session.scalar(select(ApiToken).where(ApiToken.digest == token_digest(token)))
+    if row is None or (row.expires_at is not None and row.expires_at <= clock.now()):
+        return None
+    return await session.get(AdminUser, row.user_id)
+
+
+def _bearer(authorization: str | None) -> str | None:
+    if not authorization:
+        return None
+    scheme, _, value = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not value:
+        return None
+    return value.strip()
+
+
+async def require_admin(
+    services: ServicesDep,
+    session: SessionDep,
+    authorization: Annotated[str | None, Header()] = None,
+) -> AdminUser:
+    """Dependency: the admin behind the ``Authorization: Bearer`` token, or 401."""
+    token = _bearer(authorization)
+    user = await user_for_token(session, clock=services.clock, token=token) if token else None
+    if user is None:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "missing or invalid token",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return user
+
+
+AdminDep = Annotated[AdminUser, Depends(require_admin)]
+
+
+class LoginBody(BaseModel):
+    username: str
+    password: str
+
+
+class TokenOut(BaseModel):
+    token: str
+    token_type: str = "bearer"
+
+
+router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
+
+
+@router.post("/login")
+async def login(body: LoginBody, services: ServicesDep, session: SessionDep) -> TokenOut:
+    """Exchange an admin's name and password for a bearer token."""
+    user = await authenticate(
+        session, clock=services.clock, username=body.username, password=body.password
+    )
+    if user is None:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "wrong username or password")
+    token = await issue_token(session, clock=services.clock, user=user, name="login")
+    await session.commit()
+    return TokenOut(token=token)
+
+
+@router.post("/logout", status_code=204)
+async def logout(
+    admin: AdminDep,
+    session: SessionDep,
+    authorization: Annotated[str | None, Header()] = None,
+) -> None:
+    """Revoke the token used for this call."""
+    token = _bearer(authorization) or ""
+    await session.execute(delete(ApiToken).where(ApiToken.digest == token_digest(token)))
+    await session.commit()

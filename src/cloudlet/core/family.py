@@ -1,0 +1,30 @@
+"""What a family gives the app: its routers, its envelope, the paths it owns, its lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass, field
+
+from fastapi import APIRouter
+
+from cloudlet.core.errors import Envelope
+from cloudlet.core.services import Services
+
+
+@asynccontextmanager
+async def no_lifespan(_services: Services) -> AsyncIterator[None]:
+    yield
+
+
+@dataclass(frozen=True)
+class Family:
+    """One protocol family, mounted by :func:`cloudlet.app.create_app`."""
+
+    name: str
+    envelope: Envelope
+    # Path prefixes whose unknown paths and wrong methods get this family's envelope.
+    prefixes: tuple[str, ...]
+    # Built per app so routes can depend on settings (e.g. configurable paths).
+    routers: Callable[[Services], list[APIRouter]]
+    lifespan: Callable[[Services], AbstractAsyncContextManager[None]] = field(default=no_lifespan)

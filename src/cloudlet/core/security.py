@@ -1,0 +1,68 @@
+"""Password hashing, tokens and encryption of secrets at rest, in one place."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+import string
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from cryptography.fernet import Fernet, InvalidToken
+
+_hasher = PasswordHasher()
+
+ALPHANUMERIC = string.ascii_letters + string.digits
+
+
+def hash_password(password: str) -> str:
+    """An argon2id hash of ``password``."""
+    return _hasher.hash(password)
+
+
+def verify_password(password_hash: str, password: str) -> bool:
+    """True when ``password`` matches ``password_hash``; never raises on a bad hash."""
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False
+
+
+def new_token(length: int = 32, alphabet: str = ALPHANUMERIC) -> str:
+    """A random token of ``length`` characters from ``alphabet``."""
+    return "".join(secrets.choice(alphabet) for _ in range(length))
+
+
+def new_hex(nbytes: int = 16) -> str:
+    return secrets.token_hex(nbytes)
+
+
+def token_digest(token: str) -> str:
+    """What is stored for a bearer token: its SHA-256, so a leaked table grants nothing."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def constant_time_equals(a: str | bytes, b: str | bytes) -> bool:
+    left = a.encode() if isinstance(a, str) else a
+    right = b.encode() if isinstance(b, str) else b
+    return hmac.compare_digest(left, right)
+
+
+class SecretBox:
+    """Symmetric encryption for secrets that must be read back (WiFi passwords, keys)."""
+
+    def __init__(self, key: str) -> None:
+        # Any string key is stretched to a Fernet key, so settings may hold a passphrase.
+        digest = hashlib.sha256(key.encode()).digest()
+        self._fernet = Fernet(base64.urlsafe_b64encode(digest))
+
+    def encrypt(self, plaintext: str) -> str:
+        return self._fernet.encrypt(plaintext.encode()).decode()
+
+    def decrypt(self, ciphertext: str) -> str:
+        try:
+            return self._fernet.decrypt(ciphertext.encode()).decode()
+        except InvalidToken as exc:
+            raise ValueError("secret cannot be decrypted with this key") from exc

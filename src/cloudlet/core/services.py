@@ -1,0 +1,41 @@
+"""The per-process container handed to routes, services and family lifespans."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cloudlet.core.clock import Clock
+from cloudlet.core.db import Database
+from cloudlet.core.security import SecretBox
+from cloudlet.core.settings import Settings
+
+
+@dataclass
+class Services:
+    """Settings, clock, database and secret box; families hang their own parts in ``extras``."""
+
+    settings: Settings
+    clock: Clock
+    db: Database
+    secrets: SecretBox
+    # Family-owned long-lived objects (device link, gateway backends), keyed by family name.
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    async with get_services(request).db.session() as session:
+        yield session
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+SessionDep = Annotated[AsyncSession, Depends(get_session)]

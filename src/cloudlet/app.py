@@ -7,7 +7,8 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cloudlet import __version__
@@ -15,6 +16,7 @@ from cloudlet.core import auth
 from cloudlet.core.clock import Clock, SystemClock
 from cloudlet.core.db import Database
 from cloudlet.core.family import Family
+from cloudlet.core.observability import RequestContextMiddleware
 from cloudlet.core.secretkey import resolve_secret_key
 from cloudlet.core.security import SecretBox
 from cloudlet.core.services import Services
@@ -37,6 +39,29 @@ def _owner(families: list[Family], path: str) -> Family | None:
             ):
                 best = (len(prefix), family)
     return best[1] if best else None
+
+
+def family_label(families: list[Family], path: str) -> str:
+    """The family a path belongs to, for metrics: vendor prefixes, then /api/v1/<family>."""
+    owner = _owner(families, path)
+    if owner is not None:
+        return owner.name
+    for family in families:
+        if path.startswith(f"/api/v1/{family.name}"):
+            return family.name
+    return "core"
+
+
+def _pool_samples(services: Services) -> list[tuple[dict[str, str], float]]:
+    pool = services.db.engine.sync_engine.pool
+    checked_out = getattr(pool, "checkedout", None)
+    size = getattr(pool, "size", None)
+    samples: list[tuple[dict[str, str], float]] = []
+    if callable(checked_out):
+        samples.append(({"state": "checked_out"}, float(checked_out())))
+    if callable(size):
+        samples.append(({"state": "size"}, float(size())))
+    return samples
 
 
 def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
@@ -62,6 +87,18 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     app.state.services = services
     app.state.families = families
 
+    services.metrics.gauge(
+        "cloudlet_db_pool_connections",
+        "Database pool connections by state",
+        ["state"],
+        lambda: _pool_samples(services),
+    )
+    app.add_middleware(
+        RequestContextMiddleware,
+        metrics=services.metrics,
+        family_of=lambda path: family_label(families, path),
+    )
+
     app.include_router(auth.router)
     for family in families:
         for router in family.routers(services):
@@ -70,6 +107,12 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, object]:
         return {"status": "ok", "version": __version__, "families": settings.families}
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return PlainTextResponse(
+            generate_latest(services.metrics.registry), media_type=CONTENT_TYPE_LATEST
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:

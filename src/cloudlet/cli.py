@@ -8,14 +8,12 @@ import importlib
 import sys
 from pathlib import Path
 
-from cloudlet.core.settings import ALL_FAMILIES, load_settings
+from cloudlet.core.settings import ALL_FAMILIES, Settings, load_settings
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from cloudlet.app import create_app
     from cloudlet.core.migrate import upgrade
+    from cloudlet.core.observability import configure_logging
 
     overrides: dict[str, object] = {}
     if args.host:
@@ -24,21 +22,49 @@ def _serve(args: argparse.Namespace) -> int:
         overrides["port"] = args.port
     if args.data_dir:
         overrides["data_dir"] = Path(args.data_dir)
-    if args.gateway_backend:
-        overrides["gateway"] = {"backend": args.gateway_backend}
     settings = load_settings(**overrides)
+    if args.gateway_backend:
+        settings.gateway.backend = args.gateway_backend
+    if args.gateway_port:
+        settings.gateway.port = args.gateway_port
+    configure_logging(json_logs=settings.log_json, level=args.log_level)
     upgrade(settings)
-    app = create_app(settings)
-    print(f"Cloudlet on http://{settings.host}:{settings.port} (data in {settings.data_dir})")
-    uvicorn.run(
-        app,
-        host=settings.host,
-        port=settings.port,
-        loop="uvloop",
-        http="httptools",
-        log_level=args.log_level,
-        workers=None,
-    )
+    import uvloop
+
+    return uvloop.run(_run_servers(settings, log_level=args.log_level))
+
+
+async def _run_servers(settings: Settings, *, log_level: str) -> int:
+    """The main app, and the gateway family on its own port when one is set."""
+    import uvicorn
+
+    from cloudlet.app import create_app
+
+    apps: list[tuple[str, int, Settings]] = []
+    gateway_apart = "gateway" in settings.families and settings.gateway.port is not None
+    if gateway_apart:
+        rest = [f for f in settings.families if f != "gateway"]
+        apps.append((settings.host, settings.port, settings.model_copy(update={"families": rest})))
+        gateway_only = settings.model_copy(update={"families": ["gateway"]})
+        apps.append((settings.host, settings.gateway.port or 0, gateway_only))
+    else:
+        apps.append((settings.host, settings.port, settings))
+    servers = []
+    for host, port, app_settings in apps:
+        print(
+            f"Cloudlet {app_settings.families} on http://{host}:{port}",
+            f"(data in {settings.data_dir})",
+        )
+        config = uvicorn.Config(
+            create_app(app_settings),
+            host=host,
+            port=port,
+            http="httptools",
+            log_level=log_level,
+            log_config=None,
+        )
+        servers.append(uvicorn.Server(config))
+    await asyncio.gather(*(server.serve() for server in servers))
     return 0
 
 
@@ -73,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int)
     serve.add_argument("--data-dir")
     serve.add_argument("--gateway-backend", choices=["simulated", "linux"])
+    serve.add_argument("--gateway-port", type=int, help="serve the gateway family apart")
     serve.add_argument("--log-level", default="info")
     serve.set_defaults(func=_serve)
 

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cloudlet.core.clock import Clock
 from cloudlet.core.db import Database
+from cloudlet.core.observability import Metrics
 from cloudlet.core.security import SecretBox
 from cloudlet.core.settings import Settings
 
@@ -25,6 +26,8 @@ class Services:
     secrets: SecretBox
     # Family-owned long-lived objects (device link, gateway backends), keyed by family name.
     extras: dict[str, Any] = field(default_factory=dict)
+    # Prometheus registry of this app; families add gauges with ``metrics.gauge``.
+    metrics: Metrics = field(default_factory=Metrics)
 
 
 def get_services(request: Request) -> Services:

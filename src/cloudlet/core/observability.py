@@ -1,0 +1,134 @@
+"""Request ids, structured logs and Prometheus metrics for every family."""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+REQUEST_ID_HEADER = "x-request-id"
+request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
+
+# Seconds; device calls are short, downloads are long.
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+GaugeSource = Callable[[], Iterable[tuple[dict[str, str], float]]]
+
+
+class _GaugeCollector(Collector):
+    """A gauge whose samples are read when Prometheus scrapes, not pushed."""
+
+    def __init__(self, name: str, doc: str, labels: list[str], source: GaugeSource) -> None:
+        self._name, self._doc, self._labels, self._source = name, doc, labels, source
+
+    def collect(self) -> Iterable[Metric]:
+        family = GaugeMetricFamily(self._name, self._doc, labels=self._labels)
+        for labels, value in self._source():
+            family.add_metric([labels.get(k, "") for k in self._labels], value)
+        yield family
+
+
+class Metrics:
+    """One registry per app, so several apps in one test process never collide."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "cloudlet_http_requests",
+            "HTTP requests by family, method and status",
+            ["family", "method", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "cloudlet_http_request_duration_seconds",
+            "HTTP request latency by family",
+            ["family"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+
+    def gauge(self, name: str, doc: str, labels: list[str], source: GaugeSource) -> None:
+        """Register a gauge read from ``source`` at scrape time (families call this)."""
+        self.registry.register(_GaugeCollector(name, doc, labels, source))
+
+
+class RequestContextMiddleware:
+    """Gives each request an id (kept from ``X-Request-ID`` or new), times and counts it."""
+
+    def __init__(self, app: ASGIApp, *, metrics: Metrics, family_of: Callable[[str], str]) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.family_of = family_of
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = dict(scope["headers"]).get(REQUEST_ID_HEADER.encode(), b"").decode("latin-1")
+        request_id = incoming[:64] if incoming else uuid.uuid4().hex
+        token = request_id_var.set(request_id)
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = list(message.get("headers", []))
+                headers.append((REQUEST_ID_HEADER.encode(), request_id.encode("latin-1")))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            family = self.family_of(scope["path"])
+            self.metrics.requests.labels(family, scope["method"], str(status)).inc()
+            self.metrics.latency.labels(family).observe(time.perf_counter() - started)
+            request_id_var.reset(token)
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object a line, with the request id of the request being served."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+            "request_id": request_id_var.get(),
+        }
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+class _RequestIdFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = request_id_var.get()
+        return True
+
+
+def configure_logging(*, json_logs: bool, level: str = "INFO") -> None:
+    """Root logging for ``cloudlet serve``: plain text or JSON, always with request ids."""
+    handler = logging.StreamHandler()
+    handler.addFilter(_RequestIdFilter())
+    if json_logs:
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(
+            logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")
+        )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())

@@ -9,15 +9,17 @@ from alembic.config import Config
 
 from cloudlet.core.settings import Settings
 
-# The repo's migrations/ folder; installed copies ship it beside the package.
-_CANDIDATES = (
-    Path(__file__).resolve().parents[3] / "migrations",
-    Path(__file__).resolve().parents[1] / "migrations",
-)
+
+def _candidates() -> tuple[Path, ...]:
+    # The repo's migrations/ in a checkout; the working folder for an installed copy.
+    return (
+        Path(__file__).resolve().parents[3] / "migrations",
+        Path.cwd() / "migrations",
+    )
 
 
 def alembic_config(settings: Settings) -> Config:
-    location = next((p for p in _CANDIDATES if (p / "env.py").exists()), None)
+    location = next((p for p in _candidates() if (p / "env.py").exists()), None)
     if location is None:
         raise RuntimeError("migrations folder not found")
     config = Config()

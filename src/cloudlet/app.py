@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -21,6 +21,7 @@ from cloudlet.core.secretkey import resolve_secret_key
 from cloudlet.core.security import SecretBox
 from cloudlet.core.services import Services
 from cloudlet.core.settings import Settings
+from cloudlet.web import console
 
 
 def load_family(name: str) -> Family:
@@ -100,6 +101,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     )
 
     app.include_router(auth.router)
+    app.include_router(console.router)
     for family in families:
         for router in family.routers(services):
             app.include_router(router)
@@ -113,6 +115,10 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
         return PlainTextResponse(
             generate_latest(services.metrics.registry), media_type=CONTENT_TYPE_LATEST
         )
+
+    @app.exception_handler(console.LoginRequired)
+    async def login_required(_request: Request, _exc: console.LoginRequired) -> Response:
+        return RedirectResponse("/console/login", status_code=303)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:

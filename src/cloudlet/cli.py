@@ -29,6 +29,11 @@ def _serve(args: argparse.Namespace) -> int:
         settings.gateway.port = args.gateway_port
     configure_logging(json_logs=settings.log_json, level=args.log_level)
     upgrade(settings)
+    from cloudlet.core.admin_cli import ensure_first_admin
+
+    password = asyncio.run(ensure_first_admin(settings))
+    if password is not None:
+        print(f"First start: created admin user 'admin' with password {password} (shown once)")
     import uvloop
 
     return uvloop.run(_run_servers(settings, log_level=args.log_level))

@@ -13,7 +13,8 @@ from cloudlet.core.clock import SystemClock
 from cloudlet.core.db import Database
 from cloudlet.core.migrate import upgrade
 from cloudlet.core.models import AdminUser
-from cloudlet.core.settings import load_settings
+from cloudlet.core.security import new_token
+from cloudlet.core.settings import Settings, load_settings
 
 
 async def run_admin(args: argparse.Namespace) -> int:
@@ -48,5 +49,21 @@ async def run_admin(args: argparse.Namespace) -> int:
             await session.commit()
             print(token)
             return 0
+    finally:
+        await db.dispose()
+
+
+async def ensure_first_admin(settings: Settings) -> str | None:
+    """On a first start with no admin at all, create ``admin`` and return its password once."""
+    db = Database(settings.resolved_database_url)
+    clock = SystemClock()
+    try:
+        async with db.session() as session:
+            if await session.scalar(select(AdminUser.id).limit(1)) is not None:
+                return None
+            password = new_token(20)
+            await create_admin(session, clock=clock, username="admin", password=password)
+            await session.commit()
+            return password
     finally:
         await db.dispose()

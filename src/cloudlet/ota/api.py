@@ -1,34 +1,610 @@
-"""HTTP routes of the ota family (placeholder until the family lands)."""
+"""HTTP routes of the OTA family: OneNET's south API for devices and /api/v1/ota for admins."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
-from fastapi.responses import JSONResponse
+from collections import Counter
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any
 
-from cloudlet.core.errors import BadPayload
+from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.routing import APIRoute
+from pydantic import ValidationError
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cloudlet.core.auth import AdminDep
+from cloudlet.core.blobs import FileBlobStore
+from cloudlet.core.errors import BadPayload, envelope_route, read_json
 from cloudlet.core.family import Family
-from cloudlet.core.services import Services
+from cloudlet.core.services import Services, SessionDep
+from cloudlet.ota import catalog, service
+from cloudlet.ota import protocol as p
+from cloudlet.ota.models import OtaDevice, OtaPackage, OtaProduct, OtaStrategy, OtaTask
+from cloudlet.ota.ranges import Unsatisfiable, parse_range
+from cloudlet.ota.schemas import (
+    CancelOut,
+    CatalogRow,
+    CheckBody,
+    DeviceCreated,
+    DeviceIn,
+    DeviceOut,
+    DiffIn,
+    KeyOut,
+    PackageOut,
+    ProductCreated,
+    ProductIn,
+    ProductOut,
+    StrategyIn,
+    StrategyOut,
+    TaskCreated,
+    TaskDetail,
+    TaskDeviceOut,
+    TaskIn,
+    TaskOut,
+)
+from cloudlet.ota.service import Answer, CheckRequest, OtaContext, OtaProblem
+
+PREFIX = "/ota"
 
 
-class _Envelope:
+def context(services: Services) -> OtaContext:
+    """The family's context, made once per app and kept in ``services.extras``."""
+    ctx = services.extras.get("ota")
+    if ctx is None:
+        ctx = OtaContext(
+            settings=services.settings.ota,
+            clock=services.clock,
+            secrets=services.secrets,
+            blobs=FileBlobStore(services.settings.data_dir / "blobs"),
+        )
+        services.extras["ota"] = ctx
+    assert isinstance(ctx, OtaContext)
+    return ctx
+
+
+def _answer(answer: Answer) -> JSONResponse:
+    # OneNET answers HTTP 200 and puts the outcome in errno.
+    return JSONResponse(answer.body())
+
+
+def _errno(errno: int, status: int = 200, error: str | None = None) -> JSONResponse:
+    return JSONResponse({"errno": errno, "error": error or p.ERROR_TEXT[errno]}, status)
+
+
+class OtaEnvelope:
+    """Problems on /ota paths answer ``{"errno": N, "error": "..."}``."""
+
     def bad_payload(self, request: Request, exc: BadPayload) -> Response:
-        return JSONResponse({"error": exc.reason}, status_code=400)
+        return _errno(p.PARAMETER_ERROR)
 
     def not_found(self, request: Request) -> Response:
-        return JSONResponse({"error": "not found"}, status_code=404)
+        return _errno(p.PARAMETER_ERROR, 404, "no such path")
 
     def method_not_allowed(self, request: Request) -> Response:
-        return JSONResponse({"error": "method not allowed"}, status_code=405)
+        return _errno(p.PARAMETER_ERROR, 405, "method not allowed")
 
     def internal_error(self, request: Request, exc: Exception) -> Response:
-        return JSONResponse({"error": "internal error"}, status_code=500)
+        return _errno(p.INTERNAL_ERROR)
 
     def domain_error(self, request: Request, exc: Exception) -> Response | None:
         return None
 
 
-def _routers(_services: Services) -> list[APIRouter]:
-    return []
+# ---------------------------------------------------------------- south API (devices)
 
 
-FAMILY = Family(name="ota", envelope=_Envelope(), prefixes=(), routers=_routers)
+def _south_router(services: Services) -> APIRouter:
+    ctx = context(services)
+    router = APIRouter(route_class=envelope_route(OtaEnvelope()), tags=["ota devices"])
+
+    async def run_check(
+        session: AsyncSession, authorization: str | None, request: CheckRequest
+    ) -> JSONResponse:
+        device = await service.authenticate(
+            session, ctx=ctx, authorization=authorization, dev_id=request.dev_id
+        )
+        if device is None:
+            return _answer(Answer(p.AUTH_FAILED))
+        answer = await service.check(session, ctx=ctx, device=device, request=request)
+        await session.commit()
+        return _answer(answer)
+
+    @router.post(f"{PREFIX}/south/check")
+    async def check(
+        request: Request,
+        session: SessionDep,
+        authorization: Annotated[str | None, Header()] = None,
+    ) -> Response:
+        """Detect an upgrade task (spec 003)."""
+        content_type = request.headers.get("content-type", "")
+        if content_type.split(";")[0].strip().lower() != "application/json":
+            return _answer(Answer(p.PARAMETER_ERROR))
+        raw = await read_json(request, max_bytes=ctx.settings.max_body_bytes)
+        try:
+            body = CheckBody.model_validate(raw)
+        except ValidationError:
+            return _answer(Answer(p.PARAMETER_ERROR))
+        return await run_check(session, authorization, CheckRequest(**body.model_dump()))
+
+    @router.get(f"{PREFIX}/south/check")
+    async def check_by_query(
+        request: Request,
+        session: SessionDep,
+        authorization: Annotated[str | None, Header()] = None,
+    ) -> Response:
+        """The same check with query parameters, as OneNET's own examples send it."""
+        parsed = _query_check(dict(request.query_params))
+        if parsed is None:
+            return _answer(Answer(p.PARAMETER_ERROR))
+        return await run_check(session, authorization, parsed)
+
+    @router.get(f"{PREFIX}/south/tasking")
+    async def tasking(
+        session: SessionDep,
+        dev_id: Annotated[str, Query()] = "",
+        type: Annotated[str, Query()] = "",
+        cdn: Annotated[str, Query()] = "false",
+        authorization: Annotated[str | None, Header()] = None,
+    ) -> Response:
+        """A fresh token for a device already downloading or upgrading."""
+        if not dev_id.isdigit() or type not in ("1", "2") or cdn not in ("true", "false"):
+            return _answer(Answer(p.PARAMETER_ERROR))
+        device = await service.authenticate(
+            session, ctx=ctx, authorization=authorization, dev_id=int(dev_id)
+        )
+        if device is None:
+            return _answer(Answer(p.AUTH_FAILED))
+        answer = await service.tasking(
+            session, ctx=ctx, device=device, task_type=int(type), cdn=cdn == "true"
+        )
+        await session.commit()
+        return _answer(answer)
+
+    @router.get(f"{PREFIX}/south/download/{{token}}/check")
+    async def token_check(
+        token: str,
+        session: SessionDep,
+        dev_id: Annotated[str, Query()] = "",
+        authorization: Annotated[str | None, Header()] = None,
+    ) -> Response:
+        """Verify a download token; the task moves from to-be-upgraded to downloading."""
+        if not dev_id.isdigit():
+            return _answer(Answer(p.PARAMETER_ERROR))
+        device = await service.authenticate(
+            session, ctx=ctx, authorization=authorization, dev_id=int(dev_id)
+        )
+        if device is None:
+            return _answer(Answer(p.AUTH_FAILED))
+        answer = await service.verify_token(session, ctx=ctx, device=device, token=token)
+        await session.commit()
+        return _answer(answer)
+
+    @router.post(f"{PREFIX}/south/report")
+    async def report(
+        request: Request,
+        session: SessionDep,
+        dev_id: Annotated[str, Query()] = "",
+        token: Annotated[str, Query()] = "",
+        authorization: Annotated[str | None, Header()] = None,
+    ) -> Response:
+        """Report download (1xx) and upgrade (2xx) results."""
+        if not dev_id.isdigit() or not token:
+            return _answer(Answer(p.PARAMETER_ERROR))
+        device = await service.authenticate(
+            session, ctx=ctx, authorization=authorization, dev_id=int(dev_id)
+        )
+        if device is None:
+            return _answer(Answer(p.AUTH_FAILED))
+        try:
+            body = await read_json(request, max_bytes=ctx.settings.max_body_bytes)
+        except BadPayload:
+            return _answer(Answer(p.RESULT_ERROR))
+        result = body.get("result") if isinstance(body, dict) else None
+        answer = await service.report(session, ctx=ctx, device=device, token=token, result=result)
+        await session.commit()
+        return _answer(answer)
+
+    async def download(
+        request: Request,
+        token: str,
+        dev_id: str,
+        authorization: str | None,
+    ) -> Response:
+        async with services.db.session() as session:
+            found = await service.resolve_token(session, ctx=ctx, token=token)
+            if found is None:
+                return _errno(p.TOKEN_INVALID, 404)
+            if dev_id and dev_id != str(found.device.dev_id):
+                return _errno(p.TOKEN_INVALID, 403)
+            if authorization is not None:
+                device = await service.authenticate(
+                    session, ctx=ctx, authorization=authorization, dev_id=found.device.dev_id
+                )
+                if device is None:
+                    return _errno(p.AUTH_FAILED, 403)
+            refusal = service.state_refusal(found)
+            if refusal is not None:
+                return _errno(refusal, 410)
+            if found.expired:
+                return _errno(p.TOKEN_EXPIRED, 410)
+            if found.assignment.state == p.State.PENDING and request.method == "GET":
+                service.start_download(found, now=ctx.clock.now())
+                await session.commit()
+            package = found.package
+        size = package.size
+        headers = {
+            "Accept-Ranges": "bytes",
+            "ETag": f'"{package.md5}"',
+            "Content-Type": "application/octet-stream",
+        }
+        try:
+            wanted = parse_range(request.headers.get("range"), size)
+        except Unsatisfiable:
+            headers["Content-Range"] = f"bytes */{size}"
+            return Response(status_code=416, headers=headers)
+        start, end = wanted if wanted is not None else (0, size - 1)
+        headers["Content-Length"] = str(end - start + 1)
+        status = 200
+        if wanted is not None:
+            status = 206
+            headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+        if request.method == "HEAD":
+            return Response(status_code=status, headers=headers)
+        return StreamingResponse(
+            ctx.blobs.read(package.blob_id, start=start, end=end),
+            status_code=status,
+            headers=headers,
+        )
+
+    for path in (f"{PREFIX}/download/{{token}}", f"{PREFIX}/south/download/{{token}}"):
+
+        @router.api_route(path, methods=["GET", "HEAD"], name=f"download:{path}")
+        async def download_route(
+            request: Request,
+            token: str,
+            dev_id: Annotated[str, Query()] = "",
+            authorization: Annotated[str | None, Header()] = None,
+        ) -> Response:
+            """The package bytes; Range requests answer 206 (resume) or 416."""
+            return await download(request, token, dev_id, authorization)
+
+    return router
+
+
+def _query_check(query: dict[str, str]) -> CheckRequest | None:
+    """A check from query parameters, or None when one is missing or mistyped."""
+    try:
+        dev_id, manuf, model = query["dev_id"], query["manuf"], query["model"]
+        task_type, version, cdn = query["type"], query["version"], query["cdn"]
+    except KeyError:
+        return None
+    optional: dict[str, int | None] = {}
+    for name in ("signals", "powers"):
+        value = query.get(name)
+        if value is not None and not value.lstrip("-").isdigit():
+            return None
+        optional[name] = int(value) if value is not None else None
+    if not dev_id.isdigit() or task_type not in ("1", "2") or cdn not in ("true", "false"):
+        return None
+    return CheckRequest(
+        dev_id=int(dev_id),
+        manuf=manuf,
+        model=model,
+        type=int(task_type),
+        version=version,
+        cdn=cdn == "true",
+        signals=optional["signals"],
+        powers=optional["powers"],
+    )
+
+
+# ---------------------------------------------------------------- management API (admins)
+
+
+class _ProblemRoute(APIRoute):
+    """Management routes turn :class:`OtaProblem` into FastAPI's ``{"detail": ...}``."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        inner = super().get_route_handler()
+
+        async def handler(request: Request) -> Response:
+            try:
+                return await inner(request)
+            except OtaProblem as exc:
+                return JSONResponse({"detail": exc.detail}, exc.status)
+
+        return handler
+
+
+def _device_out(device: OtaDevice) -> DeviceOut:
+    return DeviceOut.model_validate(device, from_attributes=True)
+
+
+def _task_out(task: OtaTask, states: list[str]) -> dict[str, Any]:
+    out = TaskOut.model_validate(
+        {**_columns(task), "counts": dict(Counter(states))}, from_attributes=False
+    )
+    return out.model_dump()
+
+
+def _columns(row: Any) -> dict[str, Any]:
+    return {c.key: getattr(row, c.key) for c in row.__table__.columns}
+
+
+def _management_router(services: Services) -> APIRouter:
+    ctx = context(services)
+    router = APIRouter(prefix="/api/v1/ota", tags=["ota"], route_class=_ProblemRoute)
+
+    @router.get("/catalog")
+    async def list_catalog(_admin: AdminDep) -> list[CatalogRow]:
+        """The chip-platform and module tables devices choose manuf/model from."""
+        return [CatalogRow.model_validate(row, from_attributes=True) for row in catalog.entries()]
+
+    @router.post("/products", status_code=201)
+    async def create_product(
+        body: ProductIn, _admin: AdminDep, session: SessionDep
+    ) -> ProductCreated:
+        product, key = await service.create_product(session, ctx=ctx, name=body.name)
+        await session.commit()
+        return ProductCreated(**_columns(product), key=key)
+
+    @router.get("/products")
+    async def list_products(_admin: AdminDep, session: SessionDep) -> list[ProductOut]:
+        rows = await session.scalars(select(OtaProduct).order_by(OtaProduct.id))
+        return [ProductOut.model_validate(r, from_attributes=True) for r in rows]
+
+    @router.get("/products/{product_id}")
+    async def get_product(product_id: int, _admin: AdminDep, session: SessionDep) -> ProductOut:
+        product = await service.get_product(session, product_id)
+        return ProductOut.model_validate(product, from_attributes=True)
+
+    @router.get("/products/{product_id}/key")
+    async def product_key(product_id: int, _admin: AdminDep, session: SessionDep) -> KeyOut:
+        """The product access key (for res=products/{id} tokens)."""
+        product = await service.get_product(session, product_id)
+        return KeyOut(key=ctx.secrets.decrypt(product.key_enc))
+
+    @router.post("/products/{product_id}/devices", status_code=201)
+    async def create_device(
+        product_id: int, body: DeviceIn, _admin: AdminDep, session: SessionDep
+    ) -> DeviceCreated:
+        product = await service.get_product(session, product_id)
+        device, key = await service.create_device(
+            session,
+            ctx=ctx,
+            product=product,
+            name=body.name,
+            manuf=body.manuf,
+            model=body.model,
+            dev_id=body.dev_id,
+            fota_version=body.fota_version,
+            sota_version=body.sota_version,
+        )
+        await session.commit()
+        return DeviceCreated(**_device_out(device).model_dump(), key=key)
+
+    @router.get("/products/{product_id}/devices")
+    async def list_devices(
+        product_id: int, _admin: AdminDep, session: SessionDep
+    ) -> list[DeviceOut]:
+        product = await service.get_product(session, product_id)
+        rows = await session.scalars(
+            select(OtaDevice).where(OtaDevice.product_id == product.id).order_by(OtaDevice.dev_id)
+        )
+        return [_device_out(d) for d in rows]
+
+    @router.get("/products/{product_id}/devices/{dev_id}")
+    async def get_device(
+        product_id: int, dev_id: int, _admin: AdminDep, session: SessionDep
+    ) -> DeviceOut:
+        product = await service.get_product(session, product_id)
+        return _device_out(await service.get_device(session, product=product, dev_id=dev_id))
+
+    @router.get("/products/{product_id}/devices/{dev_id}/key")
+    async def device_key(
+        product_id: int, dev_id: int, _admin: AdminDep, session: SessionDep
+    ) -> KeyOut:
+        product = await service.get_product(session, product_id)
+        device = await service.get_device(session, product=product, dev_id=dev_id)
+        return KeyOut(key=ctx.secrets.decrypt(device.key_enc))
+
+    @router.delete("/products/{product_id}/devices/{dev_id}", status_code=204)
+    async def delete_device(
+        product_id: int, dev_id: int, _admin: AdminDep, session: SessionDep
+    ) -> None:
+        product = await service.get_product(session, product_id)
+        device = await service.get_device(session, product=product, dev_id=dev_id)
+        await session.delete(device)
+        await session.commit()
+
+    @router.post(
+        "/products/{product_id}/packages",
+        status_code=201,
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/octet-stream": {"schema": {"type": "string"}}},
+            }
+        },
+    )
+    async def upload_package(
+        product_id: int,
+        request: Request,
+        _admin: AdminDep,
+        session: SessionDep,
+        version: Annotated[str, Query()],
+        manuf: Annotated[str, Query()],
+        model: Annotated[str, Query()],
+        type: Annotated[int, Query(ge=1, le=2)] = 1,
+    ) -> PackageOut:
+        """Upload a full image as the raw request body (streamed to the blob store)."""
+        product = await service.get_product(session, product_id)
+        package = await service.add_full_package(
+            session,
+            ctx=ctx,
+            product=product,
+            task_type=type,
+            manuf=manuf,
+            model=model,
+            version=version,
+            chunks=request.stream(),
+        )
+        await session.commit()
+        return PackageOut.model_validate(package, from_attributes=True)
+
+    @router.post("/products/{product_id}/packages/diff", status_code=201)
+    async def build_diff(
+        product_id: int, body: DiffIn, _admin: AdminDep, session: SessionDep
+    ) -> PackageOut:
+        """Build a differential package between two uploaded full images."""
+        product = await service.get_product(session, product_id)
+        package = await service.build_diff_package(
+            session,
+            ctx=ctx,
+            product=product,
+            task_type=body.type,
+            manuf=body.manuf,
+            model=body.model,
+            source_version=body.source_version,
+            target_version=body.target_version,
+        )
+        await session.commit()
+        return PackageOut.model_validate(package, from_attributes=True)
+
+    @router.get("/products/{product_id}/packages")
+    async def list_packages(
+        product_id: int, _admin: AdminDep, session: SessionDep
+    ) -> list[PackageOut]:
+        product = await service.get_product(session, product_id)
+        rows = await session.scalars(
+            select(OtaPackage).where(OtaPackage.product_id == product.id).order_by(OtaPackage.id)
+        )
+        return [PackageOut.model_validate(r, from_attributes=True) for r in rows]
+
+    @router.get("/products/{product_id}/packages/{package_id}/file")
+    async def package_file(
+        product_id: int, package_id: int, _admin: AdminDep, session: SessionDep
+    ) -> StreamingResponse:
+        """The stored bytes of a package (for checking what devices receive)."""
+        package = await session.get(OtaPackage, package_id)
+        if package is None or package.product_id != product_id:
+            raise OtaProblem(404, "no such package")
+        return StreamingResponse(
+            ctx.blobs.read(package.blob_id),
+            media_type="application/octet-stream",
+            headers={"Content-Length": str(package.size)},
+        )
+
+    @router.post("/products/{product_id}/tasks", status_code=201)
+    async def create_task(
+        product_id: int, body: TaskIn, _admin: AdminDep, session: SessionDep
+    ) -> TaskCreated:
+        """A task for a list of devices (``devices``) or every device at ``versions``."""
+        product = await service.get_product(session, product_id)
+        task, added, skipped = await service.create_task(
+            session,
+            ctx=ctx,
+            product=product,
+            spec=_spec(body),
+            dev_ids=body.devices,
+            versions=body.versions,
+            initial_version=body.initial_version,
+        )
+        await session.commit()
+        states = [p.State.PENDING.value] * len(added)
+        return TaskCreated(**_task_out(task, states), added=added, skipped=skipped)
+
+    @router.get("/products/{product_id}/tasks")
+    async def list_tasks(product_id: int, _admin: AdminDep, session: SessionDep) -> list[TaskOut]:
+        product = await service.get_product(session, product_id)
+        tasks = await session.scalars(
+            select(OtaTask).where(OtaTask.product_id == product.id).order_by(OtaTask.id)
+        )
+        out = []
+        for task in tasks:
+            states = [a.state for a, _ in await service.task_devices(session, task)]
+            out.append(TaskOut(**_task_out(task, states)))
+        return out
+
+    @router.get("/tasks/{task_id}")
+    async def get_task(task_id: int, _admin: AdminDep, session: SessionDep) -> TaskDetail:
+        task = await service.get_task(session, task_id)
+        rows = await service.task_devices(session, task)
+        devices = [
+            TaskDeviceOut(dev_id=dev_id, **{k: getattr(a, k) for k in _ASSIGNMENT_FIELDS})
+            for a, dev_id in rows
+        ]
+        return TaskDetail(**_task_out(task, [a.state for a, _ in rows]), devices=devices)
+
+    @router.post("/tasks/{task_id}/cancel")
+    async def cancel_task(task_id: int, _admin: AdminDep, session: SessionDep) -> CancelOut:
+        task = await service.get_task(session, task_id)
+        count = await service.cancel_task(session, ctx=ctx, task=task)
+        await session.commit()
+        return CancelOut(cancelled_devices=count)
+
+    @router.post("/products/{product_id}/strategies", status_code=201)
+    async def create_strategy(
+        product_id: int, body: StrategyIn, _admin: AdminDep, session: SessionDep
+    ) -> StrategyOut:
+        """Auto-add: devices checking at ``source_version`` join a task to ``target_version``."""
+        product = await service.get_product(session, product_id)
+        strategy = await service.create_strategy(
+            session,
+            ctx=ctx,
+            product=product,
+            spec=_spec(body),
+            source_version=body.source_version,
+        )
+        await session.commit()
+        return _strategy_out(strategy)
+
+    @router.get("/products/{product_id}/strategies")
+    async def list_strategies(
+        product_id: int, _admin: AdminDep, session: SessionDep
+    ) -> list[StrategyOut]:
+        product = await service.get_product(session, product_id)
+        rows = await session.scalars(
+            select(OtaStrategy).where(OtaStrategy.product_id == product.id).order_by(OtaStrategy.id)
+        )
+        return [_strategy_out(s) for s in rows]
+
+    @router.delete("/strategies/{strategy_id}", status_code=204)
+    async def disable_strategy(strategy_id: int, _admin: AdminDep, session: SessionDep) -> None:
+        """Disable a strategy (kept for the tasks it made)."""
+        strategy = await session.get(OtaStrategy, strategy_id)
+        if strategy is None:
+            raise OtaProblem(404, "no such strategy")
+        strategy.enabled = False
+        await session.commit()
+
+    return router
+
+
+_ASSIGNMENT_FIELDS = ("state", "initial_version", "failures", "result", "updated_at")
+
+
+def _spec(body: TaskIn | StrategyIn) -> service.TaskSpec:
+    return service.TaskSpec(
+        task_type=body.type,
+        kind=body.kind,
+        manuf=body.manuf,
+        model=body.model,
+        target_version=body.target_version,
+        signal=body.signal,
+        power=body.power,
+        retry=body.retry,
+        interval=body.interval,
+    )
+
+
+def _strategy_out(strategy: OtaStrategy) -> StrategyOut:
+    return StrategyOut.model_validate(_columns(strategy))
+
+
+def _routers(services: Services) -> list[APIRouter]:
+    return [_south_router(services), _management_router(services)]
+
+
+FAMILY = Family(name="ota", envelope=OtaEnvelope(), prefixes=(PREFIX,), routers=_routers)

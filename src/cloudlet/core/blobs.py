@@ -1,0 +1,159 @@
+"""Blob storage: content-addressed files written atomically and read back in ranges.
+
+Blobs are named by the SHA-256 of their bytes, so the same image uploaded twice is stored
+once and a name can never point at different bytes. ``FileBlobStore`` keeps them under
+``settings.data_dir / "blobs"``; other backends (S3, ...) only need the ``BlobStore`` protocol.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import secrets
+from collections.abc import AsyncIterable, AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Protocol
+
+from anyio import to_thread
+
+CHUNK_SIZE = 256 * 1024
+_BLOB_ID = re.compile(r"^[0-9a-f]{64}$")
+
+
+class BlobNotFound(KeyError):
+    """No blob with that id."""
+
+
+@dataclass(frozen=True)
+class BlobInfo:
+    """What a write produced: the blob's id (SHA-256), size and MD5."""
+
+    blob_id: str
+    size: int
+    md5: str
+
+
+class BlobStore(Protocol):
+    """Where package bytes live."""
+
+    async def put(self, chunks: AsyncIterable[bytes], *, max_size: int | None = None) -> BlobInfo:
+        """Store a stream; raises BlobTooLarge past ``max_size`` and keeps nothing."""
+        ...
+
+    async def put_bytes(self, data: bytes) -> BlobInfo: ...
+
+    async def size(self, blob_id: str) -> int: ...
+
+    def read(self, blob_id: str, *, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+        """Bytes ``start`` to ``end`` inclusive (``None``: to the last byte), in chunks."""
+        ...
+
+    async def read_all(self, blob_id: str) -> bytes: ...
+
+    async def delete(self, blob_id: str) -> None: ...
+
+
+class BlobTooLarge(ValueError):
+    """A stream went past the size the caller allowed."""
+
+
+class FileBlobStore:
+    """Blobs as files ``root/ab/abcdef...``; writes go to ``root/tmp`` then rename."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._tmp = root / "tmp"
+        self._tmp.mkdir(parents=True, exist_ok=True)
+
+    def path(self, blob_id: str) -> Path:
+        if not _BLOB_ID.match(blob_id):
+            raise BlobNotFound(blob_id)
+        return self.root / blob_id[:2] / blob_id
+
+    async def put(self, chunks: AsyncIterable[bytes], *, max_size: int | None = None) -> BlobInfo:
+        tmp = self._tmp / f"{secrets.token_hex(8)}.part"
+        sha, md5, size = hashlib.sha256(), hashlib.md5(), 0
+        handle: BinaryIO = await to_thread.run_sync(tmp.open, "wb")
+        try:
+            async for chunk in chunks:
+                size += len(chunk)
+                if max_size is not None and size > max_size:
+                    raise BlobTooLarge(f"more than {max_size} bytes")
+                sha.update(chunk)
+                md5.update(chunk)
+                await to_thread.run_sync(handle.write, chunk)
+            await to_thread.run_sync(_flush_and_sync, handle)
+        except BaseException:
+            handle.close()
+            tmp.unlink(missing_ok=True)
+            raise
+        handle.close()
+        blob_id = sha.hexdigest()
+        final = self.path(blob_id)
+        await to_thread.run_sync(_install, tmp, final)
+        return BlobInfo(blob_id=blob_id, size=size, md5=md5.hexdigest())
+
+    async def put_bytes(self, data: bytes) -> BlobInfo:
+        async def one() -> AsyncIterator[bytes]:
+            for offset in range(0, len(data), CHUNK_SIZE):
+                yield data[offset : offset + CHUNK_SIZE]
+
+        return await self.put(one())
+
+    async def size(self, blob_id: str) -> int:
+        try:
+            return (await to_thread.run_sync(self.path(blob_id).stat)).st_size
+        except FileNotFoundError as exc:
+            raise BlobNotFound(blob_id) from exc
+
+    async def read(
+        self, blob_id: str, *, start: int = 0, end: int | None = None
+    ) -> AsyncIterator[bytes]:
+        try:
+            handle: BinaryIO = await to_thread.run_sync(self.path(blob_id).open, "rb")
+        except FileNotFoundError as exc:
+            raise BlobNotFound(blob_id) from exc
+        try:
+            await to_thread.run_sync(handle.seek, start)
+            remaining = None if end is None else end - start + 1
+            while remaining is None or remaining > 0:
+                want = CHUNK_SIZE if remaining is None else min(CHUNK_SIZE, remaining)
+                chunk = await to_thread.run_sync(handle.read, want)
+                if not chunk:
+                    break
+                if remaining is not None:
+                    remaining -= len(chunk)
+                yield chunk
+        finally:
+            handle.close()
+
+    async def read_all(self, blob_id: str) -> bytes:
+        try:
+            return await to_thread.run_sync(self.path(blob_id).read_bytes)
+        except FileNotFoundError as exc:
+            raise BlobNotFound(blob_id) from exc
+
+    async def delete(self, blob_id: str) -> None:
+        await to_thread.run_sync(lambda: self.path(blob_id).unlink(missing_ok=True))
+
+
+def _flush_and_sync(handle: BinaryIO) -> None:
+    handle.flush()
+    os.fsync(handle.fileno())
+
+
+def _install(tmp: Path, final: Path) -> None:
+    # Same bytes, same name: a second copy is simply dropped.
+    final.parent.mkdir(parents=True, exist_ok=True)
+    if final.exists():
+        tmp.unlink(missing_ok=True)
+        return
+    os.replace(tmp, final)
+    # The rename is durable only once the directory entry is on disk.
+    fd = os.open(final.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

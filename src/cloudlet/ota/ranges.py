@@ -1,0 +1,41 @@
+"""HTTP ``Range: bytes=...`` for resumable downloads (RFC 9110 §14), single ranges only."""
+
+from __future__ import annotations
+
+
+class Unsatisfiable(ValueError):
+    """The range lies wholly past the end: answer 416 with ``Content-Range: bytes */size``."""
+
+
+def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """``(first, last)`` inclusive for a single byte range, or None to send the whole file.
+
+    Syntactically invalid or multi-range headers are ignored (a full 200 is always a valid
+    answer to Range); ranges starting past the end are unsatisfiable.
+    """
+    if not header:
+        return None
+    unit, _, spec = header.partition("=")
+    if unit.strip().lower() != "bytes" or "," in spec:
+        return None
+    first_text, dash, last_text = spec.strip().partition("-")
+    if not dash:
+        return None
+    first_text, last_text = first_text.strip(), last_text.strip()
+    if first_text == "":
+        # Suffix range: the last N bytes.
+        if not last_text.isdigit():
+            return None
+        length = int(last_text)
+        if length == 0:
+            raise Unsatisfiable(header)
+        return max(size - length, 0), size - 1
+    if not first_text.isdigit() or (last_text and not last_text.isdigit()):
+        return None
+    first = int(first_text)
+    last = int(last_text) if last_text else size - 1
+    if last < first:
+        return None
+    if first >= size:
+        raise Unsatisfiable(header)
+    return first, min(last, size - 1)

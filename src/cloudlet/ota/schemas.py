@@ -1,0 +1,179 @@
+"""Wire and management models of the OTA family."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class CheckBody(BaseModel):
+    """``POST /ota/south/check`` body (spec 003); strict: a string dev_id is a parameter error."""
+
+    model_config = ConfigDict(strict=True, extra="ignore")
+
+    dev_id: int
+    manuf: str
+    model: str
+    type: Literal[1, 2]
+    version: str
+    cdn: bool
+    signals: int | None = None
+    powers: int | None = None
+
+
+# ---------------------------------------------------------------- management API
+
+TaskType = Literal[1, 2]  # 1 FOTA, 2 SOTA
+PackageKind = Literal[1, 2]  # 1 full, 2 differential
+
+
+class ProductIn(BaseModel):
+    name: str = Field(min_length=1, max_length=64)
+
+
+class ProductOut(BaseModel):
+    id: int
+    name: str
+    created_at: datetime
+
+
+class ProductCreated(ProductOut):
+    # The product access key (base64); devices may sign with res=products/{id}.
+    key: str
+
+
+class KeyOut(BaseModel):
+    key: str
+
+
+class DeviceIn(BaseModel):
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[^/]+$")
+    manuf: str = Field(description="manufacturer name or number from the OneNET tables")
+    model: str = Field(description="module/chip model name or number from the OneNET tables")
+    dev_id: int | None = Field(default=None, ge=1, description="keep an existing OneNET id")
+    fota_version: str | None = None
+    sota_version: str | None = None
+
+
+class DeviceOut(BaseModel):
+    dev_id: int
+    product_id: int
+    name: str
+    manuf: str
+    model: str
+    fota_version: str | None
+    sota_version: str | None
+    last_check_at: datetime | None
+    last_signal: int | None
+    last_power: int | None
+
+
+class DeviceCreated(DeviceOut):
+    key: str
+
+
+class PackageOut(BaseModel):
+    id: int
+    type: int
+    kind: int
+    manuf: str
+    model: str
+    version: str
+    source_version: str
+    size: int
+    md5: str
+    created_at: datetime
+
+
+class DiffIn(BaseModel):
+    type: TaskType = 1
+    manuf: str
+    model: str
+    source_version: str
+    target_version: str
+
+
+class GateFields(BaseModel):
+    signal: int = Field(default=0, ge=0, description="devices upgrade only above this signal")
+    power: int = Field(default=0, ge=0, le=100, description="... and above this battery %")
+    retry: int = Field(default=0, ge=0, le=100)
+    interval: int = Field(default=0, ge=0, description="seconds between retries")
+
+
+class TaskIn(GateFields):
+    type: TaskType = 1
+    kind: PackageKind = 1
+    manuf: str
+    model: str
+    target_version: str
+    devices: list[int] | None = Field(default=None, description="dev_ids")
+    versions: list[str] | None = Field(default=None, description="every device at these versions")
+    initial_version: str | None = Field(
+        default=None, description="source version for devices that never reported one"
+    )
+
+
+class TaskDeviceOut(BaseModel):
+    dev_id: int
+    state: str
+    initial_version: str | None
+    failures: int
+    result: int | None
+    updated_at: datetime
+
+
+class TaskOut(BaseModel):
+    id: int
+    product_id: int
+    type: int
+    kind: int
+    manuf: str
+    model: str
+    target_version: str
+    signal: int
+    power: int
+    retry: int
+    interval: int
+    cancelled: bool
+    strategy_id: int | None
+    created_at: datetime
+    counts: dict[str, int]
+
+
+class TaskCreated(TaskOut):
+    added: list[int]
+    skipped: list[int]
+
+
+class TaskDetail(TaskOut):
+    devices: list[TaskDeviceOut]
+
+
+class CancelOut(BaseModel):
+    cancelled_devices: int
+
+
+class StrategyIn(GateFields):
+    type: TaskType = 1
+    kind: PackageKind = 1
+    manuf: str
+    model: str
+    source_version: str = Field(default="", description='"" matches any other version')
+    target_version: str
+
+
+class StrategyOut(StrategyIn):
+    id: int
+    product_id: int
+    enabled: bool
+    created_at: datetime
+
+
+class CatalogRow(BaseModel):
+    kind: str
+    manufacturer: str
+    model: str
+    manuf_no: str
+    model_no: str

@@ -1,0 +1,818 @@
+"""Domain logic of the OTA family: device checks, tokens, reports, packages, tasks, strategies."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from anyio import to_thread
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cloudlet.core.blobs import BlobStore, BlobTooLarge
+from cloudlet.core.clock import Clock
+from cloudlet.core.security import SecretBox, new_token, token_digest
+from cloudlet.ota import auth, catalog, delta
+from cloudlet.ota import protocol as p
+from cloudlet.ota.config import OtaSettings
+from cloudlet.ota.models import (
+    OtaDevice,
+    OtaDownloadToken,
+    OtaPackage,
+    OtaProduct,
+    OtaStrategy,
+    OtaTask,
+    OtaTaskDevice,
+)
+
+FIRST_DEV_ID = 100000
+
+
+@dataclass(frozen=True)
+class OtaContext:
+    """What the OTA domain needs from the process: settings, clock, secrets, blobs."""
+
+    settings: OtaSettings
+    clock: Clock
+    secrets: SecretBox
+    blobs: BlobStore
+
+
+@dataclass
+class Answer:
+    """An errno with its optional ``data``: what a south endpoint answers."""
+
+    errno: int
+    data: dict[str, Any] | None = None
+
+    def body(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"errno": self.errno, "error": p.ERROR_TEXT[self.errno]}
+        if self.data is not None:
+            out["data"] = self.data
+        return out
+
+
+class OtaProblem(Exception):
+    """A management-API refusal: HTTP status and a message."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class CheckRequest:
+    dev_id: int
+    manuf: str
+    model: str
+    type: int
+    version: str
+    cdn: bool
+    signals: int | None = None
+    powers: int | None = None
+
+
+# ---------------------------------------------------------------- device authentication
+
+
+async def authenticate(
+    session: AsyncSession, *, ctx: OtaContext, authorization: str | None, dev_id: int
+) -> OtaDevice | None:
+    """The device ``dev_id`` when ``authorization`` is a valid token for it, else None."""
+    if not authorization:
+        return None
+    try:
+        token = auth.parse(authorization)
+    except auth.TokenError:
+        return None
+    if token.version not in ctx.settings.token_versions or not token.product_id.isdigit():
+        return None
+    device = await session.scalar(select(OtaDevice).where(OtaDevice.dev_id == dev_id))
+    if device is None or str(device.product_id) != token.product_id:
+        return None
+    if token.device_name is None:
+        product = await session.get(OtaProduct, device.product_id)
+        if product is None:
+            return None
+        key_enc = product.key_enc
+    elif token.device_name == device.name:
+        key_enc = device.key_enc
+    else:
+        return None
+    try:
+        ok = auth.verify(token, key=ctx.secrets.decrypt(key_enc), now=ctx.clock.timestamp())
+    except (auth.TokenError, ValueError):
+        return None
+    return device if ok else None
+
+
+# ---------------------------------------------------------------- check
+
+
+async def check(
+    session: AsyncSession, *, ctx: OtaContext, device: OtaDevice, request: CheckRequest
+) -> Answer:
+    """``/ota/south/check`` for an authenticated device; the caller commits in every case."""
+    if not p.valid_version(request.version):
+        return Answer(p.VERSION_FORMAT)
+    now = ctx.clock.now()
+    # The reported version is recorded whatever the outcome (spec 003).
+    if request.type == p.FOTA:
+        device.fota_version = request.version
+    else:
+        device.sota_version = request.version
+    device.last_check_at = now
+    device.last_signal = request.signals
+    device.last_power = request.powers
+
+    found = await _active_assignment(session, device_id=device.id, task_type=request.type)
+    if found is None:
+        found = await _auto_add(session, ctx=ctx, device=device, request=request)
+        if found is None:
+            return Answer(p.NO_TASK)
+    assignment, task = found
+    if assignment.state == p.State.PENDING and _in_retry_wait(assignment, task, now):
+        return Answer(p.NO_TASK)
+
+    if catalog.canonical(request.manuf, request.model) != (task.manuf, task.model):
+        _finish(assignment, p.State.FAILED, result=p.MANUF_MODEL_MISMATCH, now=now)
+        return Answer(p.MANUF_MODEL_MISMATCH)
+    package = await _package_for(session, task=task, assignment=assignment)
+    if package is None:
+        return Answer(p.NO_DIFF_PACKAGE if task.kind == p.DIFF else p.INTERNAL_ERROR)
+    if task.kind == p.DIFF and request.version != package.source_version:
+        _finish(assignment, p.State.FAILED, result=p.VERSION_MISMATCH, now=now)
+        return Answer(p.VERSION_MISMATCH)
+    token = await _issue_token(session, ctx=ctx, assignment=assignment, package=package)
+    return Answer(p.OK, _task_data(ctx, task, assignment, package, token, cdn=request.cdn))
+
+
+async def tasking(
+    session: AsyncSession, *, ctx: OtaContext, device: OtaDevice, task_type: int, cdn: bool
+) -> Answer:
+    """``/ota/south/tasking``: a fresh token for a device already downloading or upgrading."""
+    found = await _active_assignment(session, device_id=device.id, task_type=task_type)
+    if found is None or found[0].state == p.State.PENDING:
+        return Answer(p.TOKEN_INVALID)
+    assignment, task = found
+    package = await _package_for(session, task=task, assignment=assignment)
+    if package is None:
+        return Answer(p.INTERNAL_ERROR)
+    token = await _issue_token(session, ctx=ctx, assignment=assignment, package=package)
+    return Answer(p.OK, _task_data(ctx, task, assignment, package, token, cdn=cdn))
+
+
+def _task_data(
+    ctx: OtaContext,
+    task: OtaTask,
+    assignment: OtaTaskDevice,
+    package: OtaPackage,
+    token: str,
+    *,
+    cdn: bool,
+) -> dict[str, Any]:
+    return {
+        "target": task.target_version,
+        "token": token,
+        "size": package.size,
+        "signal": task.signal,
+        "power": task.power,
+        # Retries left, so a device that already failed sees its remaining budget.
+        "retry": max(task.retry - assignment.failures, 0),
+        "interval": task.interval,
+        "md5": package.md5,
+        "ipPort": ctx.settings.public_host if cdn else ctx.settings.public_ip_port,
+        "type": task.kind,
+    }
+
+
+def _in_retry_wait(assignment: OtaTaskDevice, task: OtaTask, now: datetime) -> bool:
+    last = assignment.last_failure_at
+    return last is not None and now < last + timedelta(seconds=task.interval)
+
+
+async def _active_assignment(
+    session: AsyncSession, *, device_id: int, task_type: int
+) -> tuple[OtaTaskDevice, OtaTask] | None:
+    row = (
+        await session.execute(
+            select(OtaTaskDevice, OtaTask)
+            .join(OtaTask, OtaTask.id == OtaTaskDevice.task_id)
+            .where(
+                OtaTaskDevice.device_id == device_id,
+                OtaTaskDevice.state.in_([s.value for s in p.ACTIVE_STATES]),
+                OtaTask.type == task_type,
+                OtaTask.cancelled.is_(False),
+            )
+            .order_by(OtaTaskDevice.id.desc())
+            .limit(1)
+        )
+    ).first()
+    return (row[0], row[1]) if row is not None else None
+
+
+async def _package_for(
+    session: AsyncSession, *, task: OtaTask, assignment: OtaTaskDevice
+) -> OtaPackage | None:
+    if task.kind == p.DIFF and not assignment.initial_version:
+        return None
+    source = (assignment.initial_version or "") if task.kind == p.DIFF else ""
+    package: OtaPackage | None = await session.scalar(
+        select(OtaPackage).where(
+            OtaPackage.product_id == task.product_id,
+            OtaPackage.type == task.type,
+            OtaPackage.kind == task.kind,
+            OtaPackage.manuf == task.manuf,
+            OtaPackage.model == task.model,
+            OtaPackage.version == task.target_version,
+            OtaPackage.source_version == source,
+        )
+    )
+    return package
+
+
+async def _issue_token(
+    session: AsyncSession, *, ctx: OtaContext, assignment: OtaTaskDevice, package: OtaPackage
+) -> str:
+    token = p.TOKEN_PREFIX + new_token(p.TOKEN_LENGTH)
+    now = ctx.clock.now()
+    session.add(
+        OtaDownloadToken(
+            digest=token_digest(token),
+            task_device_id=assignment.id,
+            package_id=package.id,
+            expires_at=now + timedelta(seconds=ctx.settings.download_token_seconds),
+        )
+    )
+    return token
+
+
+def _finish(assignment: OtaTaskDevice, state: p.State, *, result: int, now: datetime) -> None:
+    assignment.state = state.value
+    assignment.result = result
+    assignment.updated_at = now
+
+
+def _record_failure(
+    assignment: OtaTaskDevice, task: OtaTask, *, result: int, now: datetime
+) -> None:
+    """A failed download or upgrade: back to pending while retries remain, else failed."""
+    assignment.failures += 1
+    assignment.last_failure_at = now
+    if result in p.FINAL_FAILURES or assignment.failures > task.retry:
+        _finish(assignment, p.State.FAILED, result=result, now=now)
+    else:
+        _finish(assignment, p.State.PENDING, result=result, now=now)
+
+
+async def _auto_add(
+    session: AsyncSession, *, ctx: OtaContext, device: OtaDevice, request: CheckRequest
+) -> tuple[OtaTaskDevice, OtaTask] | None:
+    """Apply the first matching auto-add strategy: the device joins that strategy's task."""
+    manuf, model = catalog.canonical(request.manuf, request.model)
+    strategies = await session.scalars(
+        select(OtaStrategy)
+        .where(
+            OtaStrategy.product_id == device.product_id,
+            OtaStrategy.type == request.type,
+            OtaStrategy.enabled.is_(True),
+            OtaStrategy.manuf == manuf,
+            OtaStrategy.model == model,
+            OtaStrategy.target_version != request.version,
+            OtaStrategy.source_version.in_(["", request.version]),
+        )
+        .order_by(OtaStrategy.source_version.desc(), OtaStrategy.id)
+    )
+    now = ctx.clock.now()
+    for strategy in strategies:
+        task = await session.scalar(
+            select(OtaTask).where(OtaTask.strategy_id == strategy.id, OtaTask.cancelled.is_(False))
+        )
+        if task is None:
+            task = OtaTask(
+                product_id=strategy.product_id,
+                type=strategy.type,
+                kind=strategy.kind,
+                manuf=strategy.manuf,
+                model=strategy.model,
+                target_version=strategy.target_version,
+                signal=strategy.signal,
+                power=strategy.power,
+                retry=strategy.retry,
+                interval=strategy.interval,
+                cancelled=False,
+                strategy_id=strategy.id,
+                created_at=now,
+            )
+            session.add(task)
+            await session.flush()
+        already = await session.scalar(
+            select(OtaTaskDevice.id).where(
+                OtaTaskDevice.task_id == task.id, OtaTaskDevice.device_id == device.id
+            )
+        )
+        if already is not None:
+            # Joined once already (and finished): a strategy never loops a device.
+            continue
+        assignment = OtaTaskDevice(
+            task_id=task.id,
+            device_id=device.id,
+            state=p.State.PENDING.value,
+            initial_version=request.version,
+            failures=0,
+            updated_at=now,
+        )
+        session.add(assignment)
+        await session.flush()
+        return assignment, task
+    return None
+
+
+# ---------------------------------------------------------------- tokens, downloads, reports
+
+
+@dataclass
+class Download:
+    """A resolved download token."""
+
+    assignment: OtaTaskDevice
+    task: OtaTask
+    package: OtaPackage
+    device: OtaDevice
+    expired: bool
+
+
+async def resolve_token(session: AsyncSession, *, ctx: OtaContext, token: str) -> Download | None:
+    row = (
+        await session.execute(
+            select(OtaDownloadToken, OtaTaskDevice, OtaTask, OtaPackage, OtaDevice)
+            .join(OtaTaskDevice, OtaTaskDevice.id == OtaDownloadToken.task_device_id)
+            .join(OtaTask, OtaTask.id == OtaTaskDevice.task_id)
+            .join(OtaPackage, OtaPackage.id == OtaDownloadToken.package_id)
+            .join(OtaDevice, OtaDevice.id == OtaTaskDevice.device_id)
+            .where(OtaDownloadToken.digest == token_digest(token))
+        )
+    ).first()
+    if row is None:
+        return None
+    record, assignment, task, package, device = row
+    expired = record.expires_at <= ctx.clock.now()
+    return Download(assignment, task, package, device, expired)
+
+
+def state_refusal(download: Download) -> int | None:
+    """The errno refusing this token because its task has ended, if it has."""
+    state = download.assignment.state
+    if state == p.State.CANCELLED or download.task.cancelled:
+        return p.TASK_CANCELLED
+    if state in (p.State.SUCCESS, p.State.FAILED):
+        return p.TASK_COMPLETED
+    return None
+
+
+def start_download(download: Download, *, now: datetime) -> None:
+    """A device verified its token or began downloading: to be upgraded → downloading."""
+    if download.assignment.state == p.State.PENDING:
+        _finish(download.assignment, p.State.DOWNLOADING, result=0, now=now)
+        download.assignment.result = None
+
+
+async def verify_token(
+    session: AsyncSession, *, ctx: OtaContext, device: OtaDevice, token: str
+) -> Answer:
+    """``/ota/south/download/{token}/check``."""
+    download = await resolve_token(session, ctx=ctx, token=token)
+    if download is None or download.device.id != device.id:
+        return Answer(p.TOKEN_INVALID)
+    refusal = state_refusal(download)
+    if refusal is not None:
+        return Answer(refusal)
+    if download.expired:
+        return Answer(p.TOKEN_EXPIRED)
+    if download.assignment.state not in (p.State.PENDING, p.State.DOWNLOADING):
+        return Answer(p.INVALID_STATUS)
+    start_download(download, now=ctx.clock.now())
+    return Answer(p.OK)
+
+
+async def report(
+    session: AsyncSession, *, ctx: OtaContext, device: OtaDevice, token: str, result: object
+) -> Answer:
+    """``/ota/south/report``: move the task along after a 1xx or 2xx result."""
+    download = await resolve_token(session, ctx=ctx, token=token)
+    if download is None or download.device.id != device.id or download.expired:
+        return Answer(p.AUTH_FAILED)
+    if not isinstance(result, int) or isinstance(result, bool):
+        return Answer(p.RESULT_ERROR)
+    known = {p.DOWNLOADED, p.UPGRADED} | p.DOWNLOAD_FAILURES | p.UPGRADE_FAILURES | p.FINAL_FAILURES
+    if result not in known:
+        return Answer(p.PARAMETER_ERROR)
+    refusal = state_refusal(download)
+    if refusal is not None:
+        return Answer(refusal)
+    assignment, task, now = download.assignment, download.task, ctx.clock.now()
+    state = p.State(assignment.state)
+    if result == p.DOWNLOADED:
+        if state == p.State.UPGRADING:
+            return Answer(p.OK)
+        _finish(assignment, p.State.UPGRADING, result=result, now=now)
+    elif result == p.UPGRADED:
+        if state == p.State.PENDING:
+            return Answer(p.INVALID_OPERATION)
+        _finish(assignment, p.State.SUCCESS, result=result, now=now)
+        if task.type == p.FOTA:
+            device.fota_version = task.target_version
+        else:
+            device.sota_version = task.target_version
+    elif result in p.UPGRADE_FAILURES and state != p.State.UPGRADING:
+        return Answer(p.INVALID_OPERATION)
+    else:
+        _record_failure(assignment, task, result=result, now=now)
+    return Answer(p.OK)
+
+
+# ---------------------------------------------------------------- management: products, devices
+
+
+def _catalog_pair(manuf: str, model: str) -> tuple[str, str]:
+    row = catalog.resolve(manuf, model)
+    if row is None:
+        raise OtaProblem(422, f"manuf/model {manuf!r}/{model!r} is not in the OneNET tables")
+    return row.manufacturer, row.model
+
+
+def _check_version(value: str, field: str = "version") -> None:
+    if not p.valid_version(value):
+        raise OtaProblem(422, f"{field} must match [a-zA-Z0-9_\\-.]{{1,20}}")
+
+
+async def create_product(
+    session: AsyncSession, *, ctx: OtaContext, name: str
+) -> tuple[OtaProduct, str]:
+    key = auth.new_key()
+    product = OtaProduct(name=name, key_enc=ctx.secrets.encrypt(key), created_at=ctx.clock.now())
+    session.add(product)
+    await session.flush()
+    return product, key
+
+
+async def get_product(session: AsyncSession, product_id: int) -> OtaProduct:
+    product = await session.get(OtaProduct, product_id)
+    if product is None:
+        raise OtaProblem(404, "no such product")
+    return product
+
+
+async def create_device(
+    session: AsyncSession,
+    *,
+    ctx: OtaContext,
+    product: OtaProduct,
+    name: str,
+    manuf: str,
+    model: str,
+    dev_id: int | None = None,
+    fota_version: str | None = None,
+    sota_version: str | None = None,
+) -> tuple[OtaDevice, str]:
+    manuf, model = _catalog_pair(manuf, model)
+    for value, field in ((fota_version, "fota_version"), (sota_version, "sota_version")):
+        if value is not None:
+            _check_version(value, field)
+    if dev_id is None:
+        highest = await session.scalar(select(func.max(OtaDevice.dev_id)))
+        dev_id = max((highest or 0) + 1, FIRST_DEV_ID)
+    key = auth.new_key()
+    device = OtaDevice(
+        dev_id=dev_id,
+        product_id=product.id,
+        name=name,
+        key_enc=ctx.secrets.encrypt(key),
+        manuf=manuf,
+        model=model,
+        fota_version=fota_version,
+        sota_version=sota_version,
+        created_at=ctx.clock.now(),
+    )
+    session.add(device)
+    try:
+        async with session.begin_nested():
+            await session.flush()
+    except IntegrityError as exc:
+        raise OtaProblem(409, "dev_id or device name already taken") from exc
+    return device, key
+
+
+async def get_device(session: AsyncSession, *, product: OtaProduct, dev_id: int) -> OtaDevice:
+    device = await session.scalar(
+        select(OtaDevice).where(OtaDevice.dev_id == dev_id, OtaDevice.product_id == product.id)
+    )
+    if device is None:
+        raise OtaProblem(404, "no such device")
+    return device
+
+
+# ---------------------------------------------------------------- management: packages
+
+
+async def add_full_package(
+    session: AsyncSession,
+    *,
+    ctx: OtaContext,
+    product: OtaProduct,
+    task_type: int,
+    manuf: str,
+    model: str,
+    version: str,
+    chunks: AsyncIterable[bytes],
+) -> OtaPackage:
+    """Store an uploaded image (streamed to the blob store) as a full package."""
+    manuf, model = _catalog_pair(manuf, model)
+    _check_version(version)
+    try:
+        info = await ctx.blobs.put(chunks, max_size=ctx.settings.max_package_bytes)
+    except BlobTooLarge as exc:
+        raise OtaProblem(
+            413, f"package larger than {ctx.settings.max_package_bytes} bytes"
+        ) from exc
+    if info.size == 0:
+        raise OtaProblem(422, "empty package")
+    return await _add_package(
+        session,
+        ctx=ctx,
+        product=product,
+        task_type=task_type,
+        kind=p.FULL,
+        manuf=manuf,
+        model=model,
+        version=version,
+        source_version="",
+        blob=(info.blob_id, info.size, info.md5),
+    )
+
+
+async def build_diff_package(
+    session: AsyncSession,
+    *,
+    ctx: OtaContext,
+    product: OtaProduct,
+    task_type: int,
+    manuf: str,
+    model: str,
+    source_version: str,
+    target_version: str,
+) -> OtaPackage:
+    """A differential package from two stored full images (bsdiff4, see docs/ota.md)."""
+    manuf, model = _catalog_pair(manuf, model)
+    _check_version(source_version, "source_version")
+    _check_version(target_version, "target_version")
+    if source_version == target_version:
+        raise OtaProblem(422, "source and target versions are the same")
+    images = []
+    for version in (source_version, target_version):
+        full = await session.scalar(
+            select(OtaPackage).where(
+                OtaPackage.product_id == product.id,
+                OtaPackage.type == task_type,
+                OtaPackage.kind == p.FULL,
+                OtaPackage.manuf == manuf,
+                OtaPackage.model == model,
+                OtaPackage.version == version,
+            )
+        )
+        if full is None:
+            raise OtaProblem(404, f"no full package for version {version}")
+        images.append(await ctx.blobs.read_all(full.blob_id))
+    patch = await to_thread.run_sync(delta.make_patch, images[0], images[1])
+    info = await ctx.blobs.put_bytes(patch)
+    return await _add_package(
+        session,
+        ctx=ctx,
+        product=product,
+        task_type=task_type,
+        kind=p.DIFF,
+        manuf=manuf,
+        model=model,
+        version=target_version,
+        source_version=source_version,
+        blob=(info.blob_id, info.size, info.md5),
+    )
+
+
+async def _add_package(
+    session: AsyncSession,
+    *,
+    ctx: OtaContext,
+    product: OtaProduct,
+    task_type: int,
+    kind: int,
+    manuf: str,
+    model: str,
+    version: str,
+    source_version: str,
+    blob: tuple[str, int, str],
+) -> OtaPackage:
+    package = OtaPackage(
+        product_id=product.id,
+        type=task_type,
+        kind=kind,
+        manuf=manuf,
+        model=model,
+        version=version,
+        source_version=source_version,
+        blob_id=blob[0],
+        size=blob[1],
+        md5=blob[2],
+        created_at=ctx.clock.now(),
+    )
+    session.add(package)
+    try:
+        async with session.begin_nested():
+            await session.flush()
+    except IntegrityError as exc:
+        raise OtaProblem(409, "that package already exists") from exc
+    return package
+
+
+# ---------------------------------------------------------------- management: tasks, strategies
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    task_type: int
+    kind: int
+    manuf: str
+    model: str
+    target_version: str
+    signal: int = 0
+    power: int = 0
+    retry: int = 0
+    interval: int = 0
+
+
+async def create_task(
+    session: AsyncSession,
+    *,
+    ctx: OtaContext,
+    product: OtaProduct,
+    spec: TaskSpec,
+    dev_ids: Sequence[int] | None = None,
+    versions: Sequence[str] | None = None,
+    initial_version: str | None = None,
+) -> tuple[OtaTask, list[int], list[int]]:
+    """A task for the listed devices or every device at one of ``versions``.
+
+    Returns the task, the dev_ids added and the dev_ids skipped because they already have
+    an unfinished task of that type.
+    """
+    manuf, model = _catalog_pair(spec.manuf, spec.model)
+    _check_version(spec.target_version, "target_version")
+    if initial_version is not None:
+        _check_version(initial_version, "initial_version")
+    if (dev_ids is None) == (versions is None):
+        raise OtaProblem(422, "give exactly one of devices or versions")
+    packages = await session.scalar(
+        select(func.count(OtaPackage.id)).where(
+            OtaPackage.product_id == product.id,
+            OtaPackage.type == spec.task_type,
+            OtaPackage.kind == spec.kind,
+            OtaPackage.manuf == manuf,
+            OtaPackage.model == model,
+            OtaPackage.version == spec.target_version,
+        )
+    )
+    if not packages:
+        raise OtaProblem(422, "no package of that kind for the target version")
+
+    query = select(OtaDevice).where(OtaDevice.product_id == product.id)
+    if dev_ids is not None:
+        devices = list(await session.scalars(query.where(OtaDevice.dev_id.in_(dev_ids))))
+        missing = set(dev_ids) - {d.dev_id for d in devices}
+        if missing:
+            raise OtaProblem(404, f"unknown devices: {sorted(missing)}")
+    else:
+        column = OtaDevice.fota_version if spec.task_type == p.FOTA else OtaDevice.sota_version
+        devices = list(
+            await session.scalars(
+                query.where(
+                    column.in_(list(versions or [])),
+                    OtaDevice.manuf == manuf,
+                    OtaDevice.model == model,
+                )
+            )
+        )
+    now = ctx.clock.now()
+    task = OtaTask(
+        product_id=product.id,
+        type=spec.task_type,
+        kind=spec.kind,
+        manuf=manuf,
+        model=model,
+        target_version=spec.target_version,
+        signal=spec.signal,
+        power=spec.power,
+        retry=spec.retry,
+        interval=spec.interval,
+        cancelled=False,
+        created_at=now,
+    )
+    session.add(task)
+    await session.flush()
+    busy = set(
+        await session.scalars(
+            select(OtaTaskDevice.device_id)
+            .join(OtaTask, OtaTask.id == OtaTaskDevice.task_id)
+            .where(
+                OtaTaskDevice.device_id.in_([d.id for d in devices]),
+                OtaTaskDevice.state.in_([s.value for s in p.ACTIVE_STATES]),
+                OtaTask.type == spec.task_type,
+                OtaTask.cancelled.is_(False),
+            )
+        )
+    )
+    added: list[int] = []
+    skipped: list[int] = []
+    for device in sorted(devices, key=lambda d: d.dev_id):
+        if device.id in busy:
+            skipped.append(device.dev_id)
+            continue
+        current = device.fota_version if spec.task_type == p.FOTA else device.sota_version
+        session.add(
+            OtaTaskDevice(
+                task_id=task.id,
+                device_id=device.id,
+                state=p.State.PENDING.value,
+                initial_version=initial_version or current,
+                failures=0,
+                updated_at=now,
+            )
+        )
+        added.append(device.dev_id)
+    await session.flush()
+    return task, added, skipped
+
+
+async def get_task(session: AsyncSession, task_id: int) -> OtaTask:
+    task = await session.get(OtaTask, task_id)
+    if task is None:
+        raise OtaProblem(404, "no such task")
+    return task
+
+
+async def task_devices(session: AsyncSession, task: OtaTask) -> list[tuple[OtaTaskDevice, int]]:
+    rows = await session.execute(
+        select(OtaTaskDevice, OtaDevice.dev_id)
+        .join(OtaDevice, OtaDevice.id == OtaTaskDevice.device_id)
+        .where(OtaTaskDevice.task_id == task.id)
+        .order_by(OtaDevice.dev_id)
+    )
+    return [(row[0], row[1]) for row in rows]
+
+
+async def cancel_task(session: AsyncSession, *, ctx: OtaContext, task: OtaTask) -> int:
+    """Cancel a task: every unfinished device in it becomes cancelled. Returns how many."""
+    task.cancelled = True
+    now, count = ctx.clock.now(), 0
+    for assignment, _dev_id in await task_devices(session, task):
+        if assignment.state in p.ACTIVE_STATES:
+            _finish(assignment, p.State.CANCELLED, result=p.TASK_CANCELLED, now=now)
+            count += 1
+    return count
+
+
+async def create_strategy(
+    session: AsyncSession,
+    *,
+    ctx: OtaContext,
+    product: OtaProduct,
+    spec: TaskSpec,
+    source_version: str,
+) -> OtaStrategy:
+    manuf, model = _catalog_pair(spec.manuf, spec.model)
+    _check_version(spec.target_version, "target_version")
+    if source_version:
+        _check_version(source_version, "source_version")
+    if source_version == spec.target_version:
+        raise OtaProblem(422, "source and target versions are the same")
+    strategy = OtaStrategy(
+        product_id=product.id,
+        type=spec.task_type,
+        kind=spec.kind,
+        manuf=manuf,
+        model=model,
+        source_version=source_version,
+        target_version=spec.target_version,
+        signal=spec.signal,
+        power=spec.power,
+        retry=spec.retry,
+        interval=spec.interval,
+        enabled=True,
+        created_at=ctx.clock.now(),
+    )
+    session.add(strategy)
+    await session.flush()
+    return strategy

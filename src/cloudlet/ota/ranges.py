@@ -35,7 +35,10 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     first = int(first_text)
     last = int(last_text) if last_text else size - 1
     if last < first:
-        return None
+        # Either "first > last" as written (invalid: ignore) or a start past the end.
+        if last_text:
+            return None
+        raise Unsatisfiable(header)
     if first >= size:
         raise Unsatisfiable(header)
     return first, min(last, size - 1)

@@ -1,0 +1,114 @@
+"""Pure parts: Range parsing, the OneNET token, the catalog tables, the blob store, bsdiff."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from pathlib import Path
+
+import pytest
+
+from cloudlet.core.blobs import BlobNotFound, BlobTooLarge, FileBlobStore
+from cloudlet.ota import auth, catalog, delta
+from cloudlet.ota.ranges import Unsatisfiable, parse_range
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        (None, None),
+        ("bytes=0-9", (0, 9)),
+        ("bytes=5-", (5, 99)),
+        ("bytes=-10", (90, 99)),
+        ("bytes=-500", (0, 99)),
+        ("bytes=90-200", (90, 99)),
+        ("bytes=9-3", None),
+        ("bytes=0-1,5-6", None),
+        ("items=0-1", None),
+        ("bytes=x-1", None),
+    ],
+)
+def test_parse_range(header: str | None, expected: tuple[int, int] | None) -> None:
+    assert parse_range(header, 100) == expected
+
+
+@pytest.mark.parametrize("header", ["bytes=100-", "bytes=150-160", "bytes=-0"])
+def test_unsatisfiable_range(header: str) -> None:
+    with pytest.raises(Unsatisfiable):
+        parse_range(header, 100)
+
+
+def test_token_matches_onenet_formula() -> None:
+    key = base64.b64encode(b"k" * 32).decode()
+    token = auth.make_token(key=key, res="products/123/devices/nb", et=1537255523, method="sha256")
+    parsed = auth.parse(token)
+    message = b"1537255523\nsha256\nproducts/123/devices/nb\n2018-10-31"
+    sign = base64.b64encode(hmac.new(b"k" * 32, message, hashlib.sha256).digest()).decode()
+    assert parsed.sign == sign
+    assert "res=products%2F123%2Fdevices%2Fnb" in token
+    assert (parsed.product_id, parsed.device_name) == ("123", "nb")
+    assert auth.verify(parsed, key=key, now=1537255522)
+    assert not auth.verify(parsed, key=key, now=1537255523)
+    assert not auth.verify(parsed, key=base64.b64encode(b"x" * 32).decode(), now=0)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "",
+        "version=2018-10-31&res=products%2F1&et=1&method=sha512&sign=x",
+        "version=2018-10-31&res=devices%2F1&et=1&method=sha1&sign=x",
+        "version=2018-10-31&res=products%2F1&et=soon&method=sha1&sign=x",
+        "version=2018-10-31&res=products%2F1&method=sha1&sign=x",
+    ],
+)
+def test_malformed_tokens(value: str) -> None:
+    with pytest.raises(auth.TokenError):
+        auth.parse(value)
+
+
+def test_catalog_tables() -> None:
+    rows = catalog.entries()
+    assert len([r for r in rows if r.kind == "chip"]) == 4
+    assert len([r for r in rows if r.kind == "module"]) == 59
+    assert catalog.canonical("001", "00107") == ("China Mobile", "M5310")
+    assert catalog.canonical("102", "10201") == ("nordic", "nrf52832")
+    assert catalog.canonical("china mobile", "m5310") == ("China Mobile", "M5310")
+    assert catalog.resolve("China Mobile", "BC28") is None
+
+
+async def test_blob_store_roundtrip(tmp_path: Path) -> None:
+    store = FileBlobStore(tmp_path / "blobs")
+    data = bytes(range(256)) * 3000
+    info = await store.put_bytes(data)
+    assert info.md5 == hashlib.md5(data).hexdigest()
+    assert info.blob_id == hashlib.sha256(data).hexdigest()
+    assert await store.size(info.blob_id) == len(data)
+    assert b"".join([c async for c in store.read(info.blob_id)]) == data
+    part = b"".join([c async for c in store.read(info.blob_id, start=1000, end=300_000)])
+    assert part == data[1000:300_001]
+    assert (await store.put_bytes(data)).blob_id == info.blob_id  # deduplicated
+    assert list((tmp_path / "blobs" / "tmp").iterdir()) == []
+    await store.delete(info.blob_id)
+    with pytest.raises(BlobNotFound):
+        await store.size(info.blob_id)
+    with pytest.raises(BlobNotFound):
+        await store.size("../../etc/passwd")
+
+
+async def test_blob_store_refuses_oversized_streams(tmp_path: Path) -> None:
+    store = FileBlobStore(tmp_path)
+
+    async def chunks():  # type: ignore[no-untyped-def]
+        for _ in range(10):
+            yield b"x" * 100
+
+    with pytest.raises(BlobTooLarge):
+        await store.put(chunks(), max_size=500)
+    assert list((tmp_path / "tmp").iterdir()) == []
+
+
+def test_bsdiff_roundtrip() -> None:
+    old, new = b"firmware-1" * 1000, b"firmware-2" * 1000 + b"tail"
+    assert delta.apply_patch(old, delta.make_patch(old, new)) == new

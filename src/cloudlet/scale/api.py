@@ -1,34 +1,489 @@
-"""HTTP routes of the scale family (placeholder until the family lands)."""
+"""HTTP routes of the scale family: the Lefu device endpoints and the management API."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import orjson
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import JSONResponse
+from pydantic import TypeAdapter
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from cloudlet.core.errors import BadPayload
+from cloudlet.core.errors import envelope_route, read_json
 from cloudlet.core.family import Family
-from cloudlet.core.services import Services
+from cloudlet.core.services import Services, get_services
+from cloudlet.scale import service
+from cloudlet.scale.config import ScaleSettings
+from cloudlet.scale.manage import management_router
+from cloudlet.scale.protocol import (
+    CHECK_OK,
+    CONFIG_OK,
+    EMPTY_LIST,
+    NOT_ALLOWED,
+    NOT_FOUND,
+    NOT_OBJECT,
+    RECORD_OK,
+    REGISTER_OK,
+    TOO_MANY,
+    LefuEnvelope,
+    ScaleRejected,
+    failure,
+    firmware_item,
+    firmware_item_v2,
+    lefu_json,
+    success,
+    time_data,
+)
+from cloudlet.scale.runtime import runtime_of, writing
+from cloudlet.scale.schemas import (
+    TorreRecord,
+    TorreRegister,
+    TorreVersions,
+    V2BatchRecord,
+    V2CheckForUpdate,
+    V2Config,
+    V2Record,
+    V2Register,
+)
+
+ENVELOPE = LefuEnvelope()
+V2, TORRE, V2_BATCH = "v2", "torre", "v2-batch"
+_BATCH_LIST = TypeAdapter(list[dict[str, Any]])
+
+Handler = Callable[[Request], Awaitable[Response]]
 
 
-class _Envelope:
-    def bad_payload(self, request: Request, exc: BadPayload) -> Response:
-        return JSONResponse({"error": exc.reason}, status_code=400)
-
-    def not_found(self, request: Request) -> Response:
-        return JSONResponse({"error": "not found"}, status_code=404)
-
-    def method_not_allowed(self, request: Request) -> Response:
-        return JSONResponse({"error": "method not allowed"}, status_code=405)
-
-    def internal_error(self, request: Request, exc: Exception) -> Response:
-        return JSONResponse({"error": "internal error"}, status_code=500)
-
-    def domain_error(self, request: Request, exc: Exception) -> Response | None:
-        return None
+async def _body(request: Request, services: Services) -> Any:
+    return await read_json(request, max_bytes=services.settings.scale.max_body_bytes)
 
 
-def _routers(_services: Services) -> list[APIRouter]:
-    return []
+async def _object(request: Request, services: Services) -> dict[str, Any]:
+    body = await _body(request, services)
+    if not isinstance(body, dict):
+        raise ScaleRejected(NOT_OBJECT)
+    return body
 
 
-FAMILY = Family(name="scale", envelope=_Envelope(), prefixes=(), routers=_routers)
+def _json_text(value: Any) -> str:
+    """A JSON value's text as the device wrote it (69.3 → "69.3", "13.30" → "13.30")."""
+    return value if isinstance(value, str) else orjson.dumps(value).decode()
+
+
+def _unit(services: Services, device: Any) -> int:
+    return service.effective_unit(device, services.settings.scale.default_unit)
+
+
+# --- V2.0 / V3.0 -------------------------------------------------------------------------
+
+
+async def v2_register(request: Request) -> Response:
+    services = get_services(request)
+    body = V2Register.model_validate(await _object(request, services))
+    async with writing(services) as session:
+        device = await service.touch_device(
+            session,
+            now=services.clock.now(),
+            sn=body.sn,
+            mac=body.mac,
+            protocol=V2,
+            device_type=body.type,
+            registered=True,
+            facts=_v2_facts(body),
+        )
+        unit = _unit(services, device)
+        await session.commit()
+    return lefu_json(success(REGISTER_OK, time_data(services.clock.millis(), unit)))
+
+
+def _v2_facts(body: V2Register) -> dict[str, Any]:
+    return {
+        "wifi_version": body.wifi_version,
+        "firmware_version": body.firmware_version,
+        "hardware_version": body.hardware_version,
+        "battery": body.charge,
+        "timezone": body.timezone,
+    }
+
+
+async def v2_config(request: Request) -> Response:
+    services = get_services(request)
+    params: dict[str, Any] = dict(request.query_params)
+    if not params and _has_body(request):
+        params = await _object(request, services)
+    body = V2Config.model_validate(params)
+    async with writing(services) as session:
+        device = await service.touch_device(
+            session,
+            now=services.clock.now(),
+            sn=body.sn,
+            mac=body.mac,
+            protocol=V2,
+            device_type=body.type,
+        )
+        unit = _unit(services, device)
+        await session.commit()
+    return lefu_json(success(CONFIG_OK, time_data(services.clock.millis(), unit)))
+
+
+def _has_body(request: Request) -> bool:
+    length = request.headers.get("content-length")
+    return (length is not None and length != "0") or "transfer-encoding" in request.headers
+
+
+async def v2_check_for_update(request: Request) -> Response:
+    services = get_services(request)
+    body = V2Register.model_validate(await _object(request, services))
+    # The register-shaped body names two components: the scale firmware and the WiFi module.
+    current = {"MCU": body.firmware_version, "WIFI": body.wifi_version}
+    return await _check(services, body.sn, body.mac, body.type, V2, _v2_facts(body), current)
+
+
+async def v2_check_for_update_v2(request: Request) -> Response:
+    services = get_services(request)
+    body = V2CheckForUpdate.model_validate(await _object(request, services))
+    facts = _versions_facts(body)
+    current = _versions(body)
+    return await _check(
+        services, body.sn, body.mac, body.type, V2, facts, current, short_items=True
+    )
+
+
+def _versions(body: V2CheckForUpdate | TorreVersions) -> dict[str, str | None]:
+    return {
+        "BLE": body.ble_version,
+        "WIFI": body.wifi_version,
+        "RES": body.res_version,
+        "MCU": body.mcu_version,
+    }
+
+
+def _versions_facts(body: V2CheckForUpdate | TorreVersions) -> dict[str, Any]:
+    return {
+        "ble_version": body.ble_version,
+        "res_version": body.res_version,
+        "mcu_version": body.mcu_version,
+        "wifi_version": body.wifi_version,
+        "battery": body.bat,
+    }
+
+
+async def _check(
+    services: Services,
+    sn: str,
+    mac: str,
+    device_type: str,
+    protocol: str,
+    facts: dict[str, Any],
+    current: dict[str, str | None],
+    *,
+    short_items: bool = False,
+) -> Response:
+    async with writing(services) as session:
+        await service.touch_device(
+            session,
+            now=services.clock.now(),
+            sn=sn,
+            mac=mac,
+            protocol=protocol,
+            device_type=device_type,
+            facts=facts,
+        )
+        found = await service.updates_for(session, device_type=device_type, sn=sn, current=current)
+        await session.commit()
+    now_ms = services.clock.millis()
+    make = firmware_item_v2 if short_items else firmware_item
+    return lefu_json(success(CHECK_OK, [make(f, now_ms) for f in found], code=True))
+
+
+async def v2_record(request: Request) -> Response:
+    services = get_services(request)
+    raw = await _object(request, services)
+    body = V2Record.model_validate(raw)
+    record = _v2_new_record(raw, body.weight, body.timestamp, body.impedance, body.heart_rate)
+    facts = {
+        "battery": body.charge,
+        "firmware_version": body.firmware_version,
+        "wifi_version": body.wifi_version,
+    }
+    await _store(services, body.sn, body.mac, body.type, V2, facts, [record], V2)
+    return lefu_json(success(RECORD_OK, code=True))
+
+
+def _v2_new_record(
+    raw: dict[str, Any],
+    weight: str,
+    timestamp: str,
+    impedance: str | None,
+    heart_rate: int | None,
+) -> service.NewRecord:
+    return service.NewRecord(
+        member_id="",
+        account_id="",
+        timestamp_ms=service.to_millis(int(timestamp)),
+        weight=weight,
+        weight_kg=float(weight),
+        heart_rate=heart_rate,
+        scale_type=None,
+        impedances=[impedance] if impedance is not None else [],
+        raw=raw,
+    )
+
+
+async def v2_batch_record(request: Request) -> Response:
+    services = get_services(request)
+    body = await _body(request, services)
+    items = _BATCH_LIST.validate_python(body) if isinstance(body, list) else [body]
+    if not items:
+        raise ScaleRejected(EMPTY_LIST)
+    if len(items) > services.settings.scale.max_batch_records:
+        raise ScaleRejected(TOO_MANY)
+    parsed = TypeAdapter(list[V2BatchRecord]).validate_python(items)
+    if not isinstance(body, list):
+        parsed = [V2BatchRecord.model_validate(body)]
+    # Group by device, keeping upload order; the last item says the device's latest state.
+    by_sn: dict[str, list[tuple[dict[str, Any], V2BatchRecord]]] = {}
+    for raw, item in zip(items, parsed, strict=True):
+        by_sn.setdefault(item.sn, []).append((raw, item))
+    async with writing(services) as session:
+        for group in by_sn.values():
+            last = group[-1][1]
+            facts = {
+                "battery": last.charge,
+                "firmware_version": last.firmware_version,
+                "wifi_version": last.wifi_version,
+            }
+            records = [
+                _v2_new_record(raw, item.weight, item.timestamp, item.impedance, item.heart_rate)
+                for raw, item in group
+            ]
+            await _store_in(
+                session,
+                services,
+                sn=last.sn,
+                mac=last.mac,
+                device_type=last.type,
+                facts=facts,
+                records=records,
+                source=V2_BATCH,
+            )
+        await session.commit()
+    return lefu_json(success(RECORD_OK, code=True))
+
+
+# --- Torre -------------------------------------------------------------------------------
+
+
+async def torre_register(request: Request) -> Response:
+    services = get_services(request)
+    body = TorreRegister.model_validate(await _object(request, services))
+    facts = _versions_facts(body) | {
+        "hardware_version": body.hardware_version,
+        "sku_code": body.sku_code,
+        "wifi_ssid": body.wifi_ssid,
+    }
+    async with writing(services) as session:
+        device = await service.touch_device(
+            session,
+            now=services.clock.now(),
+            sn=body.sn,
+            mac=body.mac,
+            protocol=TORRE,
+            device_type=body.type,
+            registered=True,
+            facts=facts,
+        )
+        unit = _unit(services, device)
+        await session.commit()
+    data = time_data(services.clock.millis(), unit, with_now=False)
+    return lefu_json(success(REGISTER_OK, data))
+
+
+async def torre_config(request: Request) -> Response:
+    services = get_services(request)
+    body = TorreVersions.model_validate(await _object(request, services))
+    async with writing(services) as session:
+        device = await service.touch_device(
+            session,
+            now=services.clock.now(),
+            sn=body.sn,
+            mac=body.mac,
+            protocol=TORRE,
+            device_type=body.type,
+            facts=_versions_facts(body),
+        )
+        unit = _unit(services, device)
+        await session.commit()
+    return lefu_json(success(CONFIG_OK, time_data(services.clock.millis(), unit)))
+
+
+async def torre_check_for_update(request: Request) -> Response:
+    services = get_services(request)
+    body = TorreVersions.model_validate(await _object(request, services))
+    return await _check(
+        services, body.sn, body.mac, body.type, TORRE, _versions_facts(body), _versions(body)
+    )
+
+
+async def torre_record(request: Request) -> Response:
+    services = get_services(request)
+    raw = await _object(request, services)
+    body = TorreRecord.model_validate(raw)
+    if not body.records:
+        raise ScaleRejected(EMPTY_LIST)
+    raw_items: list[dict[str, Any]] = raw["list"]
+    records = [
+        service.NewRecord(
+            member_id=item.memberid,
+            account_id=item.userid,
+            timestamp_ms=service.to_millis(item.timestamp),
+            weight=_json_text(raw_item["weight"]),
+            weight_kg=item.weight,
+            heart_rate=item.heart_rate,
+            scale_type=body.scale_type,
+            impedances=[i.impedance for i in item.data],
+            raw=raw_item,
+        )
+        for raw_item, item in zip(raw_items, body.records, strict=True)
+    ]
+    facts = {"battery": body.bat}
+    await _store(services, body.sn, body.mac, body.type, TORRE, facts, records, TORRE)
+    return lefu_json(success(RECORD_OK, code=True))
+
+
+# --- storing -----------------------------------------------------------------------------
+
+
+async def _store(
+    services: Services,
+    sn: str,
+    mac: str,
+    device_type: str,
+    protocol: str,
+    facts: dict[str, Any],
+    records: list[service.NewRecord],
+    source: str,
+) -> None:
+    """Store records and commit before the scale hears success (durable first)."""
+    async with writing(services) as session:
+        await _store_in(
+            session,
+            services,
+            sn=sn,
+            mac=mac,
+            device_type=device_type,
+            facts=facts,
+            records=records,
+            source=source,
+        )
+        await session.commit()
+
+
+async def _store_in(
+    session: AsyncSession,
+    services: Services,
+    *,
+    sn: str,
+    mac: str,
+    device_type: str,
+    facts: dict[str, Any],
+    records: list[service.NewRecord],
+    source: str,
+) -> None:
+    protocol = TORRE if source == TORRE else V2
+    now = services.clock.now()
+    device = await service.touch_device(
+        session,
+        now=now,
+        sn=sn,
+        mac=mac,
+        protocol=protocol,
+        device_type=device_type,
+        facts=facts,
+    )
+    await service.store_records(session, device=device, records=records, source=source, now=now)
+
+
+# --- mounting ----------------------------------------------------------------------------
+
+ROUTES: dict[str, tuple[str, Handler, str]] = {
+    "v2_register": ("POST", v2_register, "V2/V3 device registration"),
+    "v2_config": ("GET", v2_config, "V2/V3 configuration sync (path chosen by Cloudlet)"),
+    "v2_check_for_update": ("POST", v2_check_for_update, "V2/V3 firmware check"),
+    "v2_check_for_update_v2": ("POST", v2_check_for_update_v2, "V2/V3 firmware check, v2.0"),
+    "v2_record": ("POST", v2_record, "V2/V3 record upload"),
+    "v2_batch_record": ("POST", v2_batch_record, "V2/V3 batch upload (path chosen by Cloudlet)"),
+    "torre_register": ("POST", torre_register, "Torre device registration"),
+    "torre_config": ("POST", torre_config, "Torre configuration sync"),
+    "torre_check_for_update": ("POST", torre_check_for_update, "Torre firmware check"),
+    "torre_record": ("POST", torre_record, "Torre record upload"),
+}
+
+
+def _join(prefix: str, path: str) -> str:
+    return prefix.rstrip("/") + "/" + path.lstrip("/")
+
+
+def vendor_router(settings: ScaleSettings) -> APIRouter:
+    """Every Lefu endpoint at its configured path, under each configured prefix."""
+    router = APIRouter(route_class=envelope_route(ENVELOPE), tags=["scale: Lefu devices"])
+    paths = settings.paths.model_dump()
+    for prefix in dict.fromkeys(settings.path_prefixes):
+        for key, (method, handler, summary) in ROUTES.items():
+            router.add_api_route(
+                _join(prefix, paths[key]),
+                handler,
+                methods=[method],
+                summary=summary,
+                name=f"scale.{key}{prefix}",
+                include_in_schema=prefix == "",
+                response_class=Response,
+            )
+    known = {_join(prefix, path) for prefix in settings.path_prefixes for path in paths.values()}
+
+    async def unknown(request: Request) -> Response:
+        # Paths under a configured prefix the Family's static prefixes may not know about.
+        if request.url.path in known:
+            return failure(NOT_ALLOWED, 405)
+        return failure(NOT_FOUND, 404)
+
+    for prefix in family_prefixes(settings):
+        router.add_api_route(
+            prefix + "/{rest:path}",
+            unknown,
+            methods=list(_ALL_METHODS),
+            include_in_schema=False,
+            name=f"scale.unknown{prefix}",
+        )
+    return router
+
+
+_ALL_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def family_prefixes(settings: ScaleSettings) -> tuple[str, ...]:
+    """Paths whose unknown sub-paths and wrong methods get the Lefu envelope."""
+    heads = {"/" + p.strip("/").split("/")[0] for p in settings.paths.model_dump().values()}
+    prefixes = {_join(prefix, head) for prefix in settings.path_prefixes for head in heads}
+    return tuple(sorted(prefixes))
+
+
+def _routers(services: Services) -> list[APIRouter]:
+    runtime_of(services)
+    return [vendor_router(services.settings.scale), management_router()]
+
+
+@asynccontextmanager
+async def _lifespan(services: Services) -> AsyncIterator[None]:
+    runtime_of(services)
+    yield
+
+
+FAMILY = Family(
+    name="scale",
+    envelope=ENVELOPE,
+    prefixes=family_prefixes(ScaleSettings()),
+    routers=_routers,
+    lifespan=_lifespan,
+)

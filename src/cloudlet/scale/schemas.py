@@ -1,0 +1,188 @@
+"""Wire models of the Lefu WiFi scale protocol, field names exactly as the scales send them.
+
+Types follow the vendor documents: where a document says ``number`` a JSON string is
+refused and vice versa (weights, timestamps), so a wrong body fails loudly instead of being
+stored as garbage. Unknown fields are accepted and ignored. Battery levels, heart rates and
+time zones are taken as string or number because real scales were seen sending both.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StrictStr,
+)
+
+MAC_PATTERN = r"^([A-Fa-f0-9]{2}[:]){5}[A-Fa-f0-9]{2}$"
+DECIMAL_PATTERN = r"^[0-9]+(\.[0-9]+)?$"
+DIGITS_PATTERN = r"^[0-9]{1,19}$"
+COMPONENTS = ("BLE", "WIFI", "RES", "MCU")
+MAX_WEIGHT_KG = 1000
+
+
+def _number_as_text(value: Any) -> Any:
+    """A JSON number becomes its text; strings pass; everything else fails validation."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float):
+        return repr(value)
+    return value
+
+
+def _int_from_text(value: Any) -> Any:
+    """An integer given as a string of digits ("75") becomes the integer."""
+    if isinstance(value, str) and re.fullmatch(r"-?[0-9]{1,9}", value.strip()):
+        return int(value)
+    return value
+
+
+Sn = Annotated[StrictStr, Field(min_length=1, max_length=64)]
+Mac = Annotated[StrictStr, Field(pattern=MAC_PATTERN)]
+DeviceType = Annotated[StrictStr, Field(min_length=1, max_length=64)]
+Version = Annotated[StrictStr, Field(max_length=64)]
+Battery = Annotated[StrictStr, BeforeValidator(_number_as_text), Field(max_length=16)]
+LenientInt = Annotated[StrictInt, BeforeValidator(_int_from_text)]
+# An impedance value is kept as the exact digits the scale sent; an integer is the same digits.
+ImpedanceText = Annotated[
+    StrictStr, BeforeValidator(lambda v: str(v) if type(v) is int else v), Field(max_length=32)
+]
+WeightText = Annotated[StrictStr, Field(pattern=DECIMAL_PATTERN, max_length=16)]
+MillisText = Annotated[StrictStr, Field(pattern=DIGITS_PATTERN)]
+
+
+def _json_number(value: Any) -> Any:
+    """Only a JSON number (not a string, not a boolean) is a number here."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("must be a number")
+    return value
+
+
+WeightNumber = Annotated[
+    float, BeforeValidator(_json_number), Field(ge=0, le=MAX_WEIGHT_KG, allow_inf_nan=False)
+]
+
+
+class Wire(BaseModel):
+    """Base of every device body: unknown fields ignored, vendor spellings via aliases."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, frozen=True)
+
+
+class DeviceIdentity(Wire):
+    sn: Sn
+    mac: Mac
+    type: DeviceType
+
+
+# --- V2.0 / V3.0 -------------------------------------------------------------------------
+
+
+class V2Register(DeviceIdentity):
+    """``POST /lefu/wifi/register`` and ``POST /lefu/wifi/checkForUpdate``."""
+
+    wifi_version: Version | None = Field(default=None, alias="WifiVersion")
+    firmware_version: Version | None = Field(default=None, alias="firmwareVersion")
+    hardware_version: Version | None = Field(default=None, alias="hardwareVersion")
+    charge: Battery | None = None
+    timezone: LenientInt | None = None
+
+
+class V2Config(Wire):
+    """V2/V3 configuration sync (GET): the query string, or a JSON body if a scale sends one."""
+
+    sn: Sn
+    mac: Mac
+    type: DeviceType | None = None
+
+
+class V2Record(DeviceIdentity):
+    """``POST /lefu/wifi/record``: every value a string, timestamp in milliseconds."""
+
+    charge: Battery | None = None
+    weight: WeightText
+    timestamp: MillisText
+    impedance: ImpedanceText | None = None
+    heart_rate: LenientInt | None = Field(default=None, alias="heartRate")
+    firmware_version: Version | None = Field(default=None, alias="firmwareVersion")
+    wifi_version: Version | None = Field(default=None, alias="wifiVersion")
+
+
+class V2BatchRecord(DeviceIdentity):
+    """One offline record of the batch upload: all strings, keys with spaces."""
+
+    firmware_version: Version | None = Field(default=None, alias="firmwareVersion")
+    wifi_version: Version | None = Field(default=None, alias="WifiVersion")
+    charge: Battery | None = None
+    total_index: LenientInt | None = Field(default=None, alias="Total index")
+    current_index: LenientInt | None = Field(default=None, alias="Current index")
+    weight: WeightText
+    impedance: ImpedanceText | None = None
+    heart_rate: LenientInt | None = Field(default=None, alias="heartRate")
+    data_type: StrictStr | None = None
+    rssi: StrictStr | None = None
+    timestamp: MillisText
+
+
+class V2CheckForUpdate(DeviceIdentity):
+    """``POST /lefu/wifi/v2/checkForUpdate``: battery and four component versions."""
+
+    bat: Battery | None = None
+    ble_version: Version | None = Field(default=None, alias="bleVersion")
+    res_version: Version | None = Field(default=None, alias="resVersion")
+    mcu_version: Version | None = Field(default=None, alias="mcuVersion")
+    wifi_version: Version | None = Field(default=None, alias="wifiVersion")
+
+
+# --- Torre -------------------------------------------------------------------------------
+
+
+class TorreVersions(DeviceIdentity):
+    """Torre config sync and checkForUpdate (which also carries ``bat``)."""
+
+    ble_version: Version | None = Field(default=None, alias="bleVersion")
+    res_version: Version | None = Field(default=None, alias="resVersion")
+    mcu_version: Version | None = Field(default=None, alias="mcuVersion")
+    wifi_version: Version | None = Field(default=None, alias="wifiVersion")
+    bat: Battery | None = None
+
+
+class TorreRegister(TorreVersions):
+    """``POST /lefu/wifi/torre/register``; the WiFi password is read and dropped."""
+
+    hardware_version: Version | None = Field(default=None, alias="hardwareVersion")
+    sku_code: Annotated[StrictStr, Field(max_length=32)] | None = Field(
+        default=None, alias="skuCode"
+    )
+    wifi_ssid: Annotated[StrictStr, Field(max_length=64)] | None = Field(
+        default=None, alias="wifiSsid"
+    )
+
+
+class Impedance(Wire):
+    impedance: ImpedanceText
+
+
+class TorreMeasurement(Wire):
+    """One element of ``list`` (TorreWeightDataVO); timestamp in seconds."""
+
+    memberid: Annotated[StrictStr, Field(max_length=64)] = ""
+    userid: Annotated[StrictStr, Field(max_length=64)] = ""
+    weight: WeightNumber
+    timestamp: Annotated[StrictInt, Field(ge=0)]
+    heart_rate: LenientInt | None = Field(default=None, alias="heartRate")
+    data: Annotated[list[Impedance], Field(max_length=32)] = []
+
+
+class TorreRecord(DeviceIdentity):
+    """``POST /lefu/wifi/torre/record``."""
+
+    bat: Battery | None = None
+    scale_type: StrictInt = Field(alias="scaleType")
+    records: Annotated[list[TorreMeasurement], Field(alias="list", max_length=1000)]

@@ -1,0 +1,394 @@
+"""Domain logic of the scale family: devices, records, firmware, members (no HTTP here)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import Select, and_, delete, func, or_, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cloudlet.scale.composition import Subject, age_on, bmi, body_composition
+from cloudlet.scale.decoders import CannotDecode, ImpedanceDecoder
+from cloudlet.scale.models import ScaleDevice, ScaleFirmware, ScaleMember, ScaleRecord
+from cloudlet.scale.schemas import COMPONENTS
+from cloudlet.scale.versions import compare_versions, is_newer
+
+# Timestamps below this are seconds, above it milliseconds (10^11 s is the year 5138).
+MILLIS_THRESHOLD = 100_000_000_000
+INT64_MAX = 2**63 - 1
+
+# The 10 impedances of an 8-electrode Torre record, in upload order (seed 001).
+Z_FIELDS = (
+    "z20KhzRightArmEnCode",
+    "z100KhzRightArmEnCode",
+    "z20KhzLeftArmEnCode",
+    "z100KhzLeftArmEnCode",
+    "z20KhzTrunkEnCode",
+    "z100KhzTrunkEnCode",
+    "z20KhzRightLegEnCode",
+    "z100KhzRightLegEnCode",
+    "z20KhzLeftLegEnCode",
+    "z100KhzLeftLegEnCode",
+)
+TRUNK_20K_INDEX = 4
+
+
+def to_millis(timestamp: int) -> int:
+    """A measurement time in milliseconds, whether the scale sent seconds or milliseconds."""
+    return timestamp if timestamp >= MILLIS_THRESHOLD else timestamp * 1000
+
+
+# --- devices -----------------------------------------------------------------------------
+
+
+async def touch_device(
+    session: AsyncSession,
+    *,
+    now: datetime,
+    sn: str,
+    mac: str,
+    protocol: str,
+    device_type: str | None = None,
+    registered: bool = False,
+    facts: dict[str, Any] | None = None,
+) -> ScaleDevice:
+    """The device with ``sn``, created on first contact, updated with what it just said.
+
+    ``facts`` maps column names to values; None and empty strings leave a column alone
+    (a scale sending ``"wifiVersion": ""`` has not forgotten its version).
+    """
+    device = await session.scalar(select(ScaleDevice).where(ScaleDevice.sn == sn))
+    if device is None:
+        device = await _create_device(
+            session, now=now, sn=sn, mac=mac, protocol=protocol, device_type=device_type or ""
+        )
+    device.mac = mac
+    device.protocol = protocol
+    device.last_seen_at = now
+    if device_type:
+        device.device_type = device_type
+    if registered:
+        device.registered_at = now
+    for column, value in (facts or {}).items():
+        if value is not None and value != "":
+            setattr(device, column, value)
+    return device
+
+
+async def _create_device(
+    session: AsyncSession, *, now: datetime, sn: str, mac: str, protocol: str, device_type: str
+) -> ScaleDevice:
+    device = ScaleDevice(
+        sn=sn, mac=mac, protocol=protocol, device_type=device_type, created_at=now, last_seen_at=now
+    )
+    if _dialect(session) == "sqlite":
+        # SQLite writes are serialised by the family's write lock: no race to lose.
+        session.add(device)
+        await session.flush()
+        return device
+    try:
+        async with session.begin_nested():
+            session.add(device)
+    except IntegrityError:
+        # Another request created it first: use theirs.
+        existing = await session.scalar(select(ScaleDevice).where(ScaleDevice.sn == sn))
+        if existing is None:
+            raise
+        return existing
+    return device
+
+
+def effective_unit(device: ScaleDevice, default_unit: int) -> int:
+    return device.unit if device.unit is not None else default_unit
+
+
+async def get_device(session: AsyncSession, *, sn: str) -> ScaleDevice | None:
+    return await session.scalar(select(ScaleDevice).where(ScaleDevice.sn == sn))
+
+
+async def list_devices(session: AsyncSession) -> Sequence[ScaleDevice]:
+    return (await session.scalars(select(ScaleDevice).order_by(ScaleDevice.sn))).all()
+
+
+async def record_count(session: AsyncSession, *, device_id: int) -> int:
+    count = await session.scalar(
+        select(func.count()).select_from(ScaleRecord).where(ScaleRecord.device_id == device_id)
+    )
+    return int(count or 0)
+
+
+# --- records -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NewRecord:
+    """One measurement as received, ready to store."""
+
+    member_id: str
+    account_id: str
+    timestamp_ms: int
+    weight: str
+    weight_kg: float
+    heart_rate: int | None
+    scale_type: int | None
+    impedances: list[str]
+    raw: dict[str, Any]
+
+
+def _dialect(session: AsyncSession) -> str:
+    return session.get_bind().dialect.name
+
+
+async def store_records(
+    session: AsyncSession,
+    *,
+    device: ScaleDevice,
+    records: Sequence[NewRecord],
+    source: str,
+    now: datetime,
+) -> int:
+    """Insert ``records`` for ``device``, skipping any already stored; returns how many were new.
+
+    A record is the same when device, member and measurement time match: a scale that did
+    not hear our answer sends it again, and must get success without a second copy.
+    """
+    if not records:
+        return 0
+    rows = [
+        {
+            "device_id": device.id,
+            "member_id": r.member_id,
+            "account_id": r.account_id,
+            "timestamp_ms": r.timestamp_ms,
+            "weight": r.weight,
+            "weight_kg": r.weight_kg,
+            "heart_rate": r.heart_rate,
+            "scale_type": r.scale_type,
+            "impedances": r.impedances,
+            "source": source,
+            "raw": r.raw,
+            "received_at": now,
+        }
+        for r in records
+    ]
+    insert = sqlite_insert if _dialect(session) == "sqlite" else pg_insert
+    statement = (
+        insert(ScaleRecord)
+        .values(rows)
+        .on_conflict_do_nothing(index_elements=["device_id", "member_id", "timestamp_ms"])
+        .returning(ScaleRecord.id)
+    )
+    return len((await session.execute(statement)).all())
+
+
+# Select is generic over its column tuple; the filter works on any.
+_AnySelect = TypeVar("_AnySelect", bound=Select[*tuple[Any, ...]])
+
+
+@dataclass(frozen=True)
+class RecordFilter:
+    sn: str | None = None
+    member_id: str | None = None
+    since_ms: int | None = None
+    until_ms: int | None = None
+
+
+def _filtered(query: _AnySelect, where: RecordFilter) -> _AnySelect:
+    query = query.join(ScaleDevice, ScaleDevice.id == ScaleRecord.device_id)
+    if where.sn is not None:
+        query = query.where(ScaleDevice.sn == where.sn)
+    if where.member_id is not None:
+        # Records without a memberid belong to the device's default member.
+        query = query.where(
+            or_(
+                ScaleRecord.member_id == where.member_id,
+                and_(
+                    ScaleRecord.member_id == "",
+                    ScaleDevice.default_member_id == where.member_id,
+                ),
+            )
+        )
+    if where.since_ms is not None:
+        query = query.where(ScaleRecord.timestamp_ms >= where.since_ms)
+    if where.until_ms is not None:
+        query = query.where(ScaleRecord.timestamp_ms < where.until_ms)
+    return query
+
+
+async def list_records(
+    session: AsyncSession,
+    *,
+    where: RecordFilter,
+    limit: int,
+    offset: int = 0,
+    after_id: int | None = None,
+) -> Sequence[tuple[ScaleRecord, ScaleDevice]]:
+    """Newest first (by measurement time); ``after_id`` pages by id for exports."""
+    query = _filtered(select(ScaleRecord, ScaleDevice), where)
+    if after_id is not None:
+        query = query.where(ScaleRecord.id > after_id).order_by(ScaleRecord.id)
+    else:
+        query = query.order_by(ScaleRecord.timestamp_ms.desc(), ScaleRecord.id.desc())
+    rows = await session.execute(query.limit(limit).offset(offset))
+    return [(record, device) for record, device in rows.tuples().all()]
+
+
+async def count_records(session: AsyncSession, *, where: RecordFilter) -> int:
+    query = _filtered(select(func.count(ScaleRecord.id)), where)
+    return int(await session.scalar(query) or 0)
+
+
+async def get_record(
+    session: AsyncSession, *, record_id: int
+) -> tuple[ScaleRecord, ScaleDevice] | None:
+    row = (
+        await session.execute(
+            select(ScaleRecord, ScaleDevice)
+            .join(ScaleDevice, ScaleDevice.id == ScaleRecord.device_id)
+            .where(ScaleRecord.id == record_id)
+        )
+    ).first()
+    return None if row is None else (row[0], row[1])
+
+
+def _impedance_value(text: str) -> int | str:
+    """The schema's int64 when the text is one, else the text itself (never altered)."""
+    if text.isdigit() and (text == "0" or not text.startswith("0")) and int(text) <= INT64_MAX:
+        return int(text)
+    return text
+
+
+def history_record(record: ScaleRecord) -> dict[str, Any]:
+    """The stored record in the vendor's XinmiaoDeviceHistoryData shape (seed 001)."""
+    values = list(record.impedances)
+    out: dict[str, Any] = {
+        "accountId": record.account_id,
+        "uid": record.member_id,
+        "scaleType": record.scale_type,
+        "heartRate": record.heart_rate,
+        "timestamp": record.timestamp_ms,
+        "impedance": None,
+    }
+    if len(values) == len(Z_FIELDS):
+        out["impedance"] = _impedance_value(values[TRUNK_20K_INDEX])
+        for name, value in zip(Z_FIELDS, values, strict=True):
+            out[name] = _impedance_value(value)
+    elif values:
+        out["impedance"] = _impedance_value(values[0])
+    return out
+
+
+def member_of(record: ScaleRecord, device: ScaleDevice) -> str:
+    """The member a record belongs to: its memberid, else the device's default member."""
+    return record.member_id or device.default_member_id or ""
+
+
+def assess(
+    *,
+    record: ScaleRecord,
+    member: ScaleMember | None,
+    decoder: ImpedanceDecoder,
+) -> tuple[float | None, dict[str, Any]]:
+    """BMI (needs only height) and body composition, or the reason there is none."""
+    height = member.height_cm if member is not None else None
+    bmi_value = (
+        round(bmi(weight_kg=record.weight_kg, height_cm=height), 1)
+        if height and record.weight_kg > 0
+        else None
+    )
+    if member is None:
+        return bmi_value, {
+            "available": False,
+            "reason": "no member profile for this measurement",
+        }
+    if member.height_cm is None or member.sex not in ("male", "female") or not member.birth_date:
+        return bmi_value, {
+            "available": False,
+            "reason": "the member profile lacks height, sex or birth date",
+        }
+    decoded = decoder.decode(scale_type=record.scale_type, impedances=record.impedances)
+    if isinstance(decoded, CannotDecode):
+        return bmi_value, {"available": False, "reason": decoded.reason, "decoder": decoder.name}
+    measured_on = datetime.fromtimestamp(record.timestamp_ms / 1000, UTC).date()
+    subject = Subject(
+        sex="male" if member.sex == "male" else "female",
+        age_years=age_on(member.birth_date, measured_on),
+        height_cm=member.height_cm,
+        weight_kg=record.weight_kg,
+    )
+    result = body_composition(
+        subject, resistance_ohm=decoded.resistance_ohm, reactance_ohm=decoded.reactance_ohm
+    )
+    if result["available"]:
+        result["resistanceOhm"] = decoded.resistance_ohm
+        result["method"] = decoded.method
+    result["decoder"] = decoder.name
+    return bmi_value, result
+
+
+# --- members -----------------------------------------------------------------------------
+
+
+async def get_member(session: AsyncSession, *, member_id: str) -> ScaleMember | None:
+    return await session.scalar(select(ScaleMember).where(ScaleMember.member_id == member_id))
+
+
+async def members_by_id(session: AsyncSession, *, member_ids: set[str]) -> dict[str, ScaleMember]:
+    if not member_ids:
+        return {}
+    rows = await session.scalars(select(ScaleMember).where(ScaleMember.member_id.in_(member_ids)))
+    return {m.member_id: m for m in rows}
+
+
+async def list_members(session: AsyncSession) -> Sequence[ScaleMember]:
+    return (await session.scalars(select(ScaleMember).order_by(ScaleMember.member_id))).all()
+
+
+async def delete_member(session: AsyncSession, *, member_id: str) -> bool:
+    result = await session.execute(delete(ScaleMember).where(ScaleMember.member_id == member_id))
+    return bool(getattr(result, "rowcount", 0))
+
+
+# --- firmware ----------------------------------------------------------------------------
+
+
+async def updates_for(
+    session: AsyncSession, *, device_type: str, sn: str, current: dict[str, str | None]
+) -> list[ScaleFirmware]:
+    """The newest firmware per component that is newer than what the device runs.
+
+    ``current`` maps a component (BLE, WIFI, RES, MCU) to the device's version; components
+    it does not name are not offered.
+    """
+    rows = await session.scalars(
+        select(ScaleFirmware).where(ScaleFirmware.device_type == device_type)
+    )
+    best: dict[str, ScaleFirmware] = {}
+    for firmware in rows:
+        if firmware.whitelist is not None and sn not in firmware.whitelist:
+            continue
+        if firmware.component not in current:
+            continue
+        if not is_newer(firmware.version, current[firmware.component]):
+            continue
+        chosen = best.get(firmware.component)
+        if chosen is None or compare_versions(firmware.version, chosen.version) > 0:
+            best[firmware.component] = firmware
+    return [best[c] for c in COMPONENTS if c in best]
+
+
+async def list_firmware(
+    session: AsyncSession, *, device_type: str | None = None
+) -> Sequence[ScaleFirmware]:
+    query = select(ScaleFirmware).order_by(
+        ScaleFirmware.device_type, ScaleFirmware.component, ScaleFirmware.id
+    )
+    if device_type is not None:
+        query = query.where(ScaleFirmware.device_type == device_type)
+    return (await session.scalars(query)).all()

@@ -1,34 +1,340 @@
-"""HTTP routes of the gateway family (placeholder until the family lands)."""
+"""HTTP routes of the GL-S20 admin API (/ui, /otbr, /eth, /wifi, /wan_failover, /sys)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Annotated, Any, TypeVar
+
+from fastapi import APIRouter, Depends, Header, Request, Response
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
-from cloudlet.core.errors import BadPayload
+from cloudlet.core.auth import AdminDep
+from cloudlet.core.errors import BadPayload, envelope_route, read_json
 from cloudlet.core.family import Family
-from cloudlet.core.services import Services
+from cloudlet.core.services import Services, ServicesDep, SessionDep
+from cloudlet.gateway import schemas as w
+from cloudlet.gateway.errors import Code, GatewayError
+from cloudlet.gateway.runtime import build_runtime
+from cloudlet.gateway.service import GatewayService
+from cloudlet.gateway.simthread import JoinerDevice
+
+PREFIXES = ("/ui", "/otbr", "/eth", "/wifi", "/wan_failover", "/sys")
+_BODY_PROBLEMS = {"malformed JSON", "empty body", "body too large"}
+
+M = TypeVar("M", bound=BaseModel)
 
 
-class _Envelope:
+def ok(result: dict[str, Any] | None = None) -> JSONResponse:
+    return JSONResponse({"code": Code.OK, "result": result or {}})
+
+
+def fail(code: Code, message: str, status_code: int = 200) -> JSONResponse:
+    return JSONResponse({"code": int(code), "err_msg": message}, status_code=status_code)
+
+
+def _describe(exc: BadPayload) -> str:
+    if not exc.errors:
+        return exc.reason
+    first = exc.errors[0]
+    where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
+    message = str(first.get("msg", "")).removeprefix("Value error, ")
+    return f"{exc.reason}: {where}: {message}" if where else f"{exc.reason}: {message}"
+
+
+class GatewayEnvelope:
+    """Every problem answers ``{"code": N, "err_msg": ...}``, HTTP 200 as the box's UI expects."""
+
     def bad_payload(self, request: Request, exc: BadPayload) -> Response:
-        return JSONResponse({"error": exc.reason}, status_code=400)
+        code = Code.MALFORMED if exc.reason in _BODY_PROBLEMS else Code.INVALID_PARAMS
+        return fail(code, _describe(exc))
 
     def not_found(self, request: Request) -> Response:
-        return JSONResponse({"error": "not found"}, status_code=404)
+        return fail(Code.NOT_FOUND, "no such method", 404)
 
     def method_not_allowed(self, request: Request) -> Response:
-        return JSONResponse({"error": "method not allowed"}, status_code=405)
+        return fail(Code.METHOD_NOT_ALLOWED, "method not allowed", 405)
 
     def internal_error(self, request: Request, exc: Exception) -> Response:
-        return JSONResponse({"error": "internal error"}, status_code=500)
+        return fail(Code.INTERNAL, "internal error", 500)
 
     def domain_error(self, request: Request, exc: Exception) -> Response | None:
+        if isinstance(exc, GatewayError):
+            return fail(exc.code, exc.message)
         return None
 
 
+async def get_service(services: ServicesDep, session: SessionDep) -> GatewayService:
+    return GatewayService(services, session)
+
+
+ServiceDep = Annotated[GatewayService, Depends(get_service)]
+
+
+async def require_sid(
+    service: ServiceDep, token: Annotated[str | None, Header(alias="Token")] = None
+) -> str:
+    """The caller's live sid from the ``Token`` header; its 35 s idle timer restarts."""
+    await service.authorize(token)
+    await service.session.commit()
+    assert token is not None
+    return token
+
+
+Sid = Annotated[str, Depends(require_sid)]
+
+
+async def parse(request: Request, model: type[M]) -> M:
+    services: Services = request.app.state.services
+    data = await read_json(request, max_bytes=services.settings.gateway.max_body_bytes)
+    return model.model_validate(data)
+
+
+async def done(service: GatewayService, action: Awaitable[Any]) -> JSONResponse:
+    """Run ``action``, commit, answer ``{"code":0,"result":{...}}``."""
+    result = await action
+    await service.session.commit()
+    return ok(result if isinstance(result, dict) else None)
+
+
+def _client(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def vendor_router() -> APIRouter:
+    router = APIRouter(route_class=envelope_route(GatewayEnvelope()), tags=["gateway"])
+
+    # ---- /ui
+    @router.get("/ui/challenge")
+    async def challenge(service: ServiceDep) -> Response:
+        return await done(service, service.challenge())
+
+    @router.post("/ui/login")
+    async def login(request: Request, service: ServiceDep) -> Response:
+        body = await parse(request, w.Login)
+        sid = await service.login(username=body.username, hash_=body.hash, client=_client(request))
+        await service.session.commit()
+        return ok({"sid": sid})
+
+    @router.post("/ui/logout")
+    async def logout(service: ServiceDep, sid: Sid) -> Response:
+        return await done(service, service.logout(sid))
+
+    @router.get("/ui/check_initialized")
+    async def check_initialized(service: ServiceDep) -> Response:
+        return await done(service, service.check_initialized())
+
+    @router.post("/ui/set_init")
+    async def set_init(request: Request, service: ServiceDep) -> Response:
+        body = await parse(request, w.SetInit)
+        return await done(service, service.set_init(lang=body.lang, password=body.password))
+
+    # ---- /otbr
+    def simple_get(path: str, action: Callable[[GatewayService], Awaitable[Any]]) -> None:
+        async def endpoint(service: ServiceDep, _sid: Sid) -> Response:
+            return await done(service, action(service))
+
+        router.add_api_route(path, endpoint, methods=["GET"], name=path)
+
+    def simple_post(path: str, action: Callable[[GatewayService], Awaitable[Any]]) -> None:
+        async def endpoint(service: ServiceDep, _sid: Sid) -> Response:
+            return await done(service, action(service))
+
+        router.add_api_route(path, endpoint, methods=["POST"], name=path)
+
+    def body_post(
+        path: str, model: type[M], action: Callable[[GatewayService, M], Awaitable[Any]]
+    ) -> None:
+        async def endpoint(request: Request, service: ServiceDep, _sid: Sid) -> Response:
+            body = await parse(request, model)
+            return await done(service, action(service, body))
+
+        router.add_api_route(path, endpoint, methods=["POST"], name=path)
+
+    simple_get("/otbr/get_status", lambda s: s.otbr_status())
+    simple_get("/otbr/scan", lambda s: s.scan())
+    body_post("/otbr/get_join_status", w.JoinStatusQuery, lambda s, _b: s.join_status())
+    body_post("/otbr/join", w.Join, lambda s, b: s.join(b))
+    body_post("/otbr/set_config", w.OtbrSetConfig, lambda s, b: s.set_config(b))
+    simple_post("/otbr/stop", lambda s: s.stop())
+    simple_post("/otbr/start", lambda s: s.start())
+    simple_get("/otbr/generate_thread_network", lambda s: s.generate_network())
+    body_post("/otbr/set_txpower", w.SetTxPower, lambda s, b: s.set_txpower(b.TXPower))
+    body_post(
+        "/otbr/set_commissioning", w.SetCommissioning, lambda s, b: s.set_commissioning(b.Enable)
+    )
+    body_post("/otbr/add_joiner", w.AddJoiner, lambda s, b: s.add_joiner(b))
+    simple_get("/otbr/get_commissioning_status", lambda s: s.commissioning_status())
+    body_post(
+        "/otbr/rejoin_all", w.RejoinAll, lambda s, b: s.rejoin_all(kind=b.Type, timeout_s=b.Timeout)
+    )
+    simple_get("/otbr/get_joiner_list", lambda s: s.joiner_list())
+    body_post(
+        "/otbr/remove_joiner_list", w.RemoveJoiners, lambda s, b: s.remove_joiners(b.DeviceList)
+    )
+    simple_get("/otbr/export_joiner_list", lambda s: s.export_joiners())
+    body_post("/otbr/import_joiner_list", w.ImportJoiners, lambda s, b: s.import_joiners(b))
+    body_post("/otbr/commit_joiner_list", w.CommitJoiners, lambda s, b: s.commit_joiners(b.Timeout))
+    simple_get("/otbr/get_bbr_status", lambda s: s.bbr_status())
+    simple_post("/otbr/disable_bbr", lambda s: s.set_bbr(False))
+    simple_post("/otbr/enable_bbr", lambda s: s.set_bbr(True))
+
+    # ---- /eth
+    simple_get("/eth/get_status", lambda s: s.eth_status())
+    simple_get("/eth/get_config", lambda s: s.eth_config())
+    body_post("/eth/set_config", w.EthSetConfig, lambda s, b: s.set_eth_config(b))
+
+    # ---- /wifi
+    simple_get("/wifi/get_status", lambda s: s.wifi_status())
+    simple_post("/wifi/stop", lambda s: s.wifi_stop())
+    body_post("/wifi/start", w.WifiStart, lambda s, b: s.wifi_start(b))
+    simple_get("/wifi/get_save_wifi", lambda s: s.saved_wifi())
+    body_post(
+        "/wifi/delete_save_wifi",
+        w.DeleteSavedWifi,
+        lambda s, b: s.delete_saved_wifi(ssid=b.ssid, auth_mode=b.auth_mode),
+    )
+    simple_get("/wifi/scan", lambda s: s.wifi_scan())
+    body_post(
+        "/wifi/set_reconn_to_saved_wifi", w.SetReconnect, lambda s, b: s.set_reconnect(b.enable)
+    )
+    simple_get("/wifi/get_reconn_to_saved_wifi", lambda s: s.get_reconnect())
+
+    # ---- /wan_failover
+    simple_get("/wan_failover/get_config", lambda s: s.failover_config())
+    body_post("/wan_failover/set_config", w.FailoverSetConfig, lambda s, b: s.set_failover(b))
+
+    # ---- /sys
+    simple_get("/sys/get_info", lambda s: s.sys_info())
+    simple_get("/sys/get_status", lambda s: s.sys_status())
+    simple_get("/sys/get_time_config", lambda s: s.time_config())
+    body_post(
+        "/sys/set_time_config",
+        w.SetTimeConfig,
+        lambda s, b: s.set_time_config(sntp=b.sntp, timezone=b.timezone),
+    )
+    simple_get("/sys/check_current_firmware", lambda s: s.current_firmware())
+    simple_get("/sys/check_online_firmware", lambda s: s.online_firmware())
+    body_post("/sys/upgrade_online_firmware", w.UpgradeOnline, lambda s, b: s.upgrade(b))
+    simple_get("/sys/check_upgrade_status", lambda s: s.upgrade_status())
+    body_post(
+        "/sys/upgrade_online_certificate",
+        w.UpgradeCertificate,
+        lambda s, b: s.certificate_online(b.url),
+    )
+    simple_get("/sys/get_log", lambda s: s.get_log())
+    simple_post("/sys/export_sys_config", lambda s: s.export_config())
+    body_post("/sys/import_sys_config", w.SysConfig, lambda s, b: s.import_config(b))
+    simple_post("/sys/reset", lambda s: s.reset())
+    simple_post("/sys/restart", lambda s: s.restart())
+
+    @router.post("/sys/upgrade_local_certificate")
+    async def upgrade_local_certificate(
+        request: Request, service: ServiceDep, _sid: Sid
+    ) -> Response:
+        data = await _certificate_body(request)
+        return await done(service, service.install_certificate(data, source="local upload"))
+
+    @router.post("/sys/set_admin_pwd")
+    async def set_admin_pwd(request: Request, service: ServiceDep, sid: Sid) -> Response:
+        body = await parse(request, w.SetAdminPwd)
+        return await done(
+            service,
+            service.set_admin_pwd(
+                username=body.username, old=body.old_pwd, new=body.new_pwd, sid=sid
+            ),
+        )
+
+    return router
+
+
+async def _certificate_body(request: Request) -> bytes:
+    """The PEM certificate: the raw body, or the first file of a multipart form."""
+    services: Services = request.app.state.services
+    limit = services.settings.gateway.max_body_bytes
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith("multipart/form-data"):
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise BadPayload("body too large")
+        form = await request.form()
+        for value in form.values():
+            if not isinstance(value, str):
+                data = await value.read()
+                if len(data) > limit:
+                    raise BadPayload("body too large")
+                return data
+        raise BadPayload("empty body")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BadPayload("body too large")
+        chunks.append(chunk)
+    if not size:
+        raise BadPayload("empty body")
+    return b"".join(chunks)
+
+
+class SimJoinerIn(BaseModel):
+    eui64: w.Eui64
+    pskd: w.Pskd
+    join_delay_s: float = 5.0
+
+
+def management_router() -> APIRouter:
+    router = APIRouter(prefix="/api/v1/gateway", tags=["gateway"])
+
+    @router.get("/status")
+    async def status(_admin: AdminDep, service: ServiceDep) -> dict[str, Any]:
+        """Backend in use, initialization and the Thread role (Cloudlet's own API)."""
+        info = await service.runtime.thread.info()
+        ui = await service.ui()
+        return {
+            "backend": service.settings.backend,
+            "initialized": ui.initialized,
+            "thread_role": info.role,
+            "joiners": len((await service.joiner_list())["DeviceList"]),
+        }
+
+    @router.post("/sim/joiners", status_code=201)
+    async def add_sim_joiner(
+        body: SimJoinerIn, _admin: AdminDep, service: ServiceDep
+    ) -> dict[str, Any]:
+        """Put a joiner device in range of the simulated radio."""
+        world = service.runtime.thread_world
+        if world is None:
+            from fastapi import HTTPException
+
+            raise HTTPException(409, "the linux backend has no simulated world")
+        world.joiners.append(JoinerDevice(body.eui64, body.pskd, body.join_delay_s))
+        return {"eui64": body.eui64, "pskd": body.pskd, "join_delay_s": body.join_delay_s}
+
+    return router
+
+
 def _routers(_services: Services) -> list[APIRouter]:
-    return []
+    return [vendor_router(), management_router()]
 
 
-FAMILY = Family(name="gateway", envelope=_Envelope(), prefixes=(), routers=_routers)
+@asynccontextmanager
+async def _lifespan(services: Services) -> AsyncIterator[None]:
+    services.extras["gateway"] = build_runtime(services.settings.gateway, clock=services.clock)
+    async with services.db.session() as session:
+        service = GatewayService(services, session)
+        await service.identity()
+        if services.extras["gateway"].simulated:
+            await service.restore()
+        await session.commit()
+    yield
+
+
+FAMILY = Family(
+    name="gateway",
+    envelope=GatewayEnvelope(),
+    prefixes=PREFIXES,
+    routers=_routers,
+    lifespan=_lifespan,
+)

@@ -2,11 +2,54 @@
 
 from typing import Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
+
+
+class FirmwareEntry(BaseModel):
+    """One firmware offered by the local (simulated) online-firmware source."""
+
+    type: str
+    version: str
 
 
 class GatewaySettings(BaseModel):
-    """Which backend drives the radio and the network."""
+    """Which backend drives the radio and the network, and what the box says about itself."""
 
     backend: Literal["simulated", "linux"] = "simulated"
     port: int | None = None
+
+    # Identity shown by /ui/check_initialized and /sys/get_status (Cloudlet's choices).
+    model: str = "S20"
+    hostname: str = "GL-S20"
+    firmware_category: Literal["2c", "2b"] = "2c"
+    firmware_version: str = "1.0.0"
+
+    # Authentication (the 2000 ms nonce and 35 s sid are the vendor's documented values).
+    nonce_lifetime_ms: int = 2000
+    sid_idle_ms: int = 35_000
+    login_max_failures: int = 5
+    login_failure_window_s: int = 60
+    login_lockout_s: int = 60
+    max_body_bytes: int = 256 * 1024
+
+    # Firmware: the simulated online source and how long a simulated upgrade takes.
+    online_firmware: list[FirmwareEntry] = Field(
+        default_factory=lambda: [FirmwareEntry(type="2c", version="1.0.1")]
+    )
+    upgrade_duration_s: float = 10.0
+
+    # Linux backend commands.
+    ot_ctl: str = "ot-ctl"
+    nmcli: str = "nmcli"
+    wifi_interface: str = "wlan0"
+    eth_interface: str = "eth0"
+    command_timeout_s: float = 15.0
+    # Run on /sys/restart with the linux backend; empty: only the services are re-applied.
+    restart_command: list[str] = Field(default_factory=list)
+
+    # Defaults a factory reset returns to.
+    default_txpower: int = 0
+    default_passphrase: str = "goodlife"
+    default_sntp: str = "pool.ntp.org"
+    default_timezone: str = "UTC+0"
+    default_language: Literal["zh-cn", "en"] = "en"

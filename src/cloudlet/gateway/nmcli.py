@@ -1,0 +1,240 @@
+"""The real network backend: NetworkManager through ``nmcli`` in terse mode."""
+
+from __future__ import annotations
+
+import ipaddress
+
+from cloudlet.gateway.errors import Code, GatewayError
+from cloudlet.gateway.network import (
+    ETH_CONNECTED,
+    ETH_CONNECTING,
+    ETH_DOWN,
+    ETH_NO_CABLE,
+    WIFI_CONNECTED,
+    WIFI_CONNECTING,
+    WIFI_FAILED,
+    WIFI_IDLE,
+    AccessPoint,
+    Ipv4Config,
+    LinkStatus,
+)
+from cloudlet.gateway.runner import CommandRunner
+
+
+def split_terse(line: str) -> list[str]:
+    """Split one ``nmcli -t`` line on ``:``, honouring ``\\:`` and ``\\\\`` escapes."""
+    fields: list[str] = []
+    current: list[str] = []
+    escaped = False
+    for char in line:
+        if escaped:
+            current.append(char)
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char == ":":
+            fields.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+    fields.append("".join(current))
+    return fields
+
+
+def auth_mode_of(security: str) -> int:
+    """nmcli's SECURITY column (``WPA1 WPA2``, ``WPA3``, ``WEP``, ...) → the vendor auth_mode."""
+    words = set(security.upper().split())
+    if "802.1X" in words:
+        return 5
+    if "OWE" in words:
+        return 9
+    if "WPA3" in words:
+        return 7 if "WPA2" in words else 6
+    if "WPA2" in words:
+        return 4 if "WPA1" in words else 3
+    if "WPA1" in words:
+        return 2
+    if "WEP" in words:
+        return 1
+    return 0
+
+
+def rssi_of(signal_percent: int) -> int:
+    """NetworkManager reports 0-100 %; dBm ≈ percent / 2 − 100 (its own inverse mapping)."""
+    return signal_percent // 2 - 100
+
+
+def parse_wifi_list(text: str) -> list[AccessPoint]:
+    """Lines ``SSID:BSSID:SECURITY:SIGNAL`` of ``nmcli -t -f SSID,BSSID,SECURITY,SIGNAL``."""
+    result = []
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        fields = split_terse(line)
+        if len(fields) < 4 or not fields[0]:
+            continue
+        ssid, bssid, security, signal = fields[:4]
+        result.append(
+            AccessPoint(ssid, bssid.lower(), auth_mode_of(security), rssi_of(int(signal or 0)))
+        )
+    return result
+
+
+def parse_device_show(text: str) -> dict[str, str]:
+    """``nmcli -t device show IFACE`` as field → first value (``IP4.ADDRESS[1]`` → IP4.ADDRESS)."""
+    values: dict[str, str] = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        if not sep:
+            continue
+        values.setdefault(key.split("[")[0], value.replace("\\:", ":"))
+    return values
+
+
+def _nm_state(values: dict[str, str]) -> int:
+    state = values.get("GENERAL.STATE", "0").split()[0]
+    return int(state) if state.isdigit() else 0
+
+
+def _prefix_length(netmask: str) -> int:
+    return ipaddress.IPv4Network(f"0.0.0.0/{netmask}").prefixlen
+
+
+class NmcliNetworkBackend:
+    """NetworkBackend over ``nmcli``."""
+
+    def __init__(
+        self, runner: CommandRunner, *, nmcli: str = "nmcli", wifi: str = "wlan0", eth: str = "eth0"
+    ) -> None:
+        self._runner = runner
+        self._nmcli = nmcli
+        self._wifi = wifi
+        self._eth = eth
+
+    async def _run(self, *args: str, check: bool = True) -> tuple[int, str, str]:
+        result = await self._runner.run([self._nmcli, *args])
+        if check and result.returncode != 0:
+            raise GatewayError(Code.WIFI_FAILED, result.stderr.strip() or "nmcli failed")
+        return result.returncode, result.stdout, result.stderr
+
+    async def wifi_scan(self) -> list[AccessPoint]:
+        _, out, _ = await self._run(
+            "-t",
+            "-f",
+            "SSID,BSSID,SECURITY,SIGNAL",
+            "device",
+            "wifi",
+            "list",
+            "ifname",
+            self._wifi,
+            "--rescan",
+            "yes",
+        )
+        return parse_wifi_list(out)
+
+    async def wifi_connect(
+        self,
+        *,
+        ssid: str,
+        password: str,
+        bssid: str | None,
+        auth_mode: int,
+        static: Ipv4Config | None,
+    ) -> str | None:
+        args = ["device", "wifi", "connect", ssid]
+        if auth_mode != 0:
+            args += ["password", password]
+        if bssid:
+            args += ["bssid", bssid]
+        args += ["ifname", self._wifi]
+        code, _, err = await self._run(*args, check=False)
+        if code != 0:
+            return err.strip().removeprefix("Error: ") or "connection failed"
+        if static is not None:
+            await self._set_ipv4(ssid, static)
+            await self._run("connection", "up", ssid)
+        return None
+
+    async def _set_ipv4(self, connection: str, static: Ipv4Config | None) -> None:
+        if static is None:
+            await self._run(
+                "connection",
+                "modify",
+                connection,
+                "ipv4.method",
+                "auto",
+                "ipv4.addresses",
+                "",
+                "ipv4.gateway",
+                "",
+            )
+            return
+        await self._run(
+            "connection",
+            "modify",
+            connection,
+            "ipv4.method",
+            "manual",
+            "ipv4.addresses",
+            f"{static.ip}/{_prefix_length(static.netmask)}",
+            "ipv4.gateway",
+            static.gateway,
+        )
+
+    async def wifi_disconnect(self) -> None:
+        await self._run("device", "disconnect", self._wifi, check=False)
+
+    async def _show(self, iface: str) -> dict[str, str]:
+        _, out, _ = await self._run(
+            "-t",
+            "-f",
+            "GENERAL.STATE,GENERAL.CONNECTION,IP4.ADDRESS,IP4.GATEWAY,IP6.ADDRESS",
+            "device",
+            "show",
+            iface,
+        )
+        return parse_device_show(out)
+
+    async def wifi_link(self) -> LinkStatus:
+        values = await self._show(self._wifi)
+        state = _nm_state(values)
+        if state == 100:
+            status = WIFI_CONNECTED
+        elif 40 <= state < 100:
+            status = WIFI_CONNECTING
+        elif state == 120:
+            status = WIFI_FAILED
+        else:
+            status = WIFI_IDLE
+        return LinkStatus(
+            status=status,
+            ipv4_ip=values.get("IP4.ADDRESS", "").split("/")[0],
+            ipv4_gateway=values.get("IP4.GATEWAY", ""),
+            ipv6_ip=values.get("IP6.ADDRESS", "").split("/")[0],
+            ssid=values.get("GENERAL.CONNECTION", ""),
+        )
+
+    async def eth_apply(self, static: Ipv4Config | None) -> None:
+        connection = (await self._show(self._eth)).get("GENERAL.CONNECTION", "")
+        if not connection:
+            raise GatewayError(Code.BACKEND_UNAVAILABLE, f"no connection on {self._eth}")
+        await self._set_ipv4(connection, static)
+        await self._run("connection", "up", connection)
+
+    async def eth_link(self) -> LinkStatus:
+        values = await self._show(self._eth)
+        state = _nm_state(values)
+        if state == 100:
+            status = ETH_CONNECTED
+        elif 40 <= state < 100:
+            status = ETH_CONNECTING
+        elif state == 20:
+            status = ETH_NO_CABLE  # "unavailable": no carrier
+        else:
+            status = ETH_DOWN
+        return LinkStatus(
+            status=status,
+            ipv4_ip=values.get("IP4.ADDRESS", "").split("/")[0],
+            ipv4_gateway=values.get("IP4.GATEWAY", ""),
+            ipv6_ip=values.get("IP6.ADDRESS", "").split("/")[0],
+        )

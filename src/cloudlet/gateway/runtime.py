@@ -1,0 +1,85 @@
+"""The long-lived parts of the gateway family: its backends, built from GatewaySettings."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import httpx
+
+from cloudlet.core.clock import Clock
+from cloudlet.gateway.config import GatewaySettings
+from cloudlet.gateway.errors import Code, GatewayError
+from cloudlet.gateway.firmware import FirmwareSource, LocalFirmwareSource
+from cloudlet.gateway.network import NetworkBackend
+from cloudlet.gateway.nmcli import NmcliNetworkBackend
+from cloudlet.gateway.otctl import OtCtlThreadBackend
+from cloudlet.gateway.runner import CommandRunner, SubprocessRunner
+from cloudlet.gateway.simnet import NetworkWorld, SimNetworkBackend, default_network_world
+from cloudlet.gateway.simthread import SimThreadBackend, ThreadWorld, default_world
+from cloudlet.gateway.thread import ThreadBackend
+
+Fetcher = Callable[[str], Awaitable[bytes]]
+MAX_CERTIFICATE_BYTES = 64 * 1024
+
+
+async def http_fetch(url: str) -> bytes:
+    """Download a small file (certificates), bounded in time and size."""
+    try:
+        async with httpx.AsyncClient(timeout=10.0, follow_redirects=True) as client:
+            response = await client.get(url)
+    except httpx.HTTPError as exc:
+        raise GatewayError(Code.BACKEND_UNAVAILABLE, f"download failed: {exc}") from exc
+    if response.status_code != 200:
+        raise GatewayError(
+            Code.BACKEND_UNAVAILABLE, f"download failed: HTTP {response.status_code}"
+        )
+    if len(response.content) > MAX_CERTIFICATE_BYTES:
+        raise GatewayError(Code.CERTIFICATE_INVALID, "certificate too large")
+    return response.content
+
+
+@dataclass
+class GatewayRuntime:
+    settings: GatewaySettings
+    thread: ThreadBackend
+    network: NetworkBackend
+    firmware: FirmwareSource
+    fetch: Fetcher
+    simulated: bool
+    runner: CommandRunner | None = None
+    thread_world: ThreadWorld | None = None
+    network_world: NetworkWorld | None = None
+
+
+def build_runtime(settings: GatewaySettings, *, clock: Clock) -> GatewayRuntime:
+    """The backends GatewaySettings.backend names."""
+    firmware = LocalFirmwareSource(settings.online_firmware)
+    if settings.backend == "linux":
+        runner = SubprocessRunner(timeout_s=settings.command_timeout_s)
+        return GatewayRuntime(
+            settings=settings,
+            thread=OtCtlThreadBackend(runner, clock=clock, ot_ctl=settings.ot_ctl),
+            network=NmcliNetworkBackend(
+                runner,
+                nmcli=settings.nmcli,
+                wifi=settings.wifi_interface,
+                eth=settings.eth_interface,
+            ),
+            firmware=firmware,
+            fetch=http_fetch,
+            simulated=False,
+            runner=runner,
+        )
+    thread_world = default_world()
+    network_world = default_network_world()
+    return GatewayRuntime(
+        settings=settings,
+        thread=SimThreadBackend(thread_world, clock=clock),
+        network=SimNetworkBackend(network_world),
+        firmware=firmware,
+        fetch=http_fetch,
+        simulated=True,
+        thread_world=thread_world,
+        network_world=network_world,
+    )

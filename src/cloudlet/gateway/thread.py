@@ -1,0 +1,115 @@
+"""The Thread radio interface shared by the ot-ctl backend and the simulated world."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+# RCP.State numbers of /otbr/get_status, from the role names ot-ctl prints.
+ROLE_NUMBERS = {"disabled": 0, "detached": 1, "child": 2, "router": 3, "leader": 4}
+# OpenThread's otJoinerState values, answered as /otbr/get_join_status "status".
+JOINER_STATES = {
+    "idle": 0,
+    "discover": 1,
+    "connecting": 2,
+    "connected": 3,
+    "entrust": 4,
+    "joined": 5,
+}
+# `thread version` numbers (OT_THREAD_VERSION_*) to the spec's "v1.x" strings.
+THREAD_VERSIONS = {2: "v1.1", 3: "v1.2", 4: "v1.3"}
+
+
+@dataclass
+class Dataset:
+    """The operational dataset fields the admin API shows and sets."""
+
+    network_name: str
+    ext_pan_id: str
+    pan_id: int
+    channel: int
+    network_key: str
+    pskc: str
+    mesh_local_prefix: str = ""
+
+
+@dataclass
+class ThreadInfo:
+    """What the radio reports about itself and the network it is on."""
+
+    role: str
+    ext_address: str
+    eui64: str
+    rloc16: int
+    txpower: int
+    ot_version: str
+    rcp_version: str
+    api_version: str
+    thread_version: str
+    ipv6: list[str] = field(default_factory=list)
+    active_dataset_hex: str = ""
+    mesh_local_prefix: str = ""
+    on_mesh_prefix: str = ""
+    # The active dataset as the radio holds it (None while Thread is disabled).
+    dataset: Dataset | None = None
+
+
+@dataclass(frozen=True)
+class ScanResult:
+    network_name: str
+    ext_pan_id: str
+    pan_id: int
+    channel: int
+    rssi: int
+    lqi: int
+    joinable: bool = False
+
+
+@dataclass(frozen=True)
+class JoinerRequest:
+    """A joiner the commissioner was told about: who, with what PSKd, since when."""
+
+    eui64: str
+    pskd: str
+    added_ms: int
+    timeout_s: int
+
+
+class ThreadBackend(Protocol):
+    """Everything the admin API asks of the Thread radio."""
+
+    async def info(self) -> ThreadInfo: ...
+
+    async def form(self, dataset: Dataset) -> None:
+        """Commit ``dataset`` as the active one and start Thread on it."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def discover(self) -> list[ScanResult]: ...
+
+    async def set_txpower(self, dbm: int) -> None: ...
+
+    async def joiner_start(self, pskd: str) -> None: ...
+
+    async def joiner_state(self) -> str: ...
+
+    async def attach_with_key(self, *, network_key: str, channel: int, pan_id: int) -> None: ...
+
+    async def set_commissioner(self, enable: bool) -> None: ...
+
+    async def commissioner_active(self) -> bool: ...
+
+    async def joiner_add(self, eui64: str, pskd: str, timeout_s: int) -> None: ...
+
+    async def joiner_remove(self, eui64: str) -> None: ...
+
+    async def joined(self, requests: Sequence[JoinerRequest]) -> dict[str, int]:
+        """Which of ``requests`` obtained credentials, and when (epoch ms)."""
+
+    async def set_bbr(self, enable: bool) -> None: ...
+
+    async def bbr_state(self) -> str:
+        """Disabled, Primary or Secondary."""

@@ -1,34 +1,375 @@
-"""HTTP routes of the irrigation family (placeholder until the family lands)."""
+"""HTTP routes of the Aifro WaterEco cloud (seed 004) and the family's management API."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Request, Response
 from fastapi.responses import JSONResponse
+from sqlalchemy import func, select
 
-from cloudlet.core.errors import BadPayload
+from cloudlet.core.auth import AdminDep
+from cloudlet.core.errors import BadPayload, envelope_route, read_json
 from cloudlet.core.family import Family
-from cloudlet.core.services import Services
+from cloudlet.core.services import Services, ServicesDep, SessionDep
+from cloudlet.irrigation import errors as e
+from cloudlet.irrigation import service
+from cloudlet.irrigation.errors import ERRORS, AifroError
+from cloudlet.irrigation.link import Ack, IrrigationLink
+from cloudlet.irrigation.models import IrrigationDevice, IrrigationToken, IrrigationUser
+from cloudlet.irrigation.protocol import (
+    KNOWN_MASK,
+    OP_SETUP,
+    OP_START,
+    OP_STOP,
+    OP_VALVES_SETUP,
+    select_status,
+    setup_mask,
+)
+from cloudlet.irrigation.schemas import validate_setup, validate_start, validate_valves_setup
+
+EXTRA_KEY = "irrigation"
 
 
-class _Envelope:
+def _json(body: dict[str, Any], status: int = 200) -> JSONResponse:
+    return JSONResponse(body, status_code=status)
+
+
+def _error(code: int) -> JSONResponse:
+    status, message = ERRORS[code]
+    return _json({"code": code, "error": message}, status)
+
+
+class AifroEnvelope:
+    """Every problem answered as ``{"code": n, "error": "..."}`` with Appendix 2's status."""
+
     def bad_payload(self, request: Request, exc: BadPayload) -> Response:
-        return JSONResponse({"error": exc.reason}, status_code=400)
+        if exc.reason in ("malformed JSON", "empty body", "not an object"):
+            return _error(e.INVALID_JSON)
+        return _error(e.INVALID_PARAMS)
 
     def not_found(self, request: Request) -> Response:
-        return JSONResponse({"error": "not found"}, status_code=404)
+        return _error(e.INVALID_URL)
 
     def method_not_allowed(self, request: Request) -> Response:
-        return JSONResponse({"error": "method not allowed"}, status_code=405)
+        # The vendor has no 405: a method a path does not take is an invalid request URL.
+        return _error(e.INVALID_URL)
 
     def internal_error(self, request: Request, exc: Exception) -> Response:
-        return JSONResponse({"error": "internal error"}, status_code=500)
+        return _error(e.INTERNAL)
 
     def domain_error(self, request: Request, exc: Exception) -> Response | None:
+        if isinstance(exc, AifroError):
+            return _error(exc.code)
         return None
 
 
+async def _body(request: Request, services: Services) -> dict[str, Any]:
+    data = await read_json(request, max_bytes=services.settings.irrigation.max_body_bytes)
+    if not isinstance(data, dict):
+        raise BadPayload("not an object")
+    return data
+
+
+def _link(services: Services) -> IrrigationLink:
+    link: IrrigationLink = services.extras[EXTRA_KEY]
+    return link
+
+
+AuthHeader = Annotated[str | None, Header(alias="Authorization")]
+
+
+async def _user(
+    services: ServicesDep, session: SessionDep, authorization: AuthHeader = None
+) -> tuple[IrrigationUser, IrrigationToken]:
+    return await service.authenticate(session, clock=services.clock, authorization=authorization)
+
+
+UserDep = Annotated[tuple[IrrigationUser, IrrigationToken], Depends(_user)]
+
+
+def _client_ip(request: Request) -> str:
+    return request.client.host if request.client else ""
+
+
+def vendor_router() -> APIRouter:
+    router = APIRouter(route_class=envelope_route(AifroEnvelope()), include_in_schema=False)
+
+    # -- users (00001-00006) --------------------------------------------------------------
+
+    @router.post("/v1/rootusers")
+    async def register(request: Request, services: ServicesDep, session: SessionDep) -> Response:
+        body = await _body(request, services)
+        user = await service.register_user(session, clock=services.clock, body=body)
+        registered = int(user.registered_at.timestamp())
+        return _json({"code": 0, "name": user.name, "registerdate": registered}, 201)
+
+    @router.post("/v1/user/login")
+    async def login(request: Request, services: ServicesDep, session: SessionDep) -> Response:
+        body = await _body(request, services)
+        token = await service.login(
+            session,
+            clock=services.clock,
+            settings=services.settings.irrigation,
+            body=body,
+            ip=_client_ip(request),
+        )
+        return _json({"code": 0, "access_token": token, "type": 0})
+
+    @router.put("/v1/user/passwd")
+    async def change_password(
+        request: Request, services: ServicesDep, session: SessionDep
+    ) -> Response:
+        body = await _body(request, services)
+        await service.change_password(
+            session, clock=services.clock, settings=services.settings.irrigation, body=body
+        )
+        return _json({"code": 0})
+
+    @router.put("/v1/user/{name}")
+    async def edit_user(
+        name: str, request: Request, services: ServicesDep, session: SessionDep, auth: UserDep
+    ) -> Response:
+        user, _ = auth
+        service.check_same_user(user, name)
+        body = await _body(request, services)
+        await service.edit_user(session, user=user, body=body)
+        return _json({"code": 0})
+
+    @router.get("/v1/user/{name}")
+    async def get_user(name: str, auth: UserDep) -> Response:
+        user, _ = auth
+        service.check_same_user(user, name)
+        return _json(service.user_info(user))
+
+    @router.delete("/v1/user/{name}")
+    async def logout(name: str, session: SessionDep, auth: UserDep) -> Response:
+        user, token = auth
+        service.check_same_user(user, name)
+        await service.logout(session, token=token)
+        return _json({"code": 0})
+
+    # -- captcha (00501, 00502) -----------------------------------------------------------
+
+    @router.get("/v1/captcha")
+    async def get_captcha(request: Request, services: ServicesDep, session: SessionDep) -> Response:
+        png = await service.get_captcha(
+            session,
+            clock=services.clock,
+            box=services.secrets,
+            params=dict(request.query_params),
+        )
+        return _json({"code": 0, "pngdata": png}, 201)
+
+    @router.post("/v1/captcha")
+    async def verify_captcha(
+        request: Request, services: ServicesDep, session: SessionDep
+    ) -> Response:
+        body = await _body(request, services)
+        result = await service.verify_captcha(
+            session,
+            clock=services.clock,
+            box=services.secrets,
+            settings=services.settings.irrigation,
+            body=body,
+        )
+        return _json({"code": 0, "result": result}, 201)
+
+    # -- device management (00101-00105) --------------------------------------------------
+
+    @router.post("/v1/devices")
+    async def add_device(
+        request: Request, services: ServicesDep, session: SessionDep, auth: UserDep
+    ) -> Response:
+        body = await _body(request, services)
+        await service.add_device(
+            session,
+            clock=services.clock,
+            settings=services.settings.irrigation,
+            user=auth[0],
+            body=body,
+        )
+        return _json({"code": 0}, 201)
+
+    @router.get("/v1/devices")
+    async def list_devices(services: ServicesDep, session: SessionDep, auth: UserDep) -> Response:
+        devices = await service.list_devices(
+            session, settings=services.settings.irrigation, user=auth[0]
+        )
+        return _json({"code": 0, "devicenum": len(devices), "devicelist": devices})
+
+    @router.post("/v1/device/check")
+    async def check_device(
+        request: Request, services: ServicesDep, session: SessionDep, auth: UserDep
+    ) -> Response:
+        body = await _body(request, services)
+        await service.check_device_password(
+            session,
+            clock=services.clock,
+            settings=services.settings.irrigation,
+            user=auth[0],
+            body=body,
+        )
+        return _json({"code": 0}, 201)
+
+    @router.delete("/v1/device/{deviceid}")
+    async def delete_device(deviceid: str, session: SessionDep, auth: UserDep) -> Response:
+        await service.delete_device(session, user=auth[0], raw_id=deviceid)
+        return _json({"code": 0})
+
+    @router.put("/v1/device/{deviceid}")
+    async def edit_device(
+        deviceid: str,
+        request: Request,
+        services: ServicesDep,
+        session: SessionDep,
+        auth: UserDep,
+    ) -> Response:
+        body = await _body(request, services)
+        await service.edit_device(session, user=auth[0], raw_id=deviceid, body=body)
+        return _json({"code": 0})
+
+    # -- device control (00201-00205) -----------------------------------------------------
+
+    @router.get("/v1/device/{deviceid}/status")
+    async def device_status(
+        deviceid: str, request: Request, session: SessionDep, auth: UserDep
+    ) -> Response:
+        mask = _inquiry_mask(request.query_params.get("flag"))
+        device = await service.owned_device(
+            session, user=auth[0], raw_id=deviceid, others_code=e.CONTROL_OTHERS
+        )
+        if device.state is None:
+            raise AifroError(e.OFFLINE)  # never reported anything: nothing to show
+        status = select_status(device.state, mask, deviceid=device.deviceid, online=device.online)
+        return _json({"code": 0, "status": status})
+
+    @router.post("/v1/device/{deviceid}")
+    async def start_watering(
+        deviceid: str, request: Request, services: ServicesDep, auth: UserDep
+    ) -> Response:
+        args = validate_start(await _body(request, services))
+        await _command(services, auth[0], deviceid, OP_START, args)
+        return _json({"code": 0})
+
+    @router.delete("/v1/device/{deviceid}/stoptask")
+    async def stop_watering(deviceid: str, services: ServicesDep, auth: UserDep) -> Response:
+        device_key, ack = await _command(services, auth[0], deviceid, OP_STOP, {})
+        status = select_status(ack.status or {}, 0xFFFFFFFF, deviceid=device_key, online=True)
+        return _json({"code": 0, "status": status})
+
+    @router.put("/v1/device/{deviceid}/setup")
+    async def setup(
+        deviceid: str, request: Request, services: ServicesDep, auth: UserDep
+    ) -> Response:
+        body = await _body(request, services)
+        if "setup" not in body:
+            raise AifroError(e.INVALID_PARAMS)
+        clean = validate_setup(body["setup"])
+        device_key, ack = await _command(services, auth[0], deviceid, OP_SETUP, {"setup": clean})
+        if clean.get("devicepasswd"):
+            await service.set_device_password(
+                services.db, deviceid=device_key, password=clean["devicepasswd"]
+            )
+        mask = setup_mask(clean)
+        status = select_status(ack.status or {}, mask, deviceid=device_key, online=True)
+        return _json({"code": 0, "status": status})
+
+    @router.post("/v1/device/{deviceid}/valvessetup")
+    async def valves_setup(
+        deviceid: str, request: Request, services: ServicesDep, auth: UserDep
+    ) -> Response:
+        args = validate_valves_setup(await _body(request, services))
+        await _command(services, auth[0], deviceid, OP_VALVES_SETUP, args)
+        return _json({"code": 0})
+
+    return router
+
+
+def _inquiry_mask(raw: str | None) -> int:
+    """The ``flag`` query: decimal or 0x-hex, at least one known bit (107 otherwise)."""
+    if raw is None:
+        raise AifroError(e.INVALID_FLAG)
+    try:
+        mask = int(raw.strip(), 0)
+    except ValueError as exc:
+        raise AifroError(e.INVALID_FLAG) from exc
+    if mask <= 0 or mask > 0xFFFFFFFF or not mask & KNOWN_MASK:
+        raise AifroError(e.INVALID_FLAG)
+    return mask
+
+
+async def _command(
+    services: Services, user: IrrigationUser, raw_id: str, op: str, args: dict[str, Any]
+) -> tuple[str, Ack]:
+    """Send ``op`` to the user's controller; 119 offline, 120 no ack, else the ack's code."""
+    async with services.db.session() as session:
+        device = await service.owned_device(
+            session, user=user, raw_id=raw_id, others_code=e.CONTROL_OTHERS
+        )
+        deviceid, online = device.deviceid, device.online
+    if not online:
+        raise AifroError(e.OFFLINE)
+    ack = await _link(services).command(deviceid, op, args)
+    if ack.code != 0:
+        raise AifroError(ack.code if ack.code in ERRORS else e.INTERNAL)
+    return deviceid, ack
+
+
+def management_router() -> APIRouter:
+    """Cloudlet's own view of the family (admin token required)."""
+    router = APIRouter(prefix="/api/v1/irrigation", tags=["irrigation"])
+
+    @router.get("/devices")
+    async def devices(_admin: AdminDep, session: SessionDep) -> list[dict[str, Any]]:
+        rows = (await session.scalars(select(IrrigationDevice).order_by(IrrigationDevice.id))).all()
+        return [
+            {
+                "deviceid": d.deviceid,
+                "owned": d.owner_id is not None,
+                "online": d.online,
+                "first_seen": d.first_seen_at.isoformat() if d.first_seen_at else None,
+                "state_at": d.state_at.isoformat() if d.state_at else None,
+                "devicestatus": (d.state or {}).get("devicestatus"),
+                "usedwater": (d.state or {}).get("usedwater"),
+            }
+            for d in rows
+        ]
+
+    @router.get("/stats")
+    async def stats(_admin: AdminDep, session: SessionDep) -> dict[str, int]:
+        users = await session.scalar(select(func.count()).select_from(IrrigationUser))
+        total = await session.scalar(select(func.count()).select_from(IrrigationDevice))
+        online = await session.scalar(
+            select(func.count()).select_from(IrrigationDevice).where(IrrigationDevice.online)
+        )
+        return {"users": users or 0, "devices": total or 0, "online": online or 0}
+
+    return router
+
+
 def _routers(_services: Services) -> list[APIRouter]:
-    return []
+    return [vendor_router(), management_router()]
 
 
-FAMILY = Family(name="irrigation", envelope=_Envelope(), prefixes=(), routers=_routers)
+@asynccontextmanager
+async def lifespan(services: Services) -> AsyncIterator[None]:
+    link = IrrigationLink(services)
+    await link.start()
+    services.extras[EXTRA_KEY] = link
+    try:
+        yield
+    finally:
+        services.extras.pop(EXTRA_KEY, None)
+        await link.stop()
+
+
+FAMILY = Family(
+    name="irrigation",
+    envelope=AifroEnvelope(),
+    prefixes=("/v1",),
+    routers=_routers,
+    lifespan=lifespan,
+)

@@ -4,11 +4,23 @@ from pydantic import BaseModel
 
 
 class IrrigationSettings(BaseModel):
-    """Device link and the address the device list advertises."""
+    """Device link, the address the device list advertises, and the account rules."""
 
     # None: start the embedded broker; otherwise e.g. mqtt://user:pass@host:1883
     mqtt_url: str | None = None
     embedded_mqtt_host: str = "127.0.0.1"
+    # 0 binds a free port (tests); `cloudlet serve` keeps the MQTT default 1883.
     embedded_mqtt_port: int = 1883
+    # What the device list answers as "ip": the host this node's devices attach to.
     node_address: str = "127.0.0.1"
     command_timeout_seconds: float = 5.0
+    # Topics live under "<topic_root>/<deviceid>/..." (tests use a unique root per run).
+    topic_root: str = "aifro"
+    # Controllers unknown to the server may register by connecting (trust on first use).
+    accept_unknown_devices: bool = True
+    token_days: float = 3.0
+    max_devices_per_user: int = 50
+    captcha_failures: int = 3
+    captcha_window_seconds: int = 180
+    captcha_lifetime_seconds: int = 300
+    max_body_bytes: int = 64 * 1024

@@ -1,0 +1,298 @@
+"""MQTT device-link plumbing any family can use: an embedded amqtt broker and a client wrapper.
+
+The broker asks the owning family who may connect and which topics a client may use, through
+two async callbacks registered under a key (amqtt builds plugins from dotted paths and plain
+config, so live callables cannot be passed in its config). The client wraps aiomqtt with
+reconnection, one message loop and typed handlers per topic filter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import aiomqtt
+
+log = logging.getLogger("cloudlet.devicelink")
+
+# (username, password) -> allowed?
+Authenticator = Callable[[str | None, str | None], Awaitable[bool]]
+# (username, topic, action: "publish" | "subscribe" | "receive") -> allowed?
+TopicGuard = Callable[[str | None, str, str], Awaitable[bool]]
+# (topic, payload) -> None
+MessageHandler = Callable[[str, bytes], Awaitable[None]]
+
+_GUARDS: dict[str, tuple[Authenticator | None, TopicGuard | None]] = {}
+
+
+def _guards(key: str) -> tuple[Authenticator | None, TopicGuard | None]:
+    return _GUARDS.get(key, (None, None))
+
+
+def _plugin_classes() -> tuple[type[Any], type[Any]]:
+    """The amqtt plugin classes, built lazily so importing this module stays cheap."""
+    from amqtt.plugins.base import BaseAuthPlugin, BaseTopicPlugin
+
+    class CallbackAuthPlugin(BaseAuthPlugin):  # type: ignore[misc]
+        """Asks the registered authenticator; anonymous when none is registered."""
+
+        @dataclass
+        class Config:
+            key: str = ""
+
+        async def authenticate(self, *, session: Any) -> bool | None:
+            authenticator, _ = _guards(self.context.config.key)
+            if authenticator is None:
+                return True
+            try:
+                return await authenticator(session.username, session.password)
+            except Exception:
+                log.exception("device-link authenticator failed")
+                return False
+
+    class CallbackTopicPlugin(BaseTopicPlugin):  # type: ignore[misc]
+        """Asks the registered topic guard; everything allowed when none is registered."""
+
+        @dataclass
+        class Config:
+            key: str = ""
+
+        async def topic_filtering(
+            self, *, session: Any = None, topic: str | None = None, action: Any = None
+        ) -> bool | None:
+            _, guard = _guards(self.context.config.key)
+            if guard is None or topic is None:
+                return True
+            username = session.username if session is not None else None
+            try:
+                return await guard(username, topic, str(action.value if action else ""))
+            except Exception:
+                log.exception("device-link topic guard failed")
+                return False
+
+    return CallbackAuthPlugin, CallbackTopicPlugin
+
+
+CallbackAuthPlugin, CallbackTopicPlugin = _plugin_classes()
+
+
+@dataclass
+class EmbeddedBroker:
+    """An amqtt broker inside this process; ``port=0`` binds a free port (see ``.port``)."""
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    authenticator: Authenticator | None = None
+    topic_guard: TopicGuard | None = None
+    _key: str = field(default_factory=lambda: uuid.uuid4().hex)
+    _broker: Any = None
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://{self.host}:{self.port}"
+
+    async def start(self) -> None:
+        from amqtt.broker import Broker
+
+        _GUARDS[self._key] = (self.authenticator, self.topic_guard)
+        config = {
+            "listeners": {"default": {"type": "tcp", "bind": f"{self.host}:{self.port}"}},
+            "plugins": {
+                f"{__name__}.CallbackAuthPlugin": {"key": self._key},
+                f"{__name__}.CallbackTopicPlugin": {"key": self._key},
+            },
+        }
+        self._broker = Broker(config)
+        await self._broker.start()
+        if self.port == 0:
+            server = self._broker._servers["default"].instance
+            self.port = int(server.sockets[0].getsockname()[1])
+        log.info("embedded MQTT broker on %s", self.url)
+
+    async def stop(self) -> None:
+        if self._broker is not None:
+            with contextlib.suppress(Exception):
+                await self._broker.shutdown()
+            self._broker = None
+        _GUARDS.pop(self._key, None)
+
+    async def __aenter__(self) -> EmbeddedBroker:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.stop()
+
+
+@dataclass(frozen=True)
+class BrokerAddress:
+    """Where a broker is and who we are to it, parsed from ``mqtt://user:pass@host:port``."""
+
+    host: str
+    port: int
+    username: str | None = None
+    password: str | None = None
+
+    @classmethod
+    def parse(cls, url: str) -> BrokerAddress:
+        parts = urlsplit(url)
+        if parts.scheme not in ("mqtt", "tcp", ""):
+            raise ValueError(f"unsupported broker URL scheme: {parts.scheme}")
+        return cls(
+            host=parts.hostname or "127.0.0.1",
+            port=parts.port or 1883,
+            username=unquote(parts.username) if parts.username else None,
+            password=unquote(parts.password) if parts.password else None,
+        )
+
+
+@dataclass(frozen=True)
+class Will:
+    """The message the broker publishes for us when our connection drops."""
+
+    topic: str
+    payload: bytes
+    qos: int = 1
+    retain: bool = True
+
+
+class LinkClient:
+    """One MQTT connection that reconnects, resubscribes and dispatches messages to handlers.
+
+    ``on_connect`` runs after every (re)connection, before messages flow: announce presence
+    there. ``connected`` is set while the connection is up.
+    """
+
+    def __init__(
+        self,
+        address: BrokerAddress,
+        *,
+        client_id: str | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        will: Will | None = None,
+        keepalive: int = 30,
+        reconnect_delay: float = 1.0,
+        on_connect: Callable[[LinkClient], Awaitable[None]] | None = None,
+    ) -> None:
+        self.address = address
+        self.client_id = client_id or f"cloudlet-{uuid.uuid4().hex[:12]}"
+        self.username = username if username is not None else address.username
+        self.password = password if password is not None else address.password
+        self.will = will
+        self.keepalive = keepalive
+        self.reconnect_delay = reconnect_delay
+        self.on_connect = on_connect
+        self.connected = asyncio.Event()
+        self._handlers: list[tuple[str, int, MessageHandler]] = []
+        self._client: aiomqtt.Client | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self.last_error: Exception | None = None
+
+    def subscribe(self, topic_filter: str, handler: MessageHandler, *, qos: int = 1) -> None:
+        """Register ``handler`` for ``topic_filter``; subscribed on every (re)connection."""
+        self._handlers.append((topic_filter, qos, handler))
+
+    async def publish(
+        self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False
+    ) -> None:
+        """Publish now; raises ``ConnectionError`` when the link is down."""
+        client = self._client
+        if client is None or not self.connected.is_set():
+            raise ConnectionError("device link is not connected")
+        try:
+            await client.publish(topic, payload, qos=qos, retain=retain)
+        except aiomqtt.MqttError as exc:
+            raise ConnectionError(str(exc)) from exc
+
+    async def start(self, *, wait: float | None = 10.0) -> None:
+        """Start the connection loop; with ``wait``, return once connected (or raise)."""
+        self._stopping = False
+        self._task = asyncio.create_task(self._run(), name=f"mqtt-{self.client_id}")
+        if wait is not None:
+            try:
+                await asyncio.wait_for(self.connected.wait(), wait)
+            except TimeoutError as exc:
+                await self.stop()
+                raise ConnectionError(f"cannot reach MQTT broker: {self.last_error}") from exc
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+            self._task = None
+        self.connected.clear()
+
+    async def drop(self) -> None:
+        """Lose the connection without a clean DISCONNECT, so the broker sends our will."""
+        client = self._client
+        self._stopping = True
+        if client is not None:
+            sock: Any = client._client.socket()
+            with contextlib.suppress(Exception):
+                sock.shutdown(socket.SHUT_RDWR)
+            # Let the loop notice the loss itself, so the client library cleans up calmly.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wait_down(), 5)
+        await self.stop()
+
+    async def _wait_down(self) -> None:
+        while self._client is not None:  # noqa: ASYNC110 - set by the loop task, no event
+            await asyncio.sleep(0.01)
+
+    def _make_client(self) -> aiomqtt.Client:
+        will = None
+        if self.will is not None:
+            will = aiomqtt.Will(
+                self.will.topic, self.will.payload, qos=self.will.qos, retain=self.will.retain
+            )
+        return aiomqtt.Client(
+            self.address.host,
+            self.address.port,
+            identifier=self.client_id,
+            username=self.username,
+            password=self.password,
+            will=will,
+            keepalive=self.keepalive,
+            timeout=10,
+        )
+
+    async def _run(self) -> None:
+        while not self._stopping:
+            try:
+                async with self._make_client() as client:
+                    self._client = client
+                    for topic_filter, qos, _ in self._handlers:
+                        await client.subscribe(topic_filter, qos=qos)
+                    self.connected.set()
+                    if self.on_connect is not None:
+                        await self.on_connect(self)
+                    async for message in client.messages:
+                        await self._dispatch(str(message.topic), message.topic, message.payload)
+            except aiomqtt.MqttError as exc:
+                self.last_error = exc
+                log.debug("MQTT link %s lost: %s", self.client_id, exc)
+            finally:
+                self.connected.clear()
+                self._client = None
+            if not self._stopping:
+                await asyncio.sleep(self.reconnect_delay)
+
+    async def _dispatch(self, topic: str, parsed: aiomqtt.Topic, payload: Any) -> None:
+        data = payload if isinstance(payload, bytes) else str(payload).encode()
+        for topic_filter, _, handler in self._handlers:
+            if parsed.matches(topic_filter):
+                try:
+                    await handler(topic, data)
+                except Exception:
+                    log.exception("MQTT handler for %s failed", topic)

@@ -1,0 +1,288 @@
+"""The server end of the device link: presence, reported state and commands with acks.
+
+Every server worker runs one of these with its own MQTT client. Each subscribes to every
+device's ``online``, ``state`` and ``ack`` topics; state is written to the database by
+whichever worker sees it (writes are idempotent: newer ``(boot, seq)`` wins), and an ack
+is claimed only by the worker holding the pending request id, so commands work whichever
+worker the app's request reached.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from cloudlet.core.devicelink import BrokerAddress, EmbeddedBroker, LinkClient
+from cloudlet.core.secretkey import resolve_secret_key
+from cloudlet.core.security import constant_time_equals
+from cloudlet.core.services import Services
+from cloudlet.irrigation import errors as e
+from cloudlet.irrigation.errors import AifroError
+from cloudlet.irrigation.models import IrrigationDevice
+from cloudlet.irrigation.protocol import (
+    ACK,
+    COMMAND,
+    ONLINE,
+    SERVER_USERNAME,
+    STATE,
+    credential_digest,
+    parse_topic,
+    server_password,
+    topic,
+)
+from cloudlet.irrigation.service import DEVICE_ID_RE
+
+log = logging.getLogger("cloudlet.irrigation.link")
+
+
+@dataclass
+class Ack:
+    code: int
+    status: dict[str, Any] | None
+
+
+def _newer(boot: str, seq: int, stored_boot: str, stored_seq: int) -> bool:
+    return boot != stored_boot or seq > stored_seq
+
+
+class IrrigationLink:
+    """Broker (when embedded), this worker's MQTT client, and pending commands."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.settings = services.settings.irrigation
+        self.broker: EmbeddedBroker | None = None
+        self.client: LinkClient | None = None
+        self.url = ""
+        self.root = self.settings.topic_root
+        self._pending: dict[str, asyncio.Future[Ack]] = {}
+        self._seen: dict[str, tuple[str, int]] = {}
+        self._changed = asyncio.Condition()
+        self._server_password = server_password(resolve_secret_key(services.settings))
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self.settings.mqtt_url:
+            self.url = self.settings.mqtt_url
+            address = BrokerAddress.parse(self.url)
+            username, password = address.username, address.password
+        else:
+            self.broker = EmbeddedBroker(
+                host=self.settings.embedded_mqtt_host,
+                port=self.settings.embedded_mqtt_port,
+                authenticator=self._authenticate,
+                topic_guard=self._guard,
+            )
+            await self.broker.start()
+            self.url = self.broker.url
+            address = BrokerAddress.parse(self.url)
+            username, password = SERVER_USERNAME, self._server_password
+        self.client = LinkClient(
+            address,
+            client_id=f"{SERVER_USERNAME}-{uuid.uuid4().hex[:8]}",
+            username=username,
+            password=password,
+        )
+        self.client.subscribe(f"{self.root}/+/{ONLINE}", self._on_online)
+        self.client.subscribe(f"{self.root}/+/{STATE}", self._on_state)
+        self.client.subscribe(f"{self.root}/+/{ACK}", self._on_ack)
+        await self.client.start(wait=15)
+
+    async def stop(self) -> None:
+        for future in self._pending.values():
+            future.cancel()
+        if self.client is not None:
+            await self.client.stop()
+        if self.broker is not None:
+            await self.broker.stop()
+
+    # -- broker guards (embedded broker only) -------------------------------------------
+
+    async def _authenticate(self, username: str | None, password: str | None) -> bool:
+        if username is None or password is None:
+            return False
+        if username == SERVER_USERNAME:
+            return constant_time_equals(password, self._server_password)
+        if not DEVICE_ID_RE.match(username):
+            return False
+        digest = credential_digest(password)
+        async with self.services.db.session() as session:
+            device = await self._device(session, username)
+            if device is None:
+                if not self.settings.accept_unknown_devices:
+                    return False
+                return await self._create_device(username, digest)
+            if device.credential_digest is None:
+                device.credential_digest = digest
+                await session.commit()
+                return True
+            return constant_time_equals(digest, device.credential_digest)
+
+    async def _guard(self, username: str | None, name: str, action: str) -> bool:
+        if username == SERVER_USERNAME:
+            return True
+        parsed = parse_topic(name, self.root)
+        if parsed is None or parsed[0] != username:
+            return False
+        kind = parsed[1]
+        if action == "subscribe" or action == "receive":
+            return kind == COMMAND
+        return kind in (ONLINE, STATE, ACK)
+
+    # -- incoming -----------------------------------------------------------------------
+
+    @staticmethod
+    async def _device(session: Any, deviceid: str) -> IrrigationDevice | None:
+        row: IrrigationDevice | None = await session.scalar(
+            select(IrrigationDevice).where(IrrigationDevice.deviceid == deviceid)
+        )
+        return row
+
+    async def _create_device(self, deviceid: str, digest: str | None) -> bool:
+        now = self.services.clock.now()
+        try:
+            async with self.services.db.session() as session:
+                session.add(
+                    IrrigationDevice(
+                        deviceid=deviceid,
+                        credential_digest=digest,
+                        first_seen_at=now,
+                        online=False,
+                        state_boot="",
+                        state_seq=0,
+                        invalidpassword=0,
+                        iconurl="",
+                        type=1,
+                        descript="",
+                        icon=0,
+                    )
+                )
+                await session.commit()
+        except IntegrityError:
+            return digest is None  # another worker created it first; re-check next time
+        return True
+
+    @staticmethod
+    def _decode(payload: bytes) -> dict[str, Any] | None:
+        try:
+            data = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            return None
+        return data if isinstance(data, dict) else None
+
+    async def _on_online(self, name: str, payload: bytes) -> None:
+        parsed = parse_topic(name, self.root)
+        data = self._decode(payload)
+        if parsed is None or data is None or not DEVICE_ID_RE.match(parsed[0]):
+            return
+        deviceid = parsed[0]
+        online = data.get("online") == 1
+        digest = data.get("credential")
+        async with self.services.db.session() as session:
+            device = await self._device(session, deviceid)
+            if device is None:
+                if not online or not self.settings.accept_unknown_devices:
+                    return
+                await self._create_device(deviceid, digest if isinstance(digest, str) else None)
+                device = await self._device(session, deviceid)
+                if device is None:
+                    return
+            now = self.services.clock.now()
+            if device.first_seen_at is None and online:
+                device.first_seen_at = now
+            if device.credential_digest is None and isinstance(digest, str) and len(digest) == 64:
+                device.credential_digest = digest
+            if device.online != online:
+                device.online = online
+                device.online_changed_at = now
+            await session.commit()
+        await self._notify(deviceid, None)
+
+    async def _on_state(self, name: str, payload: bytes) -> None:
+        parsed = parse_topic(name, self.root)
+        data = self._decode(payload)
+        if parsed is None or data is None or not isinstance(data.get("status"), dict):
+            return
+        await self._store_state(parsed[0], data)
+
+    async def _store_state(self, deviceid: str, data: dict[str, Any]) -> None:
+        boot = str(data.get("boot", ""))[:32]
+        seq = data.get("seq", 0)
+        if not isinstance(seq, int):
+            return
+        async with self.services.db.session() as session:
+            device = await self._device(session, deviceid)
+            if device is None:
+                return
+            if _newer(boot, seq, device.state_boot, device.state_seq):
+                device.state = data["status"]
+                device.state_boot = boot
+                device.state_seq = seq
+                device.state_at = self.services.clock.now()
+                await session.commit()
+        await self._notify(deviceid, (boot, seq))
+
+    async def _on_ack(self, name: str, payload: bytes) -> None:
+        parsed = parse_topic(name, self.root)
+        data = self._decode(payload)
+        if parsed is None or data is None:
+            return
+        future = self._pending.get(str(data.get("id", "")))
+        if future is None or future.done():
+            return  # another worker's command
+        status = data.get("status") if isinstance(data.get("status"), dict) else None
+        if status is not None:
+            await self._store_state(parsed[0], data)
+        code = data.get("code")
+        future.set_result(Ack(code=code if isinstance(code, int) else e.INTERNAL, status=status))
+
+    async def _notify(self, deviceid: str, mark: tuple[str, int] | None) -> None:
+        if mark is not None:
+            self._seen[deviceid] = mark
+        async with self._changed:
+            self._changed.notify_all()
+
+    async def wait_for(self, predicate: Any, limit: float = 5.0) -> None:
+        """Wait until ``predicate()`` holds after some link message (tests and tools)."""
+
+        async def until() -> None:
+            async with self._changed:
+                while not await predicate():
+                    await self._changed.wait()
+
+        await asyncio.wait_for(until(), limit)
+
+    def seen(self, deviceid: str) -> tuple[str, int] | None:
+        return self._seen.get(deviceid)
+
+    # -- commands -----------------------------------------------------------------------
+
+    async def command(self, deviceid: str, op: str, args: dict[str, Any]) -> Ack:
+        """Send ``op`` and wait for the controller's ack (120 when none comes in time)."""
+        if self.client is None:
+            raise AifroError(e.NO_ACK)
+        request_id = uuid.uuid4().hex
+        future: asyncio.Future[Ack] = asyncio.get_running_loop().create_future()
+        self._pending[request_id] = future
+        message = orjson.dumps({"id": request_id, "op": op, "args": args})
+        try:
+            await self.client.publish(topic(deviceid, COMMAND, self.root), message, qos=1)
+            return await asyncio.wait_for(future, self.settings.command_timeout_seconds)
+        except (TimeoutError, ConnectionError) as exc:
+            raise AifroError(e.NO_ACK) from exc
+        finally:
+            self._pending.pop(request_id, None)
+            if not future.done():
+                future.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                if future.done() and not future.cancelled():
+                    future.result()

@@ -1,0 +1,200 @@
+"""Wire validation of the Aifro bodies: types -> 110, Appendix 1 ranges -> 109.
+
+Pure functions over decoded JSON; the server uses them before contacting a controller and
+the controller runtime uses them again (a controller never trusts its link blindly).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cloudlet.irrigation.errors import INVALID_PARAMS, INVALID_SETUP, AifroError
+from cloudlet.irrigation.protocol import MAX_PROGRAMS, MAX_ZONES, SETUP_FIELD_BITS
+
+# Yahoo weather codes the document lists, plus its negative "unknown" codes.
+WEATHER_CODES = frozenset([*range(-3, 48), 3200])
+
+
+def normalize_keys(body: dict[str, Any]) -> dict[str, Any]:
+    """Keys trimmed and lower-cased: the vendor's own examples send ``"planttype "`` and
+    ``"Weather"``/``"Country"``, so the app may too."""
+    return {str(k).strip().lower(): v for k, v in body.items()}
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def require_int(value: Any, low: int | None = None, high: int | None = None) -> int:
+    """An int (110 otherwise) within ``low..high`` (109 otherwise)."""
+    if not _is_int(value):
+        raise AifroError(INVALID_PARAMS)
+    if (low is not None and value < low) or (high is not None and value > high):
+        raise AifroError(INVALID_SETUP)
+    return int(value)
+
+
+def require_str(value: Any, max_bytes: int) -> str:
+    if not isinstance(value, str):
+        raise AifroError(INVALID_PARAMS)
+    if len(value.encode()) > max_bytes:
+        raise AifroError(INVALID_SETUP)
+    return value
+
+
+# Setup fields: (low, high) for ints, max bytes for strings.
+_INT_RANGES: dict[str, tuple[int | None, int | None]] = {
+    "devicetimezone": (-12, 12),
+    "devicetime": (0, 2**32 - 1),
+    "connectedvalves": (1, MAX_ZONES),
+    "adjusttemperature": (None, None),
+    "temperaturemode": (0, 1),
+    "sleeptemperature": (-60_000, 60_000),
+    "enabletimermode": (0, 1),
+    "didialarm": (None, None),
+    "timernum": (0, MAX_PROGRAMS),
+    "weathertemperature": (-100, 100),
+    "weatherwindpower": (0, 17),
+    "weatherhumidity": (0, 100),
+    "aiadjustwater": (-100, 100),
+    "soundalarm": (0, 1),
+    "autoadjusttime": (0, 1),
+    "serverport": (0, 65535),
+    "rainpause": (0, 1),
+    "rainpausetime": (0, 240),
+    "delaytime": (-1, 30 * 86400),
+    "zipcode": (None, None),
+    "maxadjustvalue": (0, 100),
+    "backlightstatus": (0, 1),
+    "zerousedwater": (0, 1),
+    "gallonperminute": (0, 10_000_000),
+    "pricepergallon": (0, 10_000_000),
+    "enablecloudmode": (0, 1),
+    "everywatersecond": (0, 86400),
+    "needstopsecond": (0, 86400),
+}
+_STR_LIMITS: dict[str, int] = {
+    "devicename": 32,
+    "devicepasswd": 32,
+    "serverhostname": 64,
+    "country": 50,
+    "city": 50,
+}
+
+
+def validate_program(raw: Any) -> dict[str, Any]:
+    """One ``timerdata`` entry, in the ``time``+``interval`` or the ``week``/``hour``/``minute``
+    form."""
+    if not isinstance(raw, dict):
+        raise AifroError(INVALID_PARAMS)
+    item = normalize_keys(raw)
+    program: dict[str, Any] = {
+        "time": require_int(item.get("time", 0), 0, 2**32 - 1),
+        "interval": require_int(item.get("interval", 0), 0, 365),
+        "week": require_int(item.get("week", 0), 0, 0x7F),
+        "hour": require_int(item.get("hour", 0), 0, 23),
+        "minute": require_int(item.get("minute", 0), 0, 59),
+        "enabled": require_int(item.get("enabled", 0), 0, 1),
+        "delay": require_int(item.get("delay", 0), 0, 255),
+        "name": require_str(item.get("name", ""), 32),
+        "addedflag": require_int(item.get("addedflag", 0), 0, 1),
+    }
+    tasklist = item.get("tasklist", [])
+    if not isinstance(tasklist, list):
+        raise AifroError(INVALID_PARAMS)
+    zones = [require_int(z, 1, MAX_ZONES) for z in tasklist]
+    if len(set(zones)) != len(zones):
+        raise AifroError(INVALID_SETUP)
+    program["tasklist"] = zones
+    return program
+
+
+def validate_setup(raw: Any) -> dict[str, Any]:
+    """The ``setup`` object of API 00204, keys normalized; unknown keys are dropped."""
+    if not isinstance(raw, dict):
+        raise AifroError(INVALID_PARAMS)
+    setup = normalize_keys(raw)
+    clean: dict[str, Any] = {}
+    for name, value in setup.items():
+        if name not in SETUP_FIELD_BITS:
+            continue  # read-only or unknown fields (status echoes, "authority") are ignored
+        if name in _INT_RANGES:
+            low, high = _INT_RANGES[name]
+            clean[name] = require_int(value, low, high)
+        elif name in _STR_LIMITS:
+            clean[name] = require_str(value, _STR_LIMITS[name])
+        elif name == "weather":
+            code = require_int(value)
+            if code not in WEATHER_CODES:
+                raise AifroError(INVALID_SETUP)
+            clean[name] = code
+        elif name == "delaytime":
+            clean[name] = require_int(value, -1)
+        elif name == "timerdata":
+            if not isinstance(value, list):
+                raise AifroError(INVALID_PARAMS)
+            if len(value) > MAX_PROGRAMS:
+                raise AifroError(INVALID_SETUP)
+            clean[name] = [validate_program(p) for p in value]
+        elif name == "restrictiontime":
+            if not isinstance(value, dict):
+                raise AifroError(INVALID_PARAMS)
+            window = normalize_keys(value)
+            clean[name] = {
+                "starthour": require_int(window.get("starthour", 0), 0, 23),
+                "startminute": require_int(window.get("startminute", 0), 0, 59),
+                "endhour": require_int(window.get("endhour", 0), 0, 23),
+                "endminute": require_int(window.get("endminute", 0), 0, 59),
+            }
+    if "timerdata" in clean and "timernum" in clean and clean["timernum"] > len(clean["timerdata"]):
+        raise AifroError(INVALID_SETUP)
+    return clean
+
+
+# API 00205 fields: (low, high); valvesname is a string of at most 32 bytes.
+_VALVE_FIELDS: dict[str, tuple[int, int]] = {
+    "enabled": (0, 1),
+    "valvesicon": (0, 17),
+    "watertime": (0, 86400),
+    "aiwater": (0, 1),
+    "planttype": (0, 5),
+    "soiltype": (0, 4),
+    "cycleandsoak": (0, 1),
+}
+
+
+def validate_valves_setup(raw: Any) -> dict[str, Any]:
+    """The body of API 00205: ``valvesindex`` required, the other fields optional."""
+    if not isinstance(raw, dict):
+        raise AifroError(INVALID_PARAMS)
+    body = normalize_keys(raw)
+    if "valvesindex" not in body:
+        raise AifroError(INVALID_PARAMS)
+    clean: dict[str, Any] = {"valvesindex": require_int(body["valvesindex"], 1, MAX_ZONES)}
+    for name, (low, high) in _VALVE_FIELDS.items():
+        if name in body:
+            clean[name] = require_int(body[name], low, high)
+    if "valvesname" in body:
+        clean["valvesname"] = require_str(body["valvesname"], 32)
+    if "valvesiconfile" in body:
+        clean["valvesiconfile"] = require_str(body["valvesiconfile"], 36)
+    return clean
+
+
+def validate_start(raw: Any) -> dict[str, Any]:
+    """The body of API 00202: ``delaytime`` seconds (default 0) and a non-empty ``tasklist``."""
+    if not isinstance(raw, dict):
+        raise AifroError(INVALID_PARAMS)
+    body = normalize_keys(raw)
+    delay = body.get("delaytime", 0)
+    tasklist = body.get("tasklist")
+    if not _is_int(delay) or not 0 <= delay <= 86400:
+        raise AifroError(INVALID_PARAMS)
+    if not isinstance(tasklist, list) or not tasklist:
+        raise AifroError(INVALID_PARAMS)
+    zones: list[int] = []
+    for zone in tasklist:
+        if not _is_int(zone) or not 1 <= zone <= MAX_ZONES or zone in zones:
+            raise AifroError(INVALID_PARAMS)
+        zones.append(int(zone))
+    return {"delaytime": int(delay), "tasklist": zones}

@@ -1,0 +1,624 @@
+"""Aifro accounts, tokens, captcha and devices: domain logic without HTTP."""
+
+from __future__ import annotations
+
+import base64
+import re
+import secrets
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cloudlet.core.clock import Clock
+from cloudlet.core.db import Database
+from cloudlet.core.security import (
+    SecretBox,
+    constant_time_equals,
+    hash_password,
+    new_token,
+    token_digest,
+    verify_password,
+)
+from cloudlet.irrigation import errors as e
+from cloudlet.irrigation.config import IrrigationSettings
+from cloudlet.irrigation.errors import AifroError
+from cloudlet.irrigation.models import (
+    IrrigationAuthFailure,
+    IrrigationCaptcha,
+    IrrigationDevice,
+    IrrigationToken,
+    IrrigationUser,
+)
+from cloudlet.irrigation.protocol import DEVICE_ID_LENGTH, credential_digest, link_credential
+
+NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.\-]{0,31}$")
+EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+PHONE_RE = re.compile(r"^\+?[0-9][0-9 \-]{0,19}$")
+DEVICE_ID_RE = re.compile(r"^[0-9A-F]{16}$")
+CAPTCHA_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+CAPTCHA_LENGTH = 4
+# Captcha "type" -> the API it guards (1: login, 2: password change, 3: device add/check).
+CAPTCHA_LOGIN, CAPTCHA_PASSWD, CAPTCHA_DEVICE = 1, 2, 3
+DEVICE_TYPES = (1, 2)  # 00101 says "must be 1", Appendix 1 says "must be 2": both accepted
+
+
+def _text(body: dict[str, Any], name: str, max_bytes: int, *, required: bool = False) -> str:
+    value = body.get(name, "")
+    if value is None:
+        value = ""
+    if not isinstance(value, str) or len(value.encode()) > max_bytes:
+        raise AifroError(e.INVALID_PARAMS)
+    if required and not value:
+        raise AifroError(e.INVALID_PARAMS)
+    return value
+
+
+def _epoch(value: datetime | None) -> int:
+    return int(value.timestamp()) if value is not None else 0
+
+
+def normalize_device_id(raw: Any) -> str:
+    """A 16-character hex device id, upper-cased; spaces around it (as in the vendor's own
+    examples) are ignored. Anything else is 148."""
+    if not isinstance(raw, str):
+        raise AifroError(e.INVALID_DEVICE_ID)
+    deviceid = raw.strip().upper()
+    if len(deviceid) != DEVICE_ID_LENGTH or not DEVICE_ID_RE.match(deviceid):
+        raise AifroError(e.INVALID_DEVICE_ID)
+    return deviceid
+
+
+def check_password_rules(password: str) -> None:
+    """6 to 32 characters mixing capitals, lower case and digits (122 otherwise)."""
+    if not 6 <= len(password) <= 32:
+        raise AifroError(e.BAD_PASSWORD_RULES)
+    if not (
+        re.search(r"[A-Z]", password)
+        and re.search(r"[a-z]", password)
+        and re.search(r"[0-9]", password)
+    ):
+        raise AifroError(e.BAD_PASSWORD_RULES)
+
+
+# -- users ----------------------------------------------------------------------------------
+
+
+async def register_user(
+    session: AsyncSession, *, clock: Clock, body: dict[str, Any]
+) -> IrrigationUser:
+    name = _text(body, "name", 64).strip()
+    passwd = _text(body, "passwd", 64)
+    if not name or not passwd:
+        raise AifroError(e.EMPTY_CREDENTIALS)
+    if not NAME_RE.match(name):
+        raise AifroError(e.BAD_USER_NAME)
+    check_password_rules(passwd)
+    email = _text(body, "email", 320).strip()
+    if not EMAIL_RE.match(email):
+        raise AifroError(e.INVALID_EMAIL)
+    phone = _text(body, "phone", 20).strip()
+    if phone and not PHONE_RE.match(phone):
+        raise AifroError(e.INVALID_PHONE)
+    accountname = _text(body, "accountname", 32)
+    country = _text(body, "country", 50)
+    if await _user_by_name(session, name) is not None:
+        raise AifroError(e.USER_EXISTS)
+    if await session.scalar(
+        select(IrrigationUser.id).where(IrrigationUser.email_key == email.lower())
+    ):
+        raise AifroError(e.EMAIL_TAKEN)
+    user = IrrigationUser(
+        name=name,
+        name_key=name.lower(),
+        password_hash=hash_password(passwd),
+        accountname=accountname,
+        email=email,
+        email_key=email.lower(),
+        phone=phone,
+        country=country,
+        registered_at=clock.now(),
+    )
+    session.add(user)
+    await session.commit()
+    return user
+
+
+async def _user_by_name(session: AsyncSession, name: str) -> IrrigationUser | None:
+    result: IrrigationUser | None = await session.scalar(
+        select(IrrigationUser).where(IrrigationUser.name_key == name.strip().lower())
+    )
+    return result
+
+
+async def _record_failure(
+    session: AsyncSession, *, clock: Clock, settings: IrrigationSettings, subject: str
+) -> None:
+    """Count a wrong password (committed at once: the request then fails)."""
+    horizon = clock.now() - timedelta(seconds=settings.captcha_window_seconds)
+    await session.execute(
+        delete(IrrigationAuthFailure).where(
+            IrrigationAuthFailure.subject == subject, IrrigationAuthFailure.at < horizon
+        )
+    )
+    session.add(IrrigationAuthFailure(subject=subject, at=clock.now()))
+    await session.commit()
+
+
+async def _clear_failures(session: AsyncSession, subject: str) -> None:
+    await session.execute(
+        delete(IrrigationAuthFailure).where(IrrigationAuthFailure.subject == subject)
+    )
+
+
+async def _require_captcha_if_needed(
+    session: AsyncSession,
+    *,
+    clock: Clock,
+    settings: IrrigationSettings,
+    subject: str,
+    tokenid: str,
+    captcha_type: int,
+) -> None:
+    """134 after too many recent wrong passwords, unless a solved captcha is presented.
+
+    A solved captcha is good for one attempt; it is consumed here.
+    """
+    horizon = clock.now() - timedelta(seconds=settings.captcha_window_seconds)
+    failures = await session.scalar(
+        select(func.count())
+        .select_from(IrrigationAuthFailure)
+        .where(IrrigationAuthFailure.subject == subject, IrrigationAuthFailure.at >= horizon)
+    )
+    if (failures or 0) < settings.captcha_failures:
+        return
+    captcha = await _captcha_row(session, tokenid, captcha_type)
+    fresh = clock.now() - timedelta(seconds=settings.captcha_lifetime_seconds)
+    if captcha is None or captcha.verified_at is None or captcha.verified_at < fresh:
+        raise AifroError(e.NEED_CAPTCHA)
+    await session.delete(captcha)
+    await session.flush()
+
+
+async def login(
+    session: AsyncSession,
+    *,
+    clock: Clock,
+    settings: IrrigationSettings,
+    body: dict[str, Any],
+    ip: str,
+) -> str:
+    name = _text(body, "name", 64).strip()
+    passwd = _text(body, "passwd", 64)
+    if not name or not passwd:
+        raise AifroError(e.EMPTY_CREDENTIALS)
+    subject = f"user:{name.lower()}"
+    await _require_captcha_if_needed(
+        session,
+        clock=clock,
+        settings=settings,
+        subject=subject,
+        tokenid=name.lower(),
+        captcha_type=CAPTCHA_LOGIN,
+    )
+    user = await _user_by_name(session, name)
+    if user is None or not verify_password(user.password_hash, passwd):
+        await _record_failure(session, clock=clock, settings=settings, subject=subject)
+        raise AifroError(e.WRONG_PASSWORD)
+    await _clear_failures(session, subject)
+    token = new_token(32)
+    now = clock.now()
+    session.add(
+        IrrigationToken(
+            digest=token_digest(token),
+            user_id=user.id,
+            created_at=now,
+            expires_at=now + timedelta(days=settings.token_days),
+        )
+    )
+    user.last_login_at = now
+    user.last_login_ip = ip[:20]
+    await session.commit()
+    return token
+
+
+async def change_password(
+    session: AsyncSession, *, clock: Clock, settings: IrrigationSettings, body: dict[str, Any]
+) -> None:
+    name = _text(body, "name", 64).strip()
+    passwd = _text(body, "passwd", 64)
+    passwdnew = _text(body, "passwdnew", 64)
+    if not name or not passwd or not passwdnew:
+        raise AifroError(e.EMPTY_CREDENTIALS)
+    subject = f"user:{name.lower()}"
+    await _require_captcha_if_needed(
+        session,
+        clock=clock,
+        settings=settings,
+        subject=subject,
+        tokenid=name.lower(),
+        captcha_type=CAPTCHA_PASSWD,
+    )
+    user = await _user_by_name(session, name)
+    if user is None or not verify_password(user.password_hash, passwd):
+        await _record_failure(session, clock=clock, settings=settings, subject=subject)
+        raise AifroError(e.WRONG_PASSWORD)
+    check_password_rules(passwdnew)
+    await _clear_failures(session, subject)
+    user.password_hash = hash_password(passwdnew)
+    # A new password signs every session out: the old password may have leaked.
+    await session.execute(delete(IrrigationToken).where(IrrigationToken.user_id == user.id))
+    await session.commit()
+
+
+def _bare_token(authorization: str | None) -> str:
+    token = (authorization or "").strip()
+    if token.lower().startswith("bearer "):
+        token = token[7:].strip()
+    return token
+
+
+async def authenticate(
+    session: AsyncSession, *, clock: Clock, authorization: str | None
+) -> tuple[IrrigationUser, IrrigationToken]:
+    """The user behind ``Authorization: <token>``: 103 unknown, 113 expired."""
+    token = _bare_token(authorization)
+    if not token:
+        raise AifroError(e.INVALID_TOKEN)
+    row = await session.scalar(
+        select(IrrigationToken).where(IrrigationToken.digest == token_digest(token))
+    )
+    if row is None:
+        raise AifroError(e.INVALID_TOKEN)
+    if row.expires_at <= clock.now():
+        await session.delete(row)
+        await session.commit()
+        raise AifroError(e.TOKEN_EXPIRED)
+    user = await session.get(IrrigationUser, row.user_id)
+    if user is None:
+        raise AifroError(e.INVALID_TOKEN)
+    return user, row
+
+
+def check_same_user(user: IrrigationUser, name: str) -> None:
+    """The user name in the URL must be the token's (114 otherwise)."""
+    if name.strip().lower() != user.name_key:
+        raise AifroError(e.NAME_OR_TOKEN)
+
+
+async def edit_user(session: AsyncSession, *, user: IrrigationUser, body: dict[str, Any]) -> None:
+    if "email" in body:
+        email = _text(body, "email", 320).strip()
+        if not EMAIL_RE.match(email):
+            raise AifroError(e.INVALID_EMAIL)
+        taken = await session.scalar(
+            select(IrrigationUser.id).where(
+                IrrigationUser.email_key == email.lower(), IrrigationUser.id != user.id
+            )
+        )
+        if taken:
+            raise AifroError(e.EMAIL_TAKEN)
+        user.email, user.email_key = email, email.lower()
+    if "phone" in body:
+        phone = _text(body, "phone", 20).strip()
+        if phone and not PHONE_RE.match(phone):
+            raise AifroError(e.INVALID_PHONE)
+        user.phone = phone
+    if "accountname" in body:
+        user.accountname = _text(body, "accountname", 32)
+    if "country" in body:
+        user.country = _text(body, "country", 50)
+    await session.commit()
+
+
+def user_info(user: IrrigationUser) -> dict[str, Any]:
+    return {
+        "code": 0,
+        "name": user.name,
+        "accountname": user.accountname,
+        "email": user.email,
+        "phone": user.phone,
+        "type": 0,
+        "country": user.country,
+        "registerdate": _epoch(user.registered_at),
+        "lastlogindate": _epoch(user.last_login_at),
+        "lastloginip": user.last_login_ip,
+    }
+
+
+async def logout(session: AsyncSession, *, token: IrrigationToken) -> None:
+    await session.delete(token)
+    await session.commit()
+
+
+# -- captcha --------------------------------------------------------------------------------
+
+
+def _captcha_query(params: dict[str, Any]) -> tuple[str, int]:
+    tokenid = params.get("tokenid")
+    raw_type = params.get("type")
+    if not isinstance(tokenid, str) or not tokenid.strip() or len(tokenid.strip()) > 32:
+        raise AifroError(e.INVALID_PARAMS)
+    try:
+        captcha_type = int(raw_type) if raw_type is not None else -1
+    except (TypeError, ValueError) as exc:
+        raise AifroError(e.INVALID_PARAMS) from exc
+    if isinstance(raw_type, bool) or captcha_type not in (1, 2, 3):
+        raise AifroError(e.INVALID_PARAMS)
+    tokenid = tokenid.strip()
+    # User names are case insensitive; device ids are upper-case hex.
+    tokenid = tokenid.upper() if captcha_type == CAPTCHA_DEVICE else tokenid.lower()
+    return tokenid, captcha_type
+
+
+async def _captcha_row(
+    session: AsyncSession, tokenid: str, captcha_type: int
+) -> IrrigationCaptcha | None:
+    row: IrrigationCaptcha | None = await session.scalar(
+        select(IrrigationCaptcha).where(
+            IrrigationCaptcha.tokenid == tokenid, IrrigationCaptcha.type == captcha_type
+        )
+    )
+    return row
+
+
+def render_captcha(text: str) -> bytes:
+    """A 120x60 PNG of ``text``."""
+    from captcha.image import ImageCaptcha
+
+    image = ImageCaptcha(width=120, height=60)
+    data: bytes = image.generate(text, format="png").getvalue()
+    return data
+
+
+async def get_captcha(
+    session: AsyncSession, *, clock: Clock, box: SecretBox, params: dict[str, Any]
+) -> str:
+    """Base64 PNG of the (tokenid, type) captcha; a new text on ``refresh=1`` or when stale."""
+    tokenid, captcha_type = _captcha_query(params)
+    refresh = str(params.get("refresh", "0")).strip()
+    if refresh not in ("0", "1"):
+        raise AifroError(e.INVALID_PARAMS)
+    row = await _captcha_row(session, tokenid, captcha_type)
+    if row is None or refresh == "1" or row.verified_at is not None:
+        text = "".join(secrets.choice(CAPTCHA_ALPHABET) for _ in range(CAPTCHA_LENGTH))
+        if row is None:
+            row = IrrigationCaptcha(
+                tokenid=tokenid, type=captcha_type, answer="", created_at=clock.now()
+            )
+            session.add(row)
+        row.answer = box.encrypt(text)
+        row.created_at = clock.now()
+        row.verified_at = None
+        await session.commit()
+    else:
+        text = box.decrypt(row.answer)
+    return base64.b64encode(render_captcha(text)).decode()
+
+
+async def verify_captcha(
+    session: AsyncSession,
+    *,
+    clock: Clock,
+    box: SecretBox,
+    settings: IrrigationSettings,
+    body: dict[str, Any],
+) -> int:
+    """0 when ``word`` answers the current captcha, 1 otherwise (a wrong word burns it)."""
+    tokenid, captcha_type = _captcha_query(body)
+    word = body.get("word")
+    if not isinstance(word, str) or len(word) > 32:
+        raise AifroError(e.INVALID_PARAMS)
+    row = await _captcha_row(session, tokenid, captcha_type)
+    stale = clock.now() - timedelta(seconds=settings.captcha_lifetime_seconds)
+    if row is None or row.created_at < stale:
+        raise AifroError(e.NO_CAPTCHA)
+    if row.verified_at is None and constant_time_equals(
+        word.strip().upper(), box.decrypt(row.answer).upper()
+    ):
+        row.verified_at = clock.now()
+        await session.commit()
+        return 0
+    await session.delete(row)
+    await session.commit()
+    return 1
+
+
+# -- devices --------------------------------------------------------------------------------
+
+
+async def device_by_id(session: AsyncSession, deviceid: str) -> IrrigationDevice | None:
+    row: IrrigationDevice | None = await session.scalar(
+        select(IrrigationDevice).where(IrrigationDevice.deviceid == deviceid)
+    )
+    return row
+
+
+async def owned_device(
+    session: AsyncSession, *, user: IrrigationUser, raw_id: str, others_code: int
+) -> IrrigationDevice:
+    """The user's device ``raw_id``: 106 unknown (or never added), ``others_code`` not theirs."""
+    try:
+        deviceid = normalize_device_id(raw_id)
+    except AifroError as exc:
+        raise AifroError(e.NO_DEVICE) from exc
+    device = await device_by_id(session, deviceid)
+    if device is None or device.owner_id is None:
+        raise AifroError(e.NO_DEVICE)
+    if device.owner_id != user.id:
+        raise AifroError(others_code)
+    return device
+
+
+def password_matches(device: IrrigationDevice, password: str) -> bool:
+    if device.credential_digest is None:
+        return True
+    digest = credential_digest(link_credential(device.deviceid, password))
+    return constant_time_equals(digest, device.credential_digest)
+
+
+async def add_device(
+    session: AsyncSession,
+    *,
+    clock: Clock,
+    settings: IrrigationSettings,
+    user: IrrigationUser,
+    body: dict[str, Any],
+) -> IrrigationDevice:
+    deviceid = normalize_device_id(body.get("deviceid"))
+    password = _text(body, "password", 32)
+    if not password:
+        raise AifroError(e.EMPTY_CREDENTIALS)
+    device_type = body.get("type", 1)
+    if not isinstance(device_type, int) or isinstance(device_type, bool):
+        raise AifroError(e.INVALID_PARAMS)
+    if device_type not in DEVICE_TYPES:
+        raise AifroError(e.DEVICE_TYPE)
+    descript = _text(body, "descript", 50)
+    icon = body.get("icon", 0)
+    if not isinstance(icon, int) or isinstance(icon, bool) or not 0 <= icon <= 17:
+        raise AifroError(e.INVALID_PARAMS)
+    device = await device_by_id(session, deviceid)
+    if device is not None and device.owner_id == user.id:
+        raise AifroError(e.DEVICE_EXISTS)
+    if device is not None and device.owner_id is not None:
+        raise AifroError(e.DEVICE_OF_OTHERS)
+    count = await session.scalar(
+        select(func.count())
+        .select_from(IrrigationDevice)
+        .where(IrrigationDevice.owner_id == user.id)
+    )
+    if (count or 0) >= settings.max_devices_per_user:
+        raise AifroError(e.DEVICE_LIMIT)
+    subject = f"device:{deviceid}"
+    await _require_captcha_if_needed(
+        session,
+        clock=clock,
+        settings=settings,
+        subject=subject,
+        tokenid=deviceid,
+        captcha_type=CAPTCHA_DEVICE,
+    )
+    if device is not None and not password_matches(device, password):
+        await _record_failure(session, clock=clock, settings=settings, subject=subject)
+        raise AifroError(e.BAD_DEVICE_PASSWORD)
+    await _clear_failures(session, subject)
+    if device is None:
+        device = IrrigationDevice(
+            deviceid=deviceid,
+            online=False,
+            state_boot="",
+            state_seq=0,
+            invalidpassword=0,
+            iconurl="",
+        )
+        session.add(device)
+    if device.credential_digest is None:
+        device.credential_digest = credential_digest(link_credential(deviceid, password))
+    device.owner_id = user.id
+    device.type = device_type
+    device.descript = descript
+    device.icon = icon
+    device.invalidpassword = 0
+    device.added_at = clock.now()
+    await session.commit()
+    return device
+
+
+async def set_device_password(db: Database, *, deviceid: str, password: str) -> None:
+    """The controller took a new password: its link credential changes with it."""
+    async with db.session() as session:
+        device = await device_by_id(session, deviceid)
+        if device is not None:
+            device.credential_digest = credential_digest(link_credential(deviceid, password))
+            await session.commit()
+
+
+async def delete_device(session: AsyncSession, *, user: IrrigationUser, raw_id: str) -> None:
+    device = await owned_device(session, user=user, raw_id=raw_id, others_code=e.DELETE_OTHERS)
+    # The controller still exists: it keeps its record (and credential), just unowned.
+    device.owner_id = None
+    device.descript = ""
+    device.icon = 0
+    await session.commit()
+
+
+async def edit_device(
+    session: AsyncSession, *, user: IrrigationUser, raw_id: str, body: dict[str, Any]
+) -> None:
+    device = await owned_device(session, user=user, raw_id=raw_id, others_code=e.CONTROL_OTHERS)
+    if "descript" in body:
+        device.descript = _text(body, "descript", 50)
+    if "icon" in body:
+        icon = body["icon"]
+        if not isinstance(icon, int) or isinstance(icon, bool) or not 0 <= icon <= 17:
+            raise AifroError(e.INVALID_PARAMS)
+        device.icon = icon
+    await session.commit()
+
+
+async def check_device_password(
+    session: AsyncSession,
+    *,
+    clock: Clock,
+    settings: IrrigationSettings,
+    user: IrrigationUser,
+    body: dict[str, Any],
+) -> None:
+    deviceid = normalize_device_id(body.get("deviceid"))
+    password = _text(body, "password", 32)
+    if not password:
+        raise AifroError(e.EMPTY_CREDENTIALS)
+    device = await owned_device(session, user=user, raw_id=deviceid, others_code=e.CONTROL_OTHERS)
+    subject = f"device:{deviceid}"
+    await _require_captcha_if_needed(
+        session,
+        clock=clock,
+        settings=settings,
+        subject=subject,
+        tokenid=deviceid,
+        captcha_type=CAPTCHA_DEVICE,
+    )
+    if not password_matches(device, password):
+        await _record_failure(session, clock=clock, settings=settings, subject=subject)
+        raise AifroError(e.BAD_DEVICE_PASSWORD)
+    await _clear_failures(session, subject)
+    device.invalidpassword = 0
+    await session.commit()
+
+
+async def list_devices(
+    session: AsyncSession, *, settings: IrrigationSettings, user: IrrigationUser
+) -> list[dict[str, Any]]:
+    rows = (
+        await session.scalars(
+            select(IrrigationDevice)
+            .where(IrrigationDevice.owner_id == user.id)
+            .order_by(IrrigationDevice.added_at, IrrigationDevice.id)
+        )
+    ).all()
+    return [device_entry(d, settings=settings) for d in rows]
+
+
+def device_entry(device: IrrigationDevice, *, settings: IrrigationSettings) -> dict[str, Any]:
+    """One Appendix 1 device-list object (the vendor example's order, then invalidpassword)."""
+    state = device.state or {}
+    return {
+        "ip": settings.node_address,
+        "title": state.get("devicename", ""),
+        "deviceid": device.deviceid,
+        "type": device.type,
+        "descript": device.descript,
+        "registerdate": _epoch(device.first_seen_at or device.added_at),
+        "onlinestatus": 1 if device.online else 0,
+        "icon": device.icon,
+        "iconurl": device.iconurl,
+        "authority": 0,
+        "temperature": state.get("temperature", 0),
+        "adjusttemperature": state.get("adjusttemperature", 0),
+        "temperaturemode": state.get("temperaturemode", 0),
+        "enableprogram": state.get("enabletimermode", 0),
+        "protocolversion": state.get("protocolversion", 0),
+        "invalidpassword": device.invalidpassword,
+    }

@@ -1,0 +1,216 @@
+"""Simulated WaterEco controllers on the device link (``cloudlet simulate irrigation``).
+
+Each controller runs the reference runtime (:mod:`cloudlet.irrigation.runtime`) and speaks
+the link protocol of :mod:`cloudlet.irrigation.protocol`: it announces itself on
+``aifro/<id>/online`` (retained, with a last will saying offline), publishes its status on
+``aifro/<id>/state`` and answers ``aifro/<id>/cmd`` on ``aifro/<id>/ack``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import uuid
+from typing import Any
+
+import orjson
+
+from cloudlet.core.clock import Clock, SystemClock
+from cloudlet.core.devicelink import BrokerAddress, LinkClient, Will
+from cloudlet.irrigation.protocol import (
+    ACK,
+    COMMAND,
+    ONLINE,
+    OP_SETUP,
+    STATE,
+    TOPIC_ROOT,
+    credential_digest,
+    link_credential,
+    topic,
+)
+from cloudlet.irrigation.runtime import Controller
+from cloudlet.irrigation.weather import OfflineWeather, WeatherSource
+
+WEATHER_REFRESH_SECONDS = 1800
+
+
+class SimulatedController:
+    """One controller: runtime + MQTT link. ``tick()`` moves it to the clock's time."""
+
+    def __init__(
+        self,
+        deviceid: str,
+        password: str,
+        *,
+        broker_url: str,
+        clock: Clock,
+        weather: WeatherSource | None = None,
+        report_interval: float = 0.0,
+        keepalive: int = 30,
+        topic_root: str = TOPIC_ROOT,
+    ) -> None:
+        self.deviceid = deviceid
+        self.root = topic_root
+        self.clock = clock
+        self.controller = Controller(deviceid, now=clock.timestamp())
+        self.weather = weather or OfflineWeather()
+        self.report_interval = report_interval
+        self.boot = uuid.uuid4().hex[:12]
+        self.seq = 0
+        self._credential = link_credential(deviceid, password)
+        self._last_report: dict[str, Any] | None = None
+        self._last_report_at = 0.0
+        self._weather_at: float | None = None
+        self.client = LinkClient(
+            BrokerAddress.parse(broker_url),
+            client_id=f"{topic_root.replace('/', '-')}-{deviceid}",
+            username=deviceid,
+            password=self._credential,
+            will=Will(topic(deviceid, ONLINE, topic_root), orjson.dumps({"online": 0})),
+            keepalive=keepalive,
+            on_connect=self._announce,
+        )
+        self.client.subscribe(topic(deviceid, COMMAND, topic_root), self._on_command)
+
+    # -- link -------------------------------------------------------------------------
+
+    async def start(self, *, wait: float | None = 10.0) -> None:
+        await self.client.start(wait=wait)
+
+    async def stop(self, *, clean: bool = True) -> None:
+        """Disconnect; ``clean=False`` drops the connection so the broker sends the will."""
+        if not clean:
+            await self.client.drop()
+            return
+        with contextlib.suppress(ConnectionError):
+            await self.client.publish(
+                topic(self.deviceid, ONLINE, self.root), orjson.dumps({"online": 0}), retain=True
+            )
+        await self.client.stop()
+
+    async def _announce(self, client: LinkClient) -> None:
+        hello = {"online": 1, "boot": self.boot, "credential": credential_digest(self._credential)}
+        await client.publish(
+            topic(self.deviceid, ONLINE, self.root), orjson.dumps(hello), retain=True
+        )
+        await self.report(force=True)
+
+    def _envelope(self) -> dict[str, Any]:
+        self.seq += 1
+        return {
+            "boot": self.boot,
+            "seq": self.seq,
+            "status": self.controller.status(self.clock.timestamp()),
+        }
+
+    async def report(self, *, force: bool = False) -> tuple[str, int] | None:
+        """Publish the status when it changed (or when forced); returns its (boot, seq)."""
+        now = self.clock.timestamp()
+        status = self.controller.status(now)
+        if not force and status == self._last_report:
+            return None
+        if not force and now - self._last_report_at < self.report_interval:
+            return None
+        envelope = self._envelope()
+        self._last_report = envelope["status"]
+        self._last_report_at = now
+        await self.client.publish(
+            topic(self.deviceid, STATE, self.root), orjson.dumps(envelope), retain=True
+        )
+        return self.boot, self.seq
+
+    async def _on_command(self, _topic: str, payload: bytes) -> None:
+        try:
+            message = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            return
+        if not isinstance(message, dict) or "id" not in message:
+            return
+        raw_args = message.get("args")
+        args: dict[str, Any] = raw_args if isinstance(raw_args, dict) else {}
+        code = self.controller.command(str(message.get("op")), args, now=self.clock.timestamp())
+        if code == 0 and message.get("op") == OP_SETUP and self.controller.password:
+            # The next connection authenticates with the new password's credential.
+            self._credential = link_credential(self.deviceid, self.controller.password)
+            self.client.password = self._credential
+        envelope = self._envelope()
+        ack = {"id": message["id"], "code": code} | envelope
+        await self.client.publish(topic(self.deviceid, ACK, self.root), orjson.dumps(ack))
+        self._last_report = envelope["status"]
+        await self.client.publish(
+            topic(self.deviceid, STATE, self.root), orjson.dumps(envelope), retain=True
+        )
+
+    # -- time -------------------------------------------------------------------------
+
+    async def tick(self) -> tuple[str, int] | None:
+        """Catch up with the clock, refresh the weather when due, report changes."""
+        now = self.clock.timestamp()
+        if self._weather_at is None or now - self._weather_at >= WEATHER_REFRESH_SECONDS:
+            self._weather_at = now
+            settings = self.controller.settings
+            report = await self.weather.current(country=settings["country"], city=settings["city"])
+            self.controller.apply_weather(report, now=now)
+        self.controller.tick(now)
+        if not self.client.connected.is_set():
+            return None
+        return await self.report()
+
+    async def run(self, *, stop: asyncio.Event, period: float = 1.0) -> None:
+        while not stop.is_set():
+            with contextlib.suppress(ConnectionError):
+                await self.tick()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), period)
+
+
+def device_id(prefix: str, index: int) -> str:
+    """Simulated device ids: a hex prefix and a hex index, 16 characters."""
+    return f"{prefix}{index:0{16 - len(prefix)}X}"
+
+
+async def _main(args: argparse.Namespace) -> int:
+    clock = SystemClock()
+    sims = [
+        SimulatedController(
+            device_id(args.prefix, i),
+            args.password,
+            broker_url=args.broker,
+            clock=clock,
+            report_interval=args.report_interval,
+        )
+        for i in range(args.devices)
+    ]
+    stop = asyncio.Event()
+    await asyncio.gather(*(s.start(wait=30) for s in sims))
+    print(
+        f"{len(sims)} controllers online on {args.broker} "
+        f"({sims[0].deviceid} .. {sims[-1].deviceid}, password {args.password!r})"
+    )
+    tasks = [asyncio.create_task(s.run(stop=stop)) for s in sims]
+    try:
+        if args.duration > 0:
+            await asyncio.sleep(args.duration)
+        else:
+            await asyncio.Event().wait()
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*(s.stop() for s in sims), return_exceptions=True)
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="cloudlet simulate irrigation")
+    parser.add_argument("--devices", type=int, default=1)
+    parser.add_argument("--broker", default="mqtt://127.0.0.1:1883")
+    parser.add_argument("--password", default="12345678")
+    parser.add_argument("--prefix", default="11010F")
+    parser.add_argument("--report-interval", type=float, default=5.0)
+    parser.add_argument("--duration", type=float, default=0.0, help="seconds; 0 runs until ^C")
+    args = parser.parse_args(argv)
+    try:
+        return asyncio.run(_main(args))
+    except KeyboardInterrupt:
+        return 0

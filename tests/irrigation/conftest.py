@@ -33,15 +33,19 @@ def topic_root() -> str:
     return f"test-{uuid.uuid4().hex[:10]}"
 
 
-@pytest.fixture
-async def client(make_client: ClientFactory, topic_root: str) -> httpx.AsyncClient:
-    overrides: dict[str, Any] = {
+def link_settings(topic_root: str, **extra: Any) -> dict[str, Any]:
+    return {
         "embedded_mqtt_port": 0,
         "command_timeout_seconds": 2.0,
         "topic_root": topic_root,
         "mqtt_url": os.environ.get("CLOUDLET_TEST_MQTT_URL") or None,
+        **extra,
     }
-    return await make_client("irrigation", irrigation=overrides)
+
+
+@pytest.fixture
+async def client(make_client: ClientFactory, topic_root: str) -> httpx.AsyncClient:
+    return await make_client("irrigation", irrigation=link_settings(topic_root))
 
 
 def link_of(client: httpx.AsyncClient) -> IrrigationLink:
@@ -52,41 +56,73 @@ def link_of(client: httpx.AsyncClient) -> IrrigationLink:
 SimFactory = Callable[..., Awaitable[SimulatedController]]
 
 
+class SimPool:
+    """Simulated controllers attached to one test app, stopped at the end of the test."""
+
+    def __init__(self, clock: FrozenClock, topic_root: str) -> None:
+        self.clock = clock
+        self.topic_root = topic_root
+        self.sims: list[SimulatedController] = []
+
+    def factory(self, client: httpx.AsyncClient) -> SimFactory:
+        link = link_of(client)
+
+        async def make(
+            deviceid: str = DEVICE_ID,
+            password: str = DEVICE_PASSWORD,
+            *,
+            weather: WeatherSource | None = None,
+            status: dict[str, Any] | None = None,
+        ) -> SimulatedController:
+            sim = SimulatedController(
+                deviceid,
+                password,
+                broker_url=link.url,
+                clock=self.clock,
+                weather=weather,
+                topic_root=self.topic_root,
+            )
+            if status is not None:
+                sim.controller.load(status, now=self.clock.timestamp())
+                sim._weather_at = self.clock.timestamp()  # keep the loaded weather
+            await sim.start()
+            self.sims.append(sim)
+            await wait_online(client, deviceid, True)
+            await wait_state(client, sim)
+            return sim
+
+        return make
+
+    async def close(self) -> None:
+        for sim in self.sims:
+            await sim.stop()
+
+
 @pytest.fixture
-async def make_sim(
-    client: httpx.AsyncClient, clock: FrozenClock, topic_root: str
-) -> AsyncIterator[SimFactory]:
+async def sim_pool(clock: FrozenClock, topic_root: str) -> AsyncIterator[SimPool]:
+    pool = SimPool(clock, topic_root)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture
+def make_sim(client: httpx.AsyncClient, sim_pool: SimPool) -> SimFactory:
     """Start a simulated controller connected to the client's broker, online on the server."""
-    sims: list[SimulatedController] = []
-    link = link_of(client)
+    return sim_pool.factory(client)
 
-    async def make(
-        deviceid: str = DEVICE_ID,
-        password: str = DEVICE_PASSWORD,
-        *,
-        weather: WeatherSource | None = None,
-        status: dict[str, Any] | None = None,
-    ) -> SimulatedController:
-        sim = SimulatedController(
-            deviceid,
-            password,
-            broker_url=link.url,
-            clock=clock,
-            weather=weather,
-            topic_root=topic_root,
-        )
-        if status is not None:
-            sim.controller.load(status, now=clock.timestamp())
-            sim._weather_at = clock.timestamp()  # keep the loaded weather
-        await sim.start()
-        sims.append(sim)
-        await wait_online(client, deviceid, True)
-        await wait_state(client, sim)
-        return sim
 
-    yield make
-    for sim in sims:
-        await sim.stop()
+ClientWithSims = Callable[..., Awaitable[tuple[httpx.AsyncClient, SimFactory]]]
+
+
+@pytest.fixture
+def make_sim_on(make_client: ClientFactory, sim_pool: SimPool, topic_root: str) -> ClientWithSims:
+    """An app with extra irrigation settings, and a controller factory bound to it."""
+
+    async def make(**extra: Any) -> tuple[httpx.AsyncClient, SimFactory]:
+        client = await make_client("irrigation", irrigation=link_settings(topic_root, **extra))
+        return client, sim_pool.factory(client)
+
+    return make
 
 
 async def _device(client: httpx.AsyncClient, deviceid: str) -> IrrigationDevice | None:

@@ -363,6 +363,10 @@ async def _captcha_row(
     return row
 
 
+def new_captcha_text() -> str:
+    return "".join(secrets.choice(CAPTCHA_ALPHABET) for _ in range(CAPTCHA_LENGTH))
+
+
 def render_captcha(text: str) -> bytes:
     """A 120x60 PNG of ``text``."""
     from captcha.image import ImageCaptcha
@@ -382,7 +386,7 @@ async def get_captcha(
         raise AifroError(e.INVALID_PARAMS)
     row = await _captcha_row(session, tokenid, captcha_type)
     if row is None or refresh == "1" or row.verified_at is not None:
-        text = "".join(secrets.choice(CAPTCHA_ALPHABET) for _ in range(CAPTCHA_LENGTH))
+        text = new_captcha_text()
         if row is None:
             row = IrrigationCaptcha(
                 tokenid=tokenid, type=captcha_type, answer="", created_at=clock.now()
@@ -475,7 +479,7 @@ async def add_device(
         raise AifroError(e.INVALID_PARAMS)
     if device_type not in DEVICE_TYPES:
         raise AifroError(e.DEVICE_TYPE)
-    descript = _text(body, "descript", 50)
+    descript = _text(body, "descript", 50).strip()
     icon = body.get("icon", 0)
     if not isinstance(icon, int) or isinstance(icon, bool) or not 0 <= icon <= 17:
         raise AifroError(e.INVALID_PARAMS)
@@ -549,7 +553,7 @@ async def edit_device(
 ) -> None:
     device = await owned_device(session, user=user, raw_id=raw_id, others_code=e.CONTROL_OTHERS)
     if "descript" in body:
-        device.descript = _text(body, "descript", 50)
+        device.descript = _text(body, "descript", 50).strip()
     if "icon" in body:
         icon = body["icon"]
         if not isinstance(icon, int) or isinstance(icon, bool) or not 0 <= icon <= 17:

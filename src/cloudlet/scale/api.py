@@ -51,6 +51,7 @@ from cloudlet.scale.schemas import (
 ENVELOPE = LefuEnvelope()
 V2, TORRE, V2_BATCH = "v2", "torre", "v2-batch"
 _BATCH_LIST = TypeAdapter(list[dict[str, Any]])
+_BATCH_RECORDS = TypeAdapter(list[V2BatchRecord])
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -234,14 +235,17 @@ def _v2_new_record(
 async def v2_batch_record(request: Request) -> Response:
     services = get_services(request)
     body = await _body(request, services)
-    items = _BATCH_LIST.validate_python(body) if isinstance(body, list) else [body]
-    if not items:
-        raise ScaleRejected(EMPTY_LIST)
-    if len(items) > services.settings.scale.max_batch_records:
-        raise ScaleRejected(TOO_MANY)
-    parsed = TypeAdapter(list[V2BatchRecord]).validate_python(items)
-    if not isinstance(body, list):
+    # One offline record per request (as captured), or a JSON list of them.
+    if isinstance(body, list):
+        items = _BATCH_LIST.validate_python(body)
+        if not items:
+            raise ScaleRejected(EMPTY_LIST)
+        if len(items) > services.settings.scale.max_batch_records:
+            raise ScaleRejected(TOO_MANY)
+        parsed = _BATCH_RECORDS.validate_python(items)
+    else:
         parsed = [V2BatchRecord.model_validate(body)]
+        items = [body]
     # Group by device, keeping upload order; the last item says the device's latest state.
     by_sn: dict[str, list[tuple[dict[str, Any], V2BatchRecord]]] = {}
     for raw, item in zip(items, parsed, strict=True):

@@ -236,7 +236,7 @@ async def list_records(
     else:
         query = query.order_by(ScaleRecord.timestamp_ms.desc(), ScaleRecord.id.desc())
     rows = await session.execute(query.limit(limit).offset(offset))
-    return [(record, device) for record, device in rows.tuples().all()]
+    return [(record, device) for record, device in rows.all()]
 
 
 async def count_records(session: AsyncSession, *, where: RecordFilter) -> int:

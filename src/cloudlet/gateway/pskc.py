@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from cryptography.hazmat.primitives.ciphers import algorithms
 from cryptography.hazmat.primitives.cmac import CMAC
 
@@ -23,6 +25,7 @@ def aes_cmac_prf_128(key: bytes, message: bytes) -> bytes:
     return _cmac(key, message)
 
 
+@lru_cache(maxsize=64)
 def compute_pskc(passphrase: str, ext_pan_id: str, network_name: str) -> str:
     """The PSKc as 32 lowercase hex digits, from the passphrase, ext PAN id (hex) and name."""
     password = passphrase.encode()

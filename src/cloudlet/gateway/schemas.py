@@ -116,12 +116,12 @@ def _url(value: str) -> str:
 
 
 Pskd = Annotated[str, AfterValidator(_pskd)]
-NetworkKey = Annotated[str, _hex_of(32, "NetworkKey")]
-ExtPanId = Annotated[str, _hex_of(16, "ExtPanId")]
-NetworkName = Annotated[str, AfterValidator(_network_name)]
-Passphrase = Annotated[str, AfterValidator(_passphrase)]
-Channel = Annotated[int, Field(ge=CHANNEL_MIN, le=CHANNEL_MAX)]
-PanId = Annotated[int, Field(gt=0, lt=PAN_ID_MAX)]
+NetworkKeyHex = Annotated[str, _hex_of(32, "NetworkKey")]
+ExtPanIdHex = Annotated[str, _hex_of(16, "ExtPanId")]
+NetworkNameStr = Annotated[str, AfterValidator(_network_name)]
+PassphraseStr = Annotated[str, AfterValidator(_passphrase)]
+ChannelNumber = Annotated[int, Field(ge=CHANNEL_MIN, le=CHANNEL_MAX)]
+PanIdNumber = Annotated[int, Field(gt=0, lt=PAN_ID_MAX)]
 TxPower = Annotated[int, Field(ge=TXPOWER_MIN, le=TXPOWER_MAX)]
 Eui64 = Annotated[str, AfterValidator(_eui64_or_all)]
 JoinerTimeout = Annotated[int, Field(ge=JOINER_TIMEOUT_MIN, le=JOINER_TIMEOUT_MAX)]
@@ -197,12 +197,12 @@ class Login(Wire):
 
 
 class OtbrSetConfig(Wire):
-    NetworkName: NetworkName
-    ExtPanId: ExtPanId
-    PanId: PanId
-    Passphrase: Passphrase | None = None
-    NetworkKey: NetworkKey
-    Channel: Channel
+    NetworkName: NetworkNameStr
+    ExtPanId: ExtPanIdHex
+    PanId: PanIdNumber
+    Passphrase: PassphraseStr | None = None
+    NetworkKey: NetworkKeyHex
+    Channel: ChannelNumber
 
 
 class JoinStatusQuery(Wire):
@@ -211,10 +211,10 @@ class JoinStatusQuery(Wire):
 
 class Join(Wire):
     CredentialType: Literal["networkKeyType", "pskdType"]
-    NetworkKey: NetworkKey | None = None
+    NetworkKey: NetworkKeyHex | None = None
     PSKd: Pskd | None = None
-    Channel: Channel | None = None
-    PanId: PanId | None = None
+    Channel: ChannelNumber | None = None
+    PanId: PanIdNumber | None = None
 
     @model_validator(mode="after")
     def _credentials(self) -> Join:
@@ -400,13 +400,13 @@ class SntpCfg(Wire):
 class OtbrCfg(Wire):
     nwk_on_off: OnOff
     txpower: TxPower
-    passphrase: Passphrase
+    passphrase: PassphraseStr
     bbr_on_off: OnOff
-    channel: Channel
-    pan_id: PanId
-    nwk_key: NetworkKey
-    ext_pan_id: ExtPanId
-    nwk_name: NetworkName
+    channel: ChannelNumber
+    pan_id: PanIdNumber
+    nwk_key: NetworkKeyHex
+    ext_pan_id: ExtPanIdHex
+    nwk_name: NetworkNameStr
 
 
 class WifiCfg(Wire):

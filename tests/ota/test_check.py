@@ -245,3 +245,23 @@ async def test_unknown_path_and_method_answer_in_errno_form(fleet: Fleet) -> Non
     assert r.status_code == 404 and r.json()["errno"] == 2
     r = await fleet.client.put("/ota/south/check")
     assert r.status_code == 405 and r.json()["errno"] == 2
+
+
+async def test_query_string_check_with_bad_parameters(fleet: Fleet) -> None:
+    await seed_setup(fleet)
+    base = {
+        "dev_id": "6523",
+        "manuf": "001",
+        "model": "00107",
+        "type": "1",
+        "version": "1.2",
+        "cdn": "true",
+    }
+    for broken in ({"dev_id": "x"}, {"type": "5"}, {"cdn": "maybe"}, {"signals": "lots"}):
+        r = await fleet.client.get(
+            "/ota/south/check", params={**base, **broken}, headers=fleet.auth(6523)
+        )
+        assert r.json()["errno"] == 2, broken
+    params = {k: v for k, v in base.items() if k != "version"}
+    r = await fleet.client.get("/ota/south/check", params=params, headers=fleet.auth(6523))
+    assert r.json()["errno"] == 2

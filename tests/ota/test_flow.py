@@ -216,3 +216,21 @@ async def test_fifty_devices_upgrade_through_a_differential(fleet: Fleet) -> Non
     )
     assert tasks.json()[0]["counts"] == {"success": 50}
     assert v1 != v2
+
+
+async def test_expired_tokens_are_pruned_and_missing_blobs_are_not_served(fleet: Fleet) -> None:
+    from sqlalchemy import func, select
+
+    from cloudlet.ota.models import OtaDownloadToken
+
+    dev, data = await full_task(fleet)
+    services_of(fleet.client).clock.advance(3 * 24 * 3600)  # type: ignore[attr-defined]
+    fresh = await fleet.check(dev)
+    async with services_of(fleet.client).db.session() as session:
+        assert await session.scalar(select(func.count(OtaDownloadToken.id))) == 1
+    blobs = services_of(fleet.client).settings.data_dir / "blobs"
+    for path in blobs.glob("??/*"):
+        path.unlink()
+    r = await fleet.client.get(f"/ota/download/{fresh['data']['token']}")
+    assert r.status_code == 500 and r.json() == {"errno": 7, "error": "internal error"}
+    assert data["token"] != fresh["data"]["token"]

@@ -143,3 +143,30 @@ async def test_task_validation_and_selection(fleet: Fleet) -> None:
     assert by_version["added"] == [a, b] and by_version["skipped"] == []
     again = await fleet.task(kind=1, target_version="2.0", devices=[a])
     assert again["added"] == [] and again["skipped"] == [a]
+
+
+async def test_openapi_lists_ota_routes(fleet: Fleet) -> None:
+    r = await fleet.client.get("/openapi.json")
+    paths = r.json()["paths"]
+    assert "/api/v1/ota/products/{product_id}/packages" in paths
+    assert "/ota/south/check" in paths
+
+
+async def test_fota_and_sota_tasks_are_separate(fleet: Fleet) -> None:
+    dev = await fleet.add_device("s", fota_version="1.0")
+    await fleet.upload("app-2", b"sota image", type=2)
+    r = await fleet.client.post(
+        f"/api/v1/ota/products/{fleet.product_id}/tasks",
+        json={
+            "type": 2,
+            "manuf": "China Mobile",
+            "model": "M5310",
+            "target_version": "app-2",
+            "devices": [dev],
+        },
+        headers=fleet.admin,
+    )
+    assert r.status_code == 201, r.text
+    assert (await fleet.check(dev, type=1))["errno"] == 11
+    sota = await fleet.check(dev, type=2, version="app-1")
+    assert sota["errno"] == 0 and sota["data"]["size"] == len(b"sota image")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
@@ -14,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cloudlet.core.auth import AdminDep
-from cloudlet.core.blobs import FileBlobStore
+from cloudlet.core.blobs import BlobNotFound, FileBlobStore
 from cloudlet.core.errors import BadPayload, envelope_route, read_json
 from cloudlet.core.family import Family
 from cloudlet.core.services import Services, SessionDep
@@ -46,6 +47,7 @@ from cloudlet.ota.schemas import (
 from cloudlet.ota.service import Answer, CheckRequest, OtaContext, OtaProblem
 
 PREFIX = "/ota"
+log = logging.getLogger("cloudlet.ota")
 
 
 def context(services: Services) -> OtaContext:
@@ -232,6 +234,13 @@ def _south_router(services: Services) -> APIRouter:
                 service.start_download(found, now=ctx.clock.now())
                 await session.commit()
             package = found.package
+        try:
+            stored = await ctx.blobs.size(package.blob_id)
+        except BlobNotFound:
+            stored = -1
+        if stored != package.size:
+            log.error("package %s: blob %s missing or resized", package.id, package.blob_id)
+            return _errno(p.INTERNAL_ERROR, 500)
         size = package.size
         headers = {
             "Accept-Ranges": "bytes",
@@ -257,17 +266,20 @@ def _south_router(services: Services) -> APIRouter:
             headers=headers,
         )
 
-    for path in (f"{PREFIX}/download/{{token}}", f"{PREFIX}/south/download/{{token}}"):
+    async def download_route(
+        request: Request,
+        token: str,
+        dev_id: Annotated[str, Query()] = "",
+        authorization: Annotated[str | None, Header()] = None,
+    ) -> Response:
+        """The package bytes; Range requests answer 206 (resume) or 416."""
+        return await download(request, token, dev_id, authorization)
 
-        @router.api_route(path, methods=["GET", "HEAD"], name=f"download:{path}")
-        async def download_route(
-            request: Request,
-            token: str,
-            dev_id: Annotated[str, Query()] = "",
-            authorization: Annotated[str | None, Header()] = None,
-        ) -> Response:
-            """The package bytes; Range requests answer 206 (resume) or 416."""
-            return await download(request, token, dev_id, authorization)
+    for path in (f"{PREFIX}/download/{{token}}", f"{PREFIX}/south/download/{{token}}"):
+        router.add_api_route(path, download_route, methods=["GET"], name=f"download {path}")
+        router.add_api_route(
+            path, download_route, methods=["HEAD"], include_in_schema=False, name=f"head {path}"
+        )
 
     return router
 

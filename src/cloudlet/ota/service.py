@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from anyio import to_thread
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -240,6 +240,12 @@ async def _issue_token(
 ) -> str:
     token = p.TOKEN_PREFIX + new_token(p.TOKEN_LENGTH)
     now = ctx.clock.now()
+    # Devices poll; expired tokens of this assignment are dropped as new ones are made.
+    await session.execute(
+        delete(OtaDownloadToken).where(
+            OtaDownloadToken.task_device_id == assignment.id, OtaDownloadToken.expires_at <= now
+        )
+    )
     session.add(
         OtaDownloadToken(
             digest=token_digest(token),

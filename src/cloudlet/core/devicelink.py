@@ -83,6 +83,23 @@ def _plugin_classes() -> tuple[type[Any], type[Any]]:
 CallbackAuthPlugin, CallbackTopicPlugin = _plugin_classes()
 
 
+def _guarded_broker_class() -> type[Any]:
+    from amqtt.broker import Broker
+    from amqtt.contexts import Action
+
+    class GuardedBroker(Broker):  # type: ignore[misc]
+        """amqtt 0.12 sends a new client the retained messages of *every* client's
+        subscriptions; only send those of filters this client may subscribe to."""
+
+        async def _publish_retained_messages_for_subscription(
+            self, subscription: tuple[str, int], session: Any
+        ) -> None:
+            if await self._topic_filtering(session, subscription[0], Action.SUBSCRIBE):
+                await super()._publish_retained_messages_for_subscription(subscription, session)
+
+    return GuardedBroker
+
+
 @dataclass
 class EmbeddedBroker:
     """An amqtt broker inside this process; ``port=0`` binds a free port (see ``.port``)."""
@@ -99,8 +116,6 @@ class EmbeddedBroker:
         return f"mqtt://{self.host}:{self.port}"
 
     async def start(self) -> None:
-        from amqtt.broker import Broker
-
         _GUARDS[self._key] = (self.authenticator, self.topic_guard)
         config = {
             "listeners": {"default": {"type": "tcp", "bind": f"{self.host}:{self.port}"}},
@@ -109,7 +124,7 @@ class EmbeddedBroker:
                 f"{__name__}.CallbackTopicPlugin": {"key": self._key},
             },
         }
-        self._broker = Broker(config)
+        self._broker = _guarded_broker_class()(config)
         await self._broker.start()
         if self.port == 0:
             server = self._broker._servers["default"].instance

@@ -1,0 +1,120 @@
+"""The device link itself: per-device auth, topic ACL, last will, several server workers."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+from cloudlet.core.clock import FrozenClock
+from cloudlet.core.devicelink import BrokerAddress, LinkClient
+from cloudlet.irrigation.protocol import SERVER_USERNAME, link_credential, server_password
+from cloudlet.irrigation.sim import SimulatedController
+from tests.conftest import TEST_SECRET, ClientFactory
+from tests.irrigation.conftest import (
+    DEVICE_ID,
+    DEVICE_PASSWORD,
+    SimFactory,
+    add_device,
+    link_of,
+    link_settings,
+    register_and_login,
+    wait_online,
+    wait_state,
+)
+
+embedded_only = pytest.mark.skipif(
+    bool(os.environ.get("CLOUDLET_TEST_MQTT_URL")),
+    reason="device authentication is the external broker's own configuration",
+)
+
+
+@embedded_only
+async def test_embedded_broker_checks_each_device_credential(
+    client: httpx.AsyncClient, clock: FrozenClock, topic_root: str
+) -> None:
+    token = await register_and_login(client)
+    await add_device(client, token)
+    impostor = SimulatedController(
+        DEVICE_ID, "guessed", broker_url=link_of(client).url, clock=clock, topic_root=topic_root
+    )
+    with pytest.raises(ConnectionError):
+        await impostor.start(wait=2)
+    await impostor.stop()
+
+
+@embedded_only
+async def test_devices_only_use_their_own_topics(
+    client: httpx.AsyncClient, make_sim: SimFactory, topic_root: str
+) -> None:
+    await make_sim()
+    got: list[str] = []
+    spy = LinkClient(
+        BrokerAddress.parse(link_of(client).url),
+        username="0000000000000002",
+        password=link_credential("0000000000000002", "pw"),
+    )
+
+    async def record(name: str, _payload: bytes) -> None:
+        got.append(name)
+
+    spy.subscribe(f"{topic_root}/#", record)
+    await spy.start()
+    # A foreign device may not claim to be DEVICE_ID, nor read its commands.
+    await spy.publish(f"{topic_root}/{DEVICE_ID}/online", orjson.dumps({"online": 0}))
+    await spy.stop()
+    assert got == []
+    async with link_of(client).services.db.session() as session:
+        from sqlalchemy import select
+
+        from cloudlet.irrigation.models import IrrigationDevice
+
+        device = await session.scalar(
+            select(IrrigationDevice).where(IrrigationDevice.deviceid == DEVICE_ID)
+        )
+    assert device is not None and device.online
+
+
+async def test_a_second_worker_commands_through_the_same_broker(
+    client: httpx.AsyncClient,
+    make_client: ClientFactory,
+    make_sim: SimFactory,
+    topic_root: str,
+    clock: FrozenClock,
+) -> None:
+    first = link_of(client)
+    url = first.url
+    if first.broker is not None:  # the second worker logs in to the first one's broker
+        address = BrokerAddress.parse(url)
+        url = (
+            f"mqtt://{SERVER_USERNAME}:{server_password(TEST_SECRET)}@{address.host}:{address.port}"
+        )
+    second = await make_client("irrigation", irrigation=link_settings(topic_root, mqtt_url=url))
+    token = await register_and_login(client)
+    await add_device(client, token)
+    sim = await make_sim()
+    await wait_state(second, sim)
+    auth: dict[str, Any] = {"Authorization": token}
+    answer = await second.post(f"/v1/device/{DEVICE_ID}", headers=auth, json={"tasklist": [2]})
+    assert answer.json() == {"code": 0}
+    status = (await client.get(f"/v1/device/{DEVICE_ID}/status?flag=1", headers=auth)).json()
+    assert status["status"]["runtasklist"] == [2]
+    answer = await client.delete(f"/v1/device/{DEVICE_ID}/stoptask", headers=auth)
+    assert answer.json()["status"]["runtasklist"] == []
+    await sim.stop(clean=False)
+    await wait_online(second, DEVICE_ID, False)
+
+
+async def test_clean_disconnect_and_reconnect(
+    client: httpx.AsyncClient, make_sim: SimFactory
+) -> None:
+    token = await register_and_login(client)
+    await add_device(client, token, password=DEVICE_PASSWORD)
+    sim = await make_sim()
+    await sim.stop()
+    await wait_online(client, DEVICE_ID, False)
+    await sim.start()
+    await wait_online(client, DEVICE_ID, True)

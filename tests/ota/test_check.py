@@ -265,3 +265,21 @@ async def test_query_string_check_with_bad_parameters(fleet: Fleet) -> None:
     params = {k: v for k, v in base.items() if k != "version"}
     r = await fleet.client.get("/ota/south/check", params=params, headers=fleet.auth(6523))
     assert r.json()["errno"] == 2
+
+
+async def test_out_of_range_numbers_are_parameter_errors(fleet: Fleet) -> None:
+    await seed_setup(fleet)
+    good = fixture("check_request.json")
+    for broken in ({"dev_id": 2**64}, {"dev_id": -1}, {"signals": 2**40}, {"version": "1.2\n"}):
+        r = await fleet.client.post(
+            "/ota/south/check", json={**good, **broken}, headers=fleet.auth(6523)
+        )
+        assert r.json()["errno"] in (2, 27), broken
+    r = await fleet.client.get(
+        "/ota/south/tasking", params={"dev_id": "²", "type": "1"}, headers=fleet.auth(6523)
+    )
+    assert r.json()["errno"] == 2
+    r = await fleet.client.get(
+        "/ota/south/tasking", params={"dev_id": str(2**64), "type": "1"}, headers=fleet.auth(6523)
+    )
+    assert r.json()["errno"] == 2

@@ -27,6 +27,8 @@ from cloudlet.ota.ranges import Unsatisfiable, parse_range
         ("bytes=0-1,5-6", None),
         ("items=0-1", None),
         ("bytes=x-1", None),
+        ("bytes=²-", None),
+        ("bytes=-²", None),
     ],
 )
 def test_parse_range(header: str | None, expected: tuple[int, int] | None) -> None:

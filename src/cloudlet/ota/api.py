@@ -7,7 +7,7 @@ from collections import Counter
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Header, Path, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.routing import APIRoute
 from pydantic import ValidationError
@@ -47,6 +47,8 @@ from cloudlet.ota.schemas import (
 from cloudlet.ota.service import Answer, CheckRequest, OtaContext, OtaProblem
 
 PREFIX = "/ota"
+RowId = Annotated[int, Path(ge=1, le=p.INT32_MAX)]
+DevId = Annotated[int, Path(ge=0, le=p.MAX_ID)]
 log = logging.getLogger("cloudlet.ota")
 
 
@@ -150,10 +152,11 @@ def _south_router(services: Services) -> APIRouter:
         authorization: Annotated[str | None, Header()] = None,
     ) -> Response:
         """A fresh token for a device already downloading or upgrading."""
-        if not dev_id.isdigit() or type not in ("1", "2") or cdn not in ("true", "false"):
+        device_id = p.parse_id(dev_id)
+        if device_id is None or type not in ("1", "2") or cdn not in ("true", "false"):
             return _answer(Answer(p.PARAMETER_ERROR))
         device = await service.authenticate(
-            session, ctx=ctx, authorization=authorization, dev_id=int(dev_id)
+            session, ctx=ctx, authorization=authorization, dev_id=device_id
         )
         if device is None:
             return _answer(Answer(p.AUTH_FAILED))
@@ -171,10 +174,11 @@ def _south_router(services: Services) -> APIRouter:
         authorization: Annotated[str | None, Header()] = None,
     ) -> Response:
         """Verify a download token; the task moves from to-be-upgraded to downloading."""
-        if not dev_id.isdigit():
+        device_id = p.parse_id(dev_id)
+        if device_id is None:
             return _answer(Answer(p.PARAMETER_ERROR))
         device = await service.authenticate(
-            session, ctx=ctx, authorization=authorization, dev_id=int(dev_id)
+            session, ctx=ctx, authorization=authorization, dev_id=device_id
         )
         if device is None:
             return _answer(Answer(p.AUTH_FAILED))
@@ -191,10 +195,11 @@ def _south_router(services: Services) -> APIRouter:
         authorization: Annotated[str | None, Header()] = None,
     ) -> Response:
         """Report download (1xx) and upgrade (2xx) results."""
-        if not dev_id.isdigit() or not token:
+        device_id = p.parse_id(dev_id)
+        if device_id is None or not token:
             return _answer(Answer(p.PARAMETER_ERROR))
         device = await service.authenticate(
-            session, ctx=ctx, authorization=authorization, dev_id=int(dev_id)
+            session, ctx=ctx, authorization=authorization, dev_id=device_id
         )
         if device is None:
             return _answer(Answer(p.AUTH_FAILED))
@@ -294,13 +299,14 @@ def _query_check(query: dict[str, str]) -> CheckRequest | None:
     optional: dict[str, int | None] = {}
     for name in ("signals", "powers"):
         value = query.get(name)
-        if value is not None and not value.lstrip("-").isdigit():
+        optional[name] = None if value is None else p.parse_int32(value)
+        if value is not None and optional[name] is None:
             return None
-        optional[name] = int(value) if value is not None else None
-    if not dev_id.isdigit() or task_type not in ("1", "2") or cdn not in ("true", "false"):
+    device_id = p.parse_id(dev_id)
+    if device_id is None or task_type not in ("1", "2") or cdn not in ("true", "false"):
         return None
     return CheckRequest(
-        dev_id=int(dev_id),
+        dev_id=device_id,
         manuf=manuf,
         model=model,
         type=int(task_type),
@@ -367,19 +373,19 @@ def _management_router(services: Services) -> APIRouter:
         return [ProductOut.model_validate(r, from_attributes=True) for r in rows]
 
     @router.get("/products/{product_id}")
-    async def get_product(product_id: int, _admin: AdminDep, session: SessionDep) -> ProductOut:
+    async def get_product(product_id: RowId, _admin: AdminDep, session: SessionDep) -> ProductOut:
         product = await service.get_product(session, product_id)
         return ProductOut.model_validate(product, from_attributes=True)
 
     @router.get("/products/{product_id}/key")
-    async def product_key(product_id: int, _admin: AdminDep, session: SessionDep) -> KeyOut:
+    async def product_key(product_id: RowId, _admin: AdminDep, session: SessionDep) -> KeyOut:
         """The product access key (for res=products/{id} tokens)."""
         product = await service.get_product(session, product_id)
         return KeyOut(key=ctx.secrets.decrypt(product.key_enc))
 
     @router.post("/products/{product_id}/devices", status_code=201)
     async def create_device(
-        product_id: int, body: DeviceIn, _admin: AdminDep, session: SessionDep
+        product_id: RowId, body: DeviceIn, _admin: AdminDep, session: SessionDep
     ) -> DeviceCreated:
         product = await service.get_product(session, product_id)
         device, key = await service.create_device(
@@ -398,7 +404,7 @@ def _management_router(services: Services) -> APIRouter:
 
     @router.get("/products/{product_id}/devices")
     async def list_devices(
-        product_id: int, _admin: AdminDep, session: SessionDep
+        product_id: RowId, _admin: AdminDep, session: SessionDep
     ) -> list[DeviceOut]:
         product = await service.get_product(session, product_id)
         rows = await session.scalars(
@@ -408,14 +414,14 @@ def _management_router(services: Services) -> APIRouter:
 
     @router.get("/products/{product_id}/devices/{dev_id}")
     async def get_device(
-        product_id: int, dev_id: int, _admin: AdminDep, session: SessionDep
+        product_id: RowId, dev_id: DevId, _admin: AdminDep, session: SessionDep
     ) -> DeviceOut:
         product = await service.get_product(session, product_id)
         return _device_out(await service.get_device(session, product=product, dev_id=dev_id))
 
     @router.get("/products/{product_id}/devices/{dev_id}/key")
     async def device_key(
-        product_id: int, dev_id: int, _admin: AdminDep, session: SessionDep
+        product_id: RowId, dev_id: DevId, _admin: AdminDep, session: SessionDep
     ) -> KeyOut:
         product = await service.get_product(session, product_id)
         device = await service.get_device(session, product=product, dev_id=dev_id)
@@ -423,7 +429,7 @@ def _management_router(services: Services) -> APIRouter:
 
     @router.delete("/products/{product_id}/devices/{dev_id}", status_code=204)
     async def delete_device(
-        product_id: int, dev_id: int, _admin: AdminDep, session: SessionDep
+        product_id: RowId, dev_id: DevId, _admin: AdminDep, session: SessionDep
     ) -> None:
         product = await service.get_product(session, product_id)
         device = await service.get_device(session, product=product, dev_id=dev_id)
@@ -441,7 +447,7 @@ def _management_router(services: Services) -> APIRouter:
         },
     )
     async def upload_package(
-        product_id: int,
+        product_id: RowId,
         request: Request,
         _admin: AdminDep,
         session: SessionDep,
@@ -467,7 +473,7 @@ def _management_router(services: Services) -> APIRouter:
 
     @router.post("/products/{product_id}/packages/diff", status_code=201)
     async def build_diff(
-        product_id: int, body: DiffIn, _admin: AdminDep, session: SessionDep
+        product_id: RowId, body: DiffIn, _admin: AdminDep, session: SessionDep
     ) -> PackageOut:
         """Build a differential package between two uploaded full images."""
         product = await service.get_product(session, product_id)
@@ -486,7 +492,7 @@ def _management_router(services: Services) -> APIRouter:
 
     @router.get("/products/{product_id}/packages")
     async def list_packages(
-        product_id: int, _admin: AdminDep, session: SessionDep
+        product_id: RowId, _admin: AdminDep, session: SessionDep
     ) -> list[PackageOut]:
         product = await service.get_product(session, product_id)
         rows = await session.scalars(
@@ -496,7 +502,7 @@ def _management_router(services: Services) -> APIRouter:
 
     @router.get("/products/{product_id}/packages/{package_id}/file")
     async def package_file(
-        product_id: int, package_id: int, _admin: AdminDep, session: SessionDep
+        product_id: RowId, package_id: RowId, _admin: AdminDep, session: SessionDep
     ) -> StreamingResponse:
         """The stored bytes of a package (for checking what devices receive)."""
         package = await session.get(OtaPackage, package_id)
@@ -510,7 +516,7 @@ def _management_router(services: Services) -> APIRouter:
 
     @router.post("/products/{product_id}/tasks", status_code=201)
     async def create_task(
-        product_id: int, body: TaskIn, _admin: AdminDep, session: SessionDep
+        product_id: RowId, body: TaskIn, _admin: AdminDep, session: SessionDep
     ) -> TaskCreated:
         """A task for a list of devices (``devices``) or every device at ``versions``."""
         product = await service.get_product(session, product_id)
@@ -528,7 +534,7 @@ def _management_router(services: Services) -> APIRouter:
         return TaskCreated(**_task_out(task, states), added=added, skipped=skipped)
 
     @router.get("/products/{product_id}/tasks")
-    async def list_tasks(product_id: int, _admin: AdminDep, session: SessionDep) -> list[TaskOut]:
+    async def list_tasks(product_id: RowId, _admin: AdminDep, session: SessionDep) -> list[TaskOut]:
         product = await service.get_product(session, product_id)
         tasks = await session.scalars(
             select(OtaTask).where(OtaTask.product_id == product.id).order_by(OtaTask.id)
@@ -540,7 +546,7 @@ def _management_router(services: Services) -> APIRouter:
         return out
 
     @router.get("/tasks/{task_id}")
-    async def get_task(task_id: int, _admin: AdminDep, session: SessionDep) -> TaskDetail:
+    async def get_task(task_id: RowId, _admin: AdminDep, session: SessionDep) -> TaskDetail:
         task = await service.get_task(session, task_id)
         rows = await service.task_devices(session, task)
         devices = [
@@ -550,7 +556,7 @@ def _management_router(services: Services) -> APIRouter:
         return TaskDetail(**_task_out(task, [a.state for a, _ in rows]), devices=devices)
 
     @router.post("/tasks/{task_id}/cancel")
-    async def cancel_task(task_id: int, _admin: AdminDep, session: SessionDep) -> CancelOut:
+    async def cancel_task(task_id: RowId, _admin: AdminDep, session: SessionDep) -> CancelOut:
         task = await service.get_task(session, task_id)
         count = await service.cancel_task(session, ctx=ctx, task=task)
         await session.commit()
@@ -558,7 +564,7 @@ def _management_router(services: Services) -> APIRouter:
 
     @router.post("/products/{product_id}/strategies", status_code=201)
     async def create_strategy(
-        product_id: int, body: StrategyIn, _admin: AdminDep, session: SessionDep
+        product_id: RowId, body: StrategyIn, _admin: AdminDep, session: SessionDep
     ) -> StrategyOut:
         """Auto-add: devices checking at ``source_version`` join a task to ``target_version``."""
         product = await service.get_product(session, product_id)
@@ -574,7 +580,7 @@ def _management_router(services: Services) -> APIRouter:
 
     @router.get("/products/{product_id}/strategies")
     async def list_strategies(
-        product_id: int, _admin: AdminDep, session: SessionDep
+        product_id: RowId, _admin: AdminDep, session: SessionDep
     ) -> list[StrategyOut]:
         product = await service.get_product(session, product_id)
         rows = await session.scalars(
@@ -583,7 +589,7 @@ def _management_router(services: Services) -> APIRouter:
         return [_strategy_out(s) for s in rows]
 
     @router.delete("/strategies/{strategy_id}", status_code=204)
-    async def disable_strategy(strategy_id: int, _admin: AdminDep, session: SessionDep) -> None:
+    async def disable_strategy(strategy_id: RowId, _admin: AdminDep, session: SessionDep) -> None:
         """Disable a strategy (kept for the tasks it made)."""
         strategy = await session.get(OtaStrategy, strategy_id)
         if strategy is None:

@@ -64,7 +64,7 @@ def parse(value: str) -> DeviceToken:
         raise TokenError(f"missing {exc.args[0]}") from exc
     if method not in METHODS:
         raise TokenError("unknown method")
-    if not et.isdigit():
+    if not (et.isascii() and et.isdigit()):
         raise TokenError("et is not a timestamp")
     parts = res.split("/")
     product_level = len(parts) == 2 and parts[0] == "products" and bool(parts[1])

@@ -45,7 +45,7 @@ ERROR_TEXT = {
     NO_DIFF_PACKAGE: "no differential package for the device's version",
 }
 
-VERSION_RE = re.compile(r"^[a-zA-Z0-9_\-.]{1,20}$")
+VERSION_RE = re.compile(r"[a-zA-Z0-9_\-.]{1,20}")
 TOKEN_PREFIX = "ota_"
 TOKEN_LENGTH = 20
 
@@ -69,5 +69,29 @@ UPGRADE_FAILURES = frozenset(range(202, 207))
 FINAL_FAILURES = frozenset({207, 208})  # retries exhausted, upgrade expired
 
 
+MAX_ID = 2**63 - 1  # dev_id is a "long"
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+
+
 def valid_version(value: str) -> bool:
-    return bool(VERSION_RE.match(value))
+    return VERSION_RE.fullmatch(value) is not None
+
+
+def ascii_digits(text: str) -> bool:
+    """True for 0-9 only (``str.isdigit`` also accepts "²" and other Unicode digits)."""
+    return text.isascii() and text.isdigit()
+
+
+def parse_id(text: str) -> int | None:
+    """A dev_id from a query string, or None when it is not a non-negative long."""
+    if not ascii_digits(text) or len(text) > 19 or int(text) > MAX_ID:
+        return None
+    return int(text)
+
+
+def parse_int32(text: str) -> int | None:
+    digits = text[1:] if text.startswith("-") else text
+    if not ascii_digits(digits) or len(digits) > 10:
+        return None
+    value = int(text)
+    return value if INT32_MIN <= value <= INT32_MAX else None

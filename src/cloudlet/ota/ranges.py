@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 
+def _digits(text: str) -> bool:
+    return text.isascii() and text.isdigit()
+
+
 class Unsatisfiable(ValueError):
     """The range lies wholly past the end: answer 416 with ``Content-Range: bytes */size``."""
 
@@ -24,13 +28,13 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     first_text, last_text = first_text.strip(), last_text.strip()
     if first_text == "":
         # Suffix range: the last N bytes.
-        if not last_text.isdigit():
+        if not _digits(last_text):
             return None
         length = int(last_text)
         if length == 0:
             raise Unsatisfiable(header)
         return max(size - length, 0), size - 1
-    if not first_text.isdigit() or (last_text and not last_text.isdigit()):
+    if not _digits(first_text) or (last_text and not _digits(last_text)):
         return None
     first = int(first_text)
     last = int(last_text) if last_text else size - 1

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from cloudlet.ota.protocol import INT32_MAX, INT32_MIN, MAX_ID
 
 
 class CheckBody(BaseModel):
@@ -13,14 +15,14 @@ class CheckBody(BaseModel):
 
     model_config = ConfigDict(strict=True, extra="ignore")
 
-    dev_id: int
+    dev_id: int = Field(ge=0, le=MAX_ID)
     manuf: str
     model: str
     type: Literal[1, 2]
     version: str
     cdn: bool
-    signals: int | None = None
-    powers: int | None = None
+    signals: int | None = Field(default=None, ge=INT32_MIN, le=INT32_MAX)
+    powers: int | None = Field(default=None, ge=INT32_MIN, le=INT32_MAX)
 
 
 # ---------------------------------------------------------------- management API
@@ -52,7 +54,9 @@ class DeviceIn(BaseModel):
     name: str = Field(min_length=1, max_length=64, pattern=r"^[^/]+$")
     manuf: str = Field(description="manufacturer name or number from the OneNET tables")
     model: str = Field(description="module/chip model name or number from the OneNET tables")
-    dev_id: int | None = Field(default=None, ge=1, description="keep an existing OneNET id")
+    dev_id: int | None = Field(
+        default=None, ge=1, le=MAX_ID, description="keep an existing OneNET id"
+    )
     fota_version: str | None = None
     sota_version: str | None = None
 
@@ -96,10 +100,12 @@ class DiffIn(BaseModel):
 
 
 class GateFields(BaseModel):
-    signal: int = Field(default=0, ge=0, description="devices upgrade only above this signal")
+    signal: int = Field(
+        default=0, ge=0, le=INT32_MAX, description="devices upgrade only above this signal"
+    )
     power: int = Field(default=0, ge=0, le=100, description="... and above this battery %")
     retry: int = Field(default=0, ge=0, le=100)
-    interval: int = Field(default=0, ge=0, description="seconds between retries")
+    interval: int = Field(default=0, ge=0, le=INT32_MAX, description="seconds between retries")
 
 
 class TaskIn(GateFields):
@@ -108,7 +114,9 @@ class TaskIn(GateFields):
     manuf: str
     model: str
     target_version: str
-    devices: list[int] | None = Field(default=None, description="dev_ids")
+    devices: list[Annotated[int, Field(ge=0, le=MAX_ID)]] | None = Field(
+        default=None, description="dev_ids"
+    )
     versions: list[str] | None = Field(default=None, description="every device at these versions")
     initial_version: str | None = Field(
         default=None, description="source version for devices that never reported one"

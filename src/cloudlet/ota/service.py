@@ -89,7 +89,7 @@ async def authenticate(
         token = auth.parse(authorization)
     except auth.TokenError:
         return None
-    if token.version not in ctx.settings.token_versions or not token.product_id.isdigit():
+    if token.version not in ctx.settings.token_versions or not p.ascii_digits(token.product_id):
         return None
     device = await session.scalar(select(OtaDevice).where(OtaDevice.dev_id == dev_id))
     if device is None or str(device.product_id) != token.product_id:

@@ -283,3 +283,12 @@ async def test_out_of_range_numbers_are_parameter_errors(fleet: Fleet) -> None:
         "/ota/south/tasking", params={"dev_id": str(2**64), "type": "1"}, headers=fleet.auth(6523)
     )
     assert r.json()["errno"] == 2
+
+
+async def test_one_devices_token_cannot_check_for_another(fleet: Fleet) -> None:
+    await seed_setup(fleet)
+    other = await fleet.add_device("other")
+    r = await fleet.client.post(
+        "/ota/south/check", json=fixture("check_request.json"), headers=fleet.auth(other)
+    )
+    assert r.json()["errno"] == 1

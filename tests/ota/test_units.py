@@ -114,3 +114,13 @@ async def test_blob_store_refuses_oversized_streams(tmp_path: Path) -> None:
 def test_bsdiff_roundtrip() -> None:
     old, new = b"firmware-1" * 1000, b"firmware-2" * 1000 + b"tail"
     assert delta.apply_patch(old, delta.make_patch(old, new)) == new
+
+
+def test_simulator_cli_refuses_bad_arguments_and_unreachable_servers(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from cloudlet.ota import sim
+
+    assert sim.main(["--devices", "0"]) == 2
+    assert sim.main(["--url", "http://127.0.0.1:9", "--devices", "1", "--admin-token", "t"]) == 1
+    assert "simulation failed" in capsys.readouterr().err

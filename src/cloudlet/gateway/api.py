@@ -258,13 +258,13 @@ async def _certificate_body(request: Request) -> bytes:
         declared = request.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
             raise BadPayload("body too large")
-        form = await request.form()
-        for value in form.values():
-            if not isinstance(value, str):
-                data = await value.read()
-                if len(data) > limit:
-                    raise BadPayload("body too large")
-                return data
+        async with request.form() as form:
+            for value in form.values():
+                if not isinstance(value, str):
+                    data = await value.read()
+                    if len(data) > limit:
+                        raise BadPayload("body too large")
+                    return data
         raise BadPayload("empty body")
     chunks: list[bytes] = []
     size = 0

@@ -317,7 +317,8 @@ class GatewayService:
         otbr.pan_id, otbr.channel = body.PanId, body.Channel
         otbr.nwk_key_enc = self.box.encrypt(body.NetworkKey)
         otbr.passphrase_enc = self.box.encrypt(body.Passphrase or self.settings.default_passphrase)
-        otbr.mesh_local_prefix = otbr.mesh_local_prefix or mesh_local_prefix_for(body.ExtPanId)
+        # Derived from the ext PAN id, so the same network always gets the same prefix.
+        otbr.mesh_local_prefix = mesh_local_prefix_for(body.ExtPanId)
         await self._apply_network(otbr)
         await self.log(f"thread network set: {body.NetworkName} channel {body.Channel}")
 
@@ -966,20 +967,13 @@ class GatewayService:
     async def _import_otbr(self, c: w.OtbrCfg) -> None:
         otbr = await self.otbr()
         was_enabled = otbr.enabled
-        changed = (c.nwk_name, c.ext_pan_id, c.pan_id, c.channel) != (
-            otbr.nwk_name,
-            otbr.ext_pan_id,
-            otbr.pan_id,
-            otbr.channel,
-        ) or c.nwk_key != self.box.decrypt(otbr.nwk_key_enc)
         otbr.nwk_name, otbr.ext_pan_id, otbr.pan_id, otbr.channel = (
             c.nwk_name,
             c.ext_pan_id,
             c.pan_id,
             c.channel,
         )
-        if changed:
-            otbr.mesh_local_prefix = mesh_local_prefix_for(c.ext_pan_id)
+        otbr.mesh_local_prefix = mesh_local_prefix_for(c.ext_pan_id)
         otbr.nwk_key_enc = self.box.encrypt(c.nwk_key)
         otbr.passphrase_enc = self.box.encrypt(c.passphrase)
         otbr.txpower, otbr.bbr = c.txpower, bool(c.bbr_on_off)

@@ -265,7 +265,8 @@ class SimThreadBackend:
 def mesh_local_prefix_for(ext_pan_id: str) -> str:
     """A ULA /64 derived from the ext PAN id, as ``dataset init new`` would pick one."""
     h = _derived_hex(f"mlp:{ext_pan_id}", 5)
-    return f"fd{h[0:2]}:{h[2:6]}:{h[6:10]}:0::/64"
+    groups = [int("fd" + h[0:2], 16), int(h[2:6], 16), int(h[6:10], 16)]
+    return ":".join(f"{g:x}" for g in groups) + ":0::/64"
 
 
 def dataset_tlvs(dataset: Dataset) -> str:

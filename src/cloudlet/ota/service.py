@@ -91,14 +91,20 @@ async def authenticate(
         return None
     if token.version not in ctx.settings.token_versions or not p.ascii_digits(token.product_id):
         return None
-    device = await session.scalar(select(OtaDevice).where(OtaDevice.dev_id == dev_id))
-    if device is None or str(device.product_id) != token.product_id:
+    row = (
+        await session.execute(
+            select(OtaDevice, OtaProduct.key_enc)
+            .join(OtaProduct, OtaProduct.id == OtaDevice.product_id)
+            .where(OtaDevice.dev_id == dev_id)
+        )
+    ).first()
+    if row is None:
+        return None
+    device, product_key_enc = row
+    if str(device.product_id) != token.product_id:
         return None
     if token.device_name is None:
-        product = await session.get(OtaProduct, device.product_id)
-        if product is None:
-            return None
-        key_enc = product.key_enc
+        key_enc = product_key_enc
     elif token.device_name == device.name:
         key_enc = device.key_enc
     else:

@@ -234,3 +234,22 @@ async def test_expired_tokens_are_pruned_and_missing_blobs_are_not_served(fleet:
     r = await fleet.client.get(f"/ota/download/{fresh['data']['token']}")
     assert r.status_code == 500 and r.json() == {"errno": 7, "error": "internal error"}
     assert data["token"] != fresh["data"]["token"]
+
+
+async def test_device_version_report_completes_a_reached_target(fleet: Fleet) -> None:
+    dev, _data = await full_task(fleet)
+    url = f"/ota/device/version?dev_id={dev}"
+    assert (await fleet.client.post(url, json={}, headers=fleet.auth(dev))).json()["errno"] == 2
+    bad = await fleet.client.post(url, json={"f_version": "2 0"}, headers=fleet.auth(dev))
+    assert bad.json()["errno"] == 27
+    other = await fleet.client.post(url, json={"f_version": "1.0"}, headers={})
+    assert other.json()["errno"] == 1
+    r = await fleet.client.post(
+        url, json={"f_version": "2.0", "s_version": "app-7"}, headers=fleet.auth(dev)
+    )
+    assert r.json() == {"errno": 0, "error": "succ"}
+    assert await task_states(fleet) == ["success"]
+    device = await fleet.client.get(
+        f"/api/v1/ota/products/{fleet.product_id}/devices/{dev}", headers=fleet.admin
+    )
+    assert (device.json()["fota_version"], device.json()["sota_version"]) == ("2.0", "app-7")

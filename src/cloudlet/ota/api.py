@@ -212,6 +212,36 @@ def _south_router(services: Services) -> APIRouter:
         await session.commit()
         return _answer(answer)
 
+    @router.post(f"{PREFIX}/device/version")
+    async def device_version(
+        request: Request,
+        session: SessionDep,
+        dev_id: Annotated[str, Query()] = "",
+        authorization: Annotated[str | None, Header()] = None,
+    ) -> Response:
+        """Report the module (``f_version``) and application (``s_version``) versions."""
+        device_id = p.parse_id(dev_id)
+        if device_id is None:
+            return _answer(Answer(p.PARAMETER_ERROR))
+        body = await read_json(request, max_bytes=ctx.settings.max_body_bytes)
+        if not isinstance(body, dict):
+            return _answer(Answer(p.PARAMETER_ERROR))
+        versions: dict[int, str] = {}
+        for task_type, name in ((p.FOTA, "f_version"), (p.SOTA, "s_version")):
+            value = body.get(name)
+            if value is not None and not isinstance(value, str):
+                return _answer(Answer(p.PARAMETER_ERROR))
+            if value is not None:
+                versions[task_type] = value
+        device = await service.authenticate(
+            session, ctx=ctx, authorization=authorization, dev_id=device_id
+        )
+        if device is None:
+            return _answer(Answer(p.AUTH_FAILED))
+        answer = await service.report_version(session, ctx=ctx, device=device, versions=versions)
+        await session.commit()
+        return _answer(answer)
+
     async def download(
         request: Request,
         token: str,

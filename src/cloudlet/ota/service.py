@@ -263,7 +263,9 @@ async def _issue_token(
     return token
 
 
-def _finish(assignment: OtaTaskDevice, state: p.State, *, result: int, now: datetime) -> None:
+def _finish(
+    assignment: OtaTaskDevice, state: p.State, *, result: int | None, now: datetime
+) -> None:
     assignment.state = state.value
     assignment.result = result
     assignment.updated_at = now
@@ -344,6 +346,30 @@ async def _auto_add(
     return None
 
 
+async def report_version(
+    session: AsyncSession,
+    *,
+    ctx: OtaContext,
+    device: OtaDevice,
+    versions: dict[int, str],
+) -> Answer:
+    """``/ota/device/version``: record versions; a task whose target is reached completes."""
+    if not versions:
+        return Answer(p.PARAMETER_ERROR)
+    if not all(p.valid_version(v) for v in versions.values()):
+        return Answer(p.VERSION_FORMAT)
+    now = ctx.clock.now()
+    for task_type, version in versions.items():
+        if task_type == p.FOTA:
+            device.fota_version = version
+        else:
+            device.sota_version = version
+        found = await _active_assignment(session, device_id=device.id, task_type=task_type)
+        if found is not None and found[1].target_version == version:
+            _finish(found[0], p.State.SUCCESS, result=p.UPGRADED, now=now)
+    return Answer(p.OK)
+
+
 # ---------------------------------------------------------------- tokens, downloads, reports
 
 
@@ -389,8 +415,7 @@ def state_refusal(download: Download) -> int | None:
 def start_download(download: Download, *, now: datetime) -> None:
     """A device verified its token or began downloading: to be upgraded → downloading."""
     if download.assignment.state == p.State.PENDING:
-        _finish(download.assignment, p.State.DOWNLOADING, result=0, now=now)
-        download.assignment.result = None
+        _finish(download.assignment, p.State.DOWNLOADING, result=None, now=now)
 
 
 async def verify_token(

@@ -292,3 +292,15 @@ async def test_one_devices_token_cannot_check_for_another(fleet: Fleet) -> None:
         "/ota/south/check", json=fixture("check_request.json"), headers=fleet.auth(other)
     )
     assert r.json()["errno"] == 1
+
+
+async def test_differential_task_at_target_version_completes(fleet: Fleet) -> None:
+    dev = await fleet.add_device("d", fota_version="1.0")
+    await fleet.upload("1.0", b"a" * 500)
+    await fleet.upload("2.0", b"b" * 500)
+    await fleet.diff("1.0", "2.0")
+    await fleet.task(kind=2, target_version="2.0", devices=[dev])
+    assert (await fleet.check(dev, version="1.0"))["errno"] == 0
+    assert (await fleet.check(dev, version="2.0"))["errno"] == 11
+    async with services_of(fleet.client).db.session() as session:
+        assert await session.scalar(select(OtaTaskDevice.state)) == "success"

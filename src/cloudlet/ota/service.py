@@ -147,6 +147,11 @@ async def check(
     if catalog.canonical(request.manuf, request.model) != (task.manuf, task.model):
         _finish(assignment, p.State.FAILED, result=p.MANUF_MODEL_MISMATCH, now=now)
         return Answer(p.MANUF_MODEL_MISMATCH)
+    if task.kind == p.DIFF and request.version == task.target_version:
+        # Already at the target (upgraded, rebooted, not yet reported): a patch from the
+        # source version cannot apply any more, so the task is complete rather than failed.
+        _finish(assignment, p.State.SUCCESS, result=p.UPGRADED, now=now)
+        return Answer(p.NO_TASK)
     package = await _package_for(session, task=task, assignment=assignment)
     if package is None:
         return Answer(p.NO_DIFF_PACKAGE if task.kind == p.DIFF else p.INTERNAL_ERROR)

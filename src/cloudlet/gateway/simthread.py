@@ -117,7 +117,7 @@ class SimThreadBackend:
             txpower=self.txpower,
             ot_version=SIM_VERSION,
             rcp_version=SIM_VERSION,
-            api_version="0",
+            api_version="cloudlet-sim",
             thread_version="v1.3",
         )
         if self.role != "disabled" and self.dataset is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import getpass
 from pathlib import Path
 
@@ -22,7 +23,8 @@ async def run_admin(args: argparse.Namespace) -> int:
     if args.data_dir:
         overrides["data_dir"] = Path(args.data_dir)
     settings = load_settings(**overrides)
-    upgrade(settings)
+    # Alembic's env.py runs its own event loop: not inside this one.
+    await asyncio.to_thread(upgrade, settings)
     db = Database(settings.resolved_database_url)
     clock = SystemClock()
     try:

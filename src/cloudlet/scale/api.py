@@ -17,6 +17,7 @@ from cloudlet.core.services import Services, get_services
 from cloudlet.scale import service
 from cloudlet.scale.config import ScaleSettings
 from cloudlet.scale.manage import management_router
+from cloudlet.scale.models import ScaleFirmware
 from cloudlet.scale.protocol import (
     CHECK_OK,
     CONFIG_OK,
@@ -36,7 +37,7 @@ from cloudlet.scale.protocol import (
     success,
     time_data,
 )
-from cloudlet.scale.runtime import runtime_of, writing
+from cloudlet.scale.runtime import running, runtime_of
 from cloudlet.scale.schemas import (
     TorreRecord,
     TorreRegister,
@@ -72,8 +73,33 @@ def _json_text(value: Any) -> str:
     return value if isinstance(value, str) else orjson.dumps(value).decode()
 
 
-def _unit(services: Services, device: Any) -> int:
-    return service.effective_unit(device, services.settings.scale.default_unit)
+async def _contact(
+    services: Services,
+    *,
+    sn: str,
+    mac: str,
+    protocol: str,
+    device_type: str | None,
+    registered: bool = False,
+    facts: dict[str, Any] | None = None,
+) -> int:
+    """Create or update the device (committed) and return the unit it should show."""
+    now = services.clock.now()
+
+    async def job(session: AsyncSession) -> int:
+        device = await service.touch_device(
+            session,
+            now=now,
+            sn=sn,
+            mac=mac,
+            protocol=protocol,
+            device_type=device_type,
+            registered=registered,
+            facts=facts,
+        )
+        return service.effective_unit(device, services.settings.scale.default_unit)
+
+    return await runtime_of(services).write(job)
 
 
 # --- V2.0 / V3.0 -------------------------------------------------------------------------
@@ -82,19 +108,15 @@ def _unit(services: Services, device: Any) -> int:
 async def v2_register(request: Request) -> Response:
     services = get_services(request)
     body = V2Register.model_validate(await _object(request, services))
-    async with writing(services) as session:
-        device = await service.touch_device(
-            session,
-            now=services.clock.now(),
-            sn=body.sn,
-            mac=body.mac,
-            protocol=V2,
-            device_type=body.type,
-            registered=True,
-            facts=_v2_facts(body),
-        )
-        unit = _unit(services, device)
-        await session.commit()
+    unit = await _contact(
+        services,
+        sn=body.sn,
+        mac=body.mac,
+        protocol=V2,
+        device_type=body.type,
+        registered=True,
+        facts=_v2_facts(body),
+    )
     return lefu_json(success(REGISTER_OK, time_data(services.clock.millis(), unit)))
 
 
@@ -114,17 +136,13 @@ async def v2_config(request: Request) -> Response:
     if not params and _has_body(request):
         params = await _object(request, services)
     body = V2Config.model_validate(params)
-    async with writing(services) as session:
-        device = await service.touch_device(
-            session,
-            now=services.clock.now(),
-            sn=body.sn,
-            mac=body.mac,
-            protocol=V2,
-            device_type=body.type,
-        )
-        unit = _unit(services, device)
-        await session.commit()
+    unit = await _contact(
+        services,
+        sn=body.sn,
+        mac=body.mac,
+        protocol=V2,
+        device_type=body.type,
+    )
     return lefu_json(success(CONFIG_OK, time_data(services.clock.millis(), unit)))
 
 
@@ -181,18 +199,21 @@ async def _check(
     *,
     short_items: bool = False,
 ) -> Response:
-    async with writing(services) as session:
+    now = services.clock.now()
+
+    async def job(session: AsyncSession) -> list[ScaleFirmware]:
         await service.touch_device(
             session,
-            now=services.clock.now(),
+            now=now,
             sn=sn,
             mac=mac,
             protocol=protocol,
             device_type=device_type,
             facts=facts,
         )
-        found = await service.updates_for(session, device_type=device_type, sn=sn, current=current)
-        await session.commit()
+        return await service.updates_for(session, device_type=device_type, sn=sn, current=current)
+
+    found = await runtime_of(services).write(job)
     now_ms = services.clock.millis()
     make = firmware_item_v2 if short_items else firmware_item
     return lefu_json(success(CHECK_OK, [make(f, now_ms) for f in found], code=True))
@@ -250,7 +271,8 @@ async def v2_batch_record(request: Request) -> Response:
     by_sn: dict[str, list[tuple[dict[str, Any], V2BatchRecord]]] = {}
     for raw, item in zip(items, parsed, strict=True):
         by_sn.setdefault(item.sn, []).append((raw, item))
-    async with writing(services) as session:
+
+    async def job(session: AsyncSession) -> None:
         for group in by_sn.values():
             last = group[-1][1]
             facts = {
@@ -272,7 +294,8 @@ async def v2_batch_record(request: Request) -> Response:
                 records=records,
                 source=V2_BATCH,
             )
-        await session.commit()
+
+    await runtime_of(services).write(job)
     return lefu_json(success(RECORD_OK, code=True))
 
 
@@ -287,19 +310,15 @@ async def torre_register(request: Request) -> Response:
         "sku_code": body.sku_code,
         "wifi_ssid": body.wifi_ssid,
     }
-    async with writing(services) as session:
-        device = await service.touch_device(
-            session,
-            now=services.clock.now(),
-            sn=body.sn,
-            mac=body.mac,
-            protocol=TORRE,
-            device_type=body.type,
-            registered=True,
-            facts=facts,
-        )
-        unit = _unit(services, device)
-        await session.commit()
+    unit = await _contact(
+        services,
+        sn=body.sn,
+        mac=body.mac,
+        protocol=TORRE,
+        device_type=body.type,
+        registered=True,
+        facts=facts,
+    )
     data = time_data(services.clock.millis(), unit, with_now=False)
     return lefu_json(success(REGISTER_OK, data))
 
@@ -307,18 +326,14 @@ async def torre_register(request: Request) -> Response:
 async def torre_config(request: Request) -> Response:
     services = get_services(request)
     body = TorreVersions.model_validate(await _object(request, services))
-    async with writing(services) as session:
-        device = await service.touch_device(
-            session,
-            now=services.clock.now(),
-            sn=body.sn,
-            mac=body.mac,
-            protocol=TORRE,
-            device_type=body.type,
-            facts=_versions_facts(body),
-        )
-        unit = _unit(services, device)
-        await session.commit()
+    unit = await _contact(
+        services,
+        sn=body.sn,
+        mac=body.mac,
+        protocol=TORRE,
+        device_type=body.type,
+        facts=_versions_facts(body),
+    )
     return lefu_json(success(CONFIG_OK, time_data(services.clock.millis(), unit)))
 
 
@@ -370,7 +385,8 @@ async def _store(
     source: str,
 ) -> None:
     """Store records and commit before the scale hears success (durable first)."""
-    async with writing(services) as session:
+
+    async def job(session: AsyncSession) -> None:
         await _store_in(
             session,
             services,
@@ -381,7 +397,8 @@ async def _store(
             records=records,
             source=source,
         )
-        await session.commit()
+
+    await runtime_of(services).write(job)
 
 
 async def _store_in(
@@ -480,8 +497,8 @@ def _routers(services: Services) -> list[APIRouter]:
 
 @asynccontextmanager
 async def _lifespan(services: Services) -> AsyncIterator[None]:
-    runtime_of(services)
-    yield
+    async with running(services):
+        yield
 
 
 FAMILY = Family(

@@ -39,3 +39,5 @@ class ScaleSettings(BaseModel):
     # Impedance decoder per device type (the ``type`` the scale sends); others use the default.
     impedance_decoders: dict[str, str] = Field(default_factory=dict)
     default_impedance_decoder: str = "vendor-encrypted"
+    # SQLite: commit the device writes that arrive together in one transaction (one fsync).
+    group_commit: bool = True

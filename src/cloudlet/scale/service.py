@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -10,7 +11,6 @@ from typing import Any, TypeVar
 from sqlalchemy import Select, and_, delete, func, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cloudlet.scale.composition import Subject, age_on, bmi, body_composition
@@ -47,6 +47,14 @@ def to_millis(timestamp: int) -> int:
 # --- devices -----------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class DeviceRef:
+    """What a device write needs back: the row id and the configured unit."""
+
+    id: int
+    unit: int | None
+
+
 async def touch_device(
     session: AsyncSession,
     *,
@@ -57,54 +65,51 @@ async def touch_device(
     device_type: str | None = None,
     registered: bool = False,
     facts: dict[str, Any] | None = None,
-) -> ScaleDevice:
+) -> DeviceRef:
     """The device with ``sn``, created on first contact, updated with what it just said.
 
     ``facts`` maps column names to values; None and empty strings leave a column alone
-    (a scale sending ``"wifiVersion": ""`` has not forgotten its version).
+    (a scale sending ``"wifiVersion": ""`` has not forgotten its version). One upsert
+    statement, so two first contacts at once cannot create the device twice.
     """
-    device = await session.scalar(select(ScaleDevice).where(ScaleDevice.sn == sn))
-    if device is None:
-        device = await _create_device(
-            session, now=now, sn=sn, mac=mac, protocol=protocol, device_type=device_type or ""
-        )
-    device.mac = mac
-    device.protocol = protocol
-    device.last_seen_at = now
+    changes: dict[str, Any] = {"mac": mac, "protocol": protocol, "last_seen_at": now}
     if device_type:
-        device.device_type = device_type
+        changes["device_type"] = device_type
     if registered:
-        device.registered_at = now
+        changes["registered_at"] = now
     for column, value in (facts or {}).items():
         if value is not None and value != "":
-            setattr(device, column, value)
-    return device
+            changes[column] = value
+    values = {"sn": sn, "device_type": "", "created_at": now} | changes
+    statement = _device_upsert(_dialect(session), tuple(sorted(changes)))
+    # Core execution on the session's connection: the ORM layer adds nothing here.
+    connection = await session.connection()
+    row = (await connection.execute(statement, values)).one()
+    return DeviceRef(id=row.id, unit=row.unit)
 
 
-async def _create_device(
-    session: AsyncSession, *, now: datetime, sn: str, mac: str, protocol: str, device_type: str
-) -> ScaleDevice:
-    device = ScaleDevice(
-        sn=sn, mac=mac, protocol=protocol, device_type=device_type, created_at=now, last_seen_at=now
+@functools.lru_cache(maxsize=64)
+def _device_upsert(dialect: str, changed: tuple[str, ...]) -> Any:
+    """One upsert statement per dialect and set of changed columns, built once (hot path)."""
+    insert = sqlite_insert if dialect == "sqlite" else pg_insert
+    statement = insert(ScaleDevice)
+    return statement.on_conflict_do_update(
+        index_elements=[ScaleDevice.sn],
+        set_={name: statement.excluded[name] for name in changed},
+    ).returning(ScaleDevice.id, ScaleDevice.unit)
+
+
+@functools.lru_cache(maxsize=4)
+def _record_insert(dialect: str) -> Any:
+    insert = sqlite_insert if dialect == "sqlite" else pg_insert
+    return (
+        insert(ScaleRecord)
+        .on_conflict_do_nothing(index_elements=["device_id", "member_id", "timestamp_ms"])
+        .returning(ScaleRecord.id)
     )
-    if _dialect(session) == "sqlite":
-        # SQLite writes are serialised by the family's write lock: no race to lose.
-        session.add(device)
-        await session.flush()
-        return device
-    try:
-        async with session.begin_nested():
-            session.add(device)
-    except IntegrityError:
-        # Another request created it first: use theirs.
-        existing = await session.scalar(select(ScaleDevice).where(ScaleDevice.sn == sn))
-        if existing is None:
-            raise
-        return existing
-    return device
 
 
-def effective_unit(device: ScaleDevice, default_unit: int) -> int:
+def effective_unit(device: ScaleDevice | DeviceRef, default_unit: int) -> int:
     return device.unit if device.unit is not None else default_unit
 
 
@@ -148,7 +153,7 @@ def _dialect(session: AsyncSession) -> str:
 async def store_records(
     session: AsyncSession,
     *,
-    device: ScaleDevice,
+    device: DeviceRef,
     records: Sequence[NewRecord],
     source: str,
     now: datetime,
@@ -177,14 +182,9 @@ async def store_records(
         }
         for r in records
     ]
-    insert = sqlite_insert if _dialect(session) == "sqlite" else pg_insert
-    statement = (
-        insert(ScaleRecord)
-        .values(rows)
-        .on_conflict_do_nothing(index_elements=["device_id", "member_id", "timestamp_ms"])
-        .returning(ScaleRecord.id)
-    )
-    return len((await session.execute(statement)).all())
+    statement = _record_insert(_dialect(session))
+    connection = await session.connection()
+    return len((await connection.execute(statement, rows)).all())
 
 
 # Select is generic over its column tuple; the filter works on any.

@@ -266,3 +266,12 @@ async def test_delete_device_removes_its_records(
     assert answer.status_code == 204
     page = (await scale.get("/api/v1/scale/measurements", headers=admin)).json()
     assert page["total"] == 0
+
+
+async def test_openapi_lists_the_scale_routes(scale: httpx.AsyncClient) -> None:
+    schema = (await scale.get("/openapi.json")).json()
+    paths = schema["paths"]
+    assert "/lefu/wifi/torre/record" in paths and "/lefu/wifi/config" in paths
+    assert "/devices/claim/lefu/wifi/torre/record" not in paths  # prefixed copies hidden
+    assert {"/api/v1/scale/devices", "/api/v1/scale/measurements.csv"} <= set(paths)
+    assert "scale" in paths["/api/v1/scale/devices"]["get"]["tags"]

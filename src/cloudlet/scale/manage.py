@@ -20,7 +20,6 @@ from cloudlet.scale import service
 from cloudlet.scale.decoders import decoder_names
 from cloudlet.scale.models import ScaleDevice, ScaleFirmware, ScaleMember, ScaleRecord
 from cloudlet.scale.runtime import runtime_of, writing
-from cloudlet.scale.schemas import COMPONENTS
 
 MAX_PAGE = 1000
 EXPORT_BATCH = 500
@@ -524,7 +523,6 @@ def management_router() -> APIRouter:
             by_device_type=dict(settings.impedance_decoders),
         )
 
-    _ = COMPONENTS
     return router
 
 

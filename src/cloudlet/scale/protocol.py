@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC
 from typing import Any
 
 import orjson
@@ -162,7 +162,3 @@ def firmware_item_v2(firmware: ScaleFirmware, now_ms: int) -> dict[str, Any]:
         "version": firmware.version,
         "nowTime": now_ms,
     }
-
-
-def created_time(value: datetime) -> str:
-    return value.astimezone(UTC).strftime(CREATE_TIME_FORMAT)

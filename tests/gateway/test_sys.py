@@ -458,3 +458,53 @@ async def test_management_api(box: Box) -> None:
         "thread_role": "disabled",
         "joiners": 0,
     }
+
+
+async def test_firmware_from_ota_family(make_client: Any, clock: FrozenClock) -> None:
+    from cloudlet.ota.models import OtaPackage, OtaProduct
+    from tests.conftest import services_of
+
+    client = await make_client("gateway", "ota")
+    services = services_of(client)
+    async with services.db.session() as session:
+        product = OtaProduct(name="gl", key_enc="x", created_at=clock.now())
+        session.add(product)
+        await session.flush()
+        for version, kind, model in (
+            ("1.2.0", 1, "S20"),
+            ("1.1.0", 1, "S20"),
+            ("1.3.0", 2, "S20"),
+            ("9.0.0", 1, "X750"),
+        ):
+            session.add(
+                OtaPackage(
+                    product_id=product.id,
+                    type=1,
+                    kind=kind,
+                    manuf="GL",
+                    model=model,
+                    version=version,
+                    source_version="1.0.0" if kind == 2 else "",
+                    blob_id=version,
+                    size=1,
+                    md5="0" * 32,
+                    created_at=clock.now(),
+                )
+            )
+        await session.commit()
+    await initialize(client)
+    ota_box = Box(client, await session_headers(client))
+    assert await ota_box.ok("GET", "/sys/check_online_firmware") == {
+        "online_firmware_list": [
+            {"type": "2c", "version": "1.1.0"},
+            {"type": "2c", "version": "1.2.0"},
+        ]
+    }
+    body = {"official": {"type": "2c", "version": "1.2.0", "save_config": True}}
+    await ota_box.ok("POST", "/sys/upgrade_online_firmware", body)
+    clock.advance(11)
+    assert await ota_box.ok("GET", "/sys/check_upgrade_status") == {"status": 0}
+    current = await ota_box.ok("GET", "/sys/check_current_firmware")
+    assert current["current_firmware_version"] == "1.2.0"
+    missing = {"official": {"type": "2c", "version": "1.0.1", "save_config": True}}
+    assert (await ota_box.post("/sys/upgrade_online_firmware", missing))["code"] == 50

@@ -321,7 +321,11 @@ def _routers(_services: Services) -> list[APIRouter]:
 
 @asynccontextmanager
 async def _lifespan(services: Services) -> AsyncIterator[None]:
-    services.extras["gateway"] = build_runtime(services.settings.gateway, clock=services.clock)
+    services.extras["gateway"] = build_runtime(
+        services.settings.gateway,
+        clock=services.clock,
+        ota_beside="ota" in services.settings.families,
+    )
     async with services.db.session() as session:
         service = GatewayService(services, session)
         await service.identity()

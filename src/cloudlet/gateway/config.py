@@ -37,6 +37,11 @@ class GatewaySettings(BaseModel):
         default_factory=lambda: [FirmwareEntry(type="2c", version="1.0.1")]
     )
     upgrade_duration_s: float = 10.0
+    # auto: the OTA family's packages when it runs in the same Cloudlet, else online_firmware.
+    firmware_source: Literal["auto", "local", "ota"] = "auto"
+    # OTA packages offered to the box: full FOTA images of this model (and manufacturer).
+    ota_model: str = "S20"
+    ota_manuf: str = ""
 
     # Linux backend commands.
     ot_ctl: str = "ot-ctl"

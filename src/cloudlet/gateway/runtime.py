@@ -10,7 +10,7 @@ import httpx
 from cloudlet.core.clock import Clock
 from cloudlet.gateway.config import GatewaySettings
 from cloudlet.gateway.errors import Code, GatewayError
-from cloudlet.gateway.firmware import FirmwareSource, LocalFirmwareSource
+from cloudlet.gateway.firmware import FirmwareSource, LocalFirmwareSource, OtaFirmwareSource
 from cloudlet.gateway.network import NetworkBackend
 from cloudlet.gateway.nmcli import NmcliNetworkBackend
 from cloudlet.gateway.otctl import OtCtlThreadBackend
@@ -52,9 +52,19 @@ class GatewayRuntime:
     network_world: NetworkWorld | None = None
 
 
-def build_runtime(settings: GatewaySettings, *, clock: Clock) -> GatewayRuntime:
+def firmware_source(settings: GatewaySettings, *, ota_beside: bool) -> FirmwareSource:
+    if settings.firmware_source == "ota" or (settings.firmware_source == "auto" and ota_beside):
+        return OtaFirmwareSource(
+            category=settings.firmware_category, model=settings.ota_model, manuf=settings.ota_manuf
+        )
+    return LocalFirmwareSource(settings.online_firmware)
+
+
+def build_runtime(
+    settings: GatewaySettings, *, clock: Clock, ota_beside: bool = False
+) -> GatewayRuntime:
     """The backends GatewaySettings.backend names."""
-    firmware = LocalFirmwareSource(settings.online_firmware)
+    firmware = firmware_source(settings, ota_beside=ota_beside)
     if settings.backend == "linux":
         runner = SubprocessRunner(timeout_s=settings.command_timeout_s)
         return GatewayRuntime(

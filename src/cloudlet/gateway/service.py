@@ -750,7 +750,7 @@ class GatewayService:
         }
 
     async def online_firmware(self) -> dict[str, Any]:
-        entries = await self.runtime.firmware.available()
+        entries = await self.runtime.firmware.available(self.session)
         return {"online_firmware_list": [{"type": e.type, "version": e.version} for e in entries]}
 
     async def upgrade(self, body: w.UpgradeOnline) -> None:
@@ -758,7 +758,7 @@ class GatewayService:
         if running is not None and running.result is None:
             raise GatewayError(Code.UPGRADE_BUSY, "an upgrade is already in progress")
         if body.official is not None:
-            entries = await self.runtime.firmware.available()
+            entries = await self.runtime.firmware.available(self.session)
             if not any(
                 (e.type, e.version) == (body.official.type, body.official.version) for e in entries
             ):

@@ -1,0 +1,70 @@
+"""Shared helpers of the reliability suite: route listings and per-family envelope checks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from fastapi import FastAPI
+
+
+def _walk(routes: list[Any]) -> Iterator[tuple[str, str]]:
+    for route in routes:
+        inner = getattr(route, "original_router", None)  # FastAPI >= 0.16x keeps routers nested
+        if inner is not None:
+            yield from _walk(list(inner.routes))
+            continue
+        path = getattr(route, "path", None)
+        methods = getattr(route, "methods", None) or set()
+        if path is None:
+            continue
+        for method in sorted(methods - {"HEAD", "OPTIONS"}):
+            yield method, path
+
+
+def app_routes(app: FastAPI) -> list[tuple[str, str]]:
+    """Every (method, path template) the app serves, HEAD and OPTIONS left out."""
+    return sorted(set(_walk(list(app.routes))))
+
+
+GATEWAY_HEADS = ("/ui/", "/otbr/", "/eth/", "/wifi/", "/wan_failover/", "/sys/")
+
+
+def family_of(path: str) -> str | None:
+    """Which family's vendor envelope a path answers in (None: Cloudlet's own API)."""
+    if path.startswith("/lefu/"):
+        return "scale"
+    if path.startswith("/v1/"):
+        return "irrigation"
+    if path.startswith("/ota/"):
+        return "ota"
+    if path.startswith(GATEWAY_HEADS):
+        return "gateway"
+    return None
+
+
+def envelope_problem(family: str, status: int, body: Any) -> str | None:
+    """Why ``body`` is not in ``family``'s documented envelope, or None when it is."""
+    if status >= 500:
+        return f"HTTP {status}"
+    if not isinstance(body, dict):
+        return "not a JSON object"
+    if family == "scale":
+        if not isinstance(body.get("errorCode"), int) or "code" not in body:
+            return "no errorCode/code"
+    elif family == "irrigation":
+        if not isinstance(body.get("code"), int):
+            return "no code"
+        if body["code"] != 0 and set(body) != {"code", "error"}:
+            return "error without the {code, error} shape"
+    elif family == "ota":
+        if not isinstance(body.get("errno"), int) or not isinstance(body.get("error"), str):
+            return "no errno/error"
+    elif family == "gateway":
+        if not isinstance(body.get("code"), int):
+            return "no code"
+        if body["code"] == 0 and "result" not in body:
+            return "success without result"
+        if body["code"] != 0 and not isinstance(body.get("err_msg"), str):
+            return "error without err_msg"
+    return None

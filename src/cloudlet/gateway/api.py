@@ -9,6 +9,7 @@ from typing import Annotated, Any, TypeVar
 from fastapi import APIRouter, Depends, Header, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from sqlalchemy.exc import IntegrityError
 
 from cloudlet.core.auth import AdminDep
 from cloudlet.core.errors import BadPayload, envelope_route, read_json
@@ -326,12 +327,19 @@ async def _lifespan(services: Services) -> AsyncIterator[None]:
         clock=services.clock,
         ota_beside="ota" in services.settings.families,
     )
-    async with services.db.session() as session:
-        service = GatewayService(services, session)
-        await service.identity()
-        if services.extras["gateway"].simulated:
-            await service.restore()
-        await session.commit()
+    for _attempt in range(3):
+        try:
+            async with services.db.session() as session:
+                service = GatewayService(services, session)
+                await service.identity()
+                await service.otbr()
+                if services.extras["gateway"].simulated:
+                    await service.restore()
+                await session.commit()
+            break
+        except IntegrityError:
+            # Another worker created the device's first rows at the same moment: reread them.
+            continue
     yield
 
 

@@ -290,26 +290,31 @@ class GatewayService:
             network_key=body.NetworkKey, channel=body.Channel, pan_id=body.PanId
         )
         otbr = await self.otbr()
-        otbr.enabled, otbr.commissioner = True, False
         otbr.nwk_key_enc = self.box.encrypt(body.NetworkKey)
         otbr.channel, otbr.pan_id = body.Channel, body.PanId
-        await save(self.session, otbr)
+        await self._adopt_radio_network(otbr)
         await self.log(f"joining network on channel {body.Channel} with a network key")
 
     async def join_status(self) -> dict[str, Any]:
         state = await self.runtime.thread.joiner_state()
         if state == "joined":
-            info = await self.runtime.thread.info()
-            otbr = await self.otbr()
-            if info.dataset is not None and info.dataset.network_name:
-                d = info.dataset
-                otbr.enabled = True
-                otbr.nwk_name, otbr.ext_pan_id = d.network_name, d.ext_pan_id
-                otbr.channel, otbr.pan_id = d.channel, d.pan_id
-                otbr.nwk_key_enc = self.box.encrypt(d.network_key)
-                otbr.mesh_local_prefix = d.mesh_local_prefix
-                await save(self.session, otbr)
+            await self._adopt_radio_network(await self.otbr())
         return {"status": JOINER_STATES.get(state, 0)}
+
+    async def _adopt_radio_network(self, otbr: OtbrState) -> None:
+        """After joining, store the network the radio is on (what export will give)."""
+        if otbr.commissioner:
+            await self._joiners_back_to_ready()
+        otbr.enabled, otbr.commissioner = True, False
+        info = await self.runtime.thread.info()
+        d = info.dataset
+        if d is not None:
+            otbr.channel, otbr.pan_id = d.channel, d.pan_id
+            otbr.nwk_key_enc = self.box.encrypt(d.network_key)
+            if d.network_name:  # a detached radio knows no name: keep the stored one
+                otbr.nwk_name, otbr.ext_pan_id = d.network_name, d.ext_pan_id
+                otbr.mesh_local_prefix = d.mesh_local_prefix or otbr.mesh_local_prefix
+        await save(self.session, otbr)
 
     async def set_config(self, body: w.OtbrSetConfig) -> None:
         otbr = await self.otbr()

@@ -132,10 +132,11 @@ def test_irrigation_topics_round_trip(deviceid: str, kind: str) -> None:
 
 # -- OTA ----------------------------------------------------------------------------------
 
+NAME_CHARS = string.ascii_letters + string.digits + "-_.:@"
 keys = st.binary(min_size=1, max_size=48).map(lambda b: base64.b64encode(b).decode())
 resources = st.one_of(
     st.integers(1, 10**9).map(lambda p: f"products/{p}"),
-    st.tuples(st.integers(1, 10**9), st.text(min_size=1, max_size=20)).map(
+    st.tuples(st.integers(1, 10**9), st.text(NAME_CHARS, min_size=1, max_size=20)).map(
         lambda t: f"products/{t[0]}/devices/{t[1]}"
     ),
 )

@@ -240,3 +240,15 @@ async def test_nmcli_eth_without_connection(nm: FakeRunner) -> None:
     with pytest.raises(GatewayError) as caught:
         await NmcliNetworkBackend(nm).eth_apply(None)
     assert caught.value.code == Code.BACKEND_UNAVAILABLE
+
+
+async def test_discover_refused_falls_back_to_scan(ot: FakeRunner, clock: FrozenClock) -> None:
+    ot.failures["discover"] = CommandResult(0, "Error 5: Busy\r\n")
+    ot.transcript["scan"] = (
+        "| PAN  | MAC Address      | Ch | dBm | LQI |\r\n"
+        "+------+------------------+----+-----+-----+\r\n"
+        "| ffff | f1d92a82c8d8fe43 | 11 | -20 |   0 |\r\n"
+        "Done\r\n"
+    )
+    results = await OtCtlThreadBackend(ot, clock=clock).discover()
+    assert results == [ScanResult("", "", 0xFFFF, 11, -20, 0)]

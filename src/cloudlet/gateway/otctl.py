@@ -68,6 +68,26 @@ def parse_discover(lines: Sequence[str]) -> list[ScanResult]:
     return results
 
 
+def parse_scan(lines: Sequence[str]) -> list[ScanResult]:
+    """``| PAN | MAC Address | Ch | dBm | LQI |`` rows of an active scan (no names in it)."""
+    results = []
+    for cells in parse_table(lines):
+        if len(cells) < 5:
+            continue
+        pan, _mac, channel, dbm, lqi = cells[:5]
+        results.append(
+            ScanResult(
+                network_name="",
+                ext_pan_id="",
+                pan_id=int(pan, 16),
+                channel=int(channel),
+                rssi=int(dbm),
+                lqi=int(lqi),
+            )
+        )
+    return results
+
+
 def parse_joiner_table(lines: Sequence[str]) -> dict[str, str]:
     """``| ID | PSKd | Expiration |`` rows as joiner id → PSKd."""
     return {cells[0].lower(): cells[1] for cells in parse_table(lines) if len(cells) >= 3}
@@ -173,7 +193,12 @@ class OtCtlThreadBackend:
     async def discover(self) -> list[ScanResult]:
         if await self._one("ifconfig") == "down":
             await self.cli("ifconfig", "up")
-        return parse_discover(await self.cli("discover"))
+        try:
+            return parse_discover(await self.cli("discover"))
+        except OtCliError:
+            # Discovery can be refused (e.g. while the radio is busy); an active scan still
+            # finds the PANs, without names.
+            return parse_scan(await self.cli("scan"))
 
     async def set_txpower(self, dbm: int) -> None:
         await self.cli("txpower", str(dbm))

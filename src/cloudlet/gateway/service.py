@@ -9,6 +9,7 @@ from typing import Any
 
 from cryptography import x509
 from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cloudlet.core.security import constant_time_equals
@@ -55,6 +56,9 @@ CFG_VER = 1
 JOINER_LIST_VERSION = "1"
 MAX_SAVED_WIFI = 3
 LOG_LINES = 500
+# The log table keeps this many rows, pruned every LOG_PRUNE_EVERY lines.
+LOG_KEEP = 5000
+LOG_PRUNE_EVERY = 500
 # Sections a factory reset returns to defaults (device identity and firmware stay).
 RESET_SECTIONS = ("ui", "time", "otbr", "wifi", "eth", "failover", "upgrade", "cert")
 
@@ -92,8 +96,13 @@ class GatewayService:
         return LoginGuard(self.session, settings=self.settings, now_ms=self.now_ms)
 
     async def log(self, message: str) -> None:
-        self.session.add(GatewayLog(at_ms=self.now_ms, message=message))
+        entry = GatewayLog(at_ms=self.now_ms, message=message)
+        self.session.add(entry)
         await self.session.flush()
+        if entry.id % LOG_PRUNE_EVERY == 0:
+            await self.session.execute(
+                delete(GatewayLog).where(GatewayLog.id <= entry.id - LOG_KEEP)
+            )
 
     # ---- sections with their defaults -------------------------------------------------
 
@@ -188,7 +197,10 @@ class GatewayService:
         ui.initialized = True
         ui.language = lang
         ui.pwd_hmac_enc = self.box.encrypt(password_hmac(password, identity.salt))
-        await save(self.session, ui)
+        try:
+            await save(self.session, ui)
+        except IntegrityError as exc:  # another request initialized it a moment ago
+            raise GatewayError(Code.ALREADY_INITIALIZED, "device is already initialized") from exc
         await self.log("device initialized")
 
     async def challenge(self) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Depends, Header, Request, Response
+from fastapi import APIRouter, Depends, Header, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy.exc import IntegrityError
@@ -307,8 +307,6 @@ def management_router() -> APIRouter:
         """Put a joiner device in range of the simulated radio."""
         world = service.runtime.thread_world
         if world is None:
-            from fastapi import HTTPException
-
             raise HTTPException(409, "the linux backend has no simulated world")
         world.joiners.append(JoinerDevice(body.eui64, body.pskd, body.join_delay_s))
         return {"eui64": body.eui64, "pskd": body.pskd, "join_delay_s": body.join_delay_s}

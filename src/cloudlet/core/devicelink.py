@@ -83,19 +83,46 @@ def _plugin_classes() -> tuple[type[Any], type[Any]]:
 CallbackAuthPlugin, CallbackTopicPlugin = _plugin_classes()
 
 
+class _SnapshotDict(dict[str, Any]):
+    """A dict iterated over a snapshot of its keys: amqtt 0.12 awaits while iterating its
+    subscription table, and new subscriptions during that await would break the loop."""
+
+    def __iter__(self) -> Any:
+        return iter(list(super().keys()))
+
+    def items(self) -> Any:
+        return list(super().items())
+
+    def keys(self) -> Any:
+        return list(super().keys())
+
+    def values(self) -> Any:
+        return list(super().values())
+
+
 def _guarded_broker_class() -> type[Any]:
     from amqtt.broker import Broker
-    from amqtt.contexts import Action
 
     class GuardedBroker(Broker):  # type: ignore[misc]
-        """amqtt 0.12 sends a new client the retained messages of *every* client's
-        subscriptions; only send those of filters this client may subscribe to."""
+        """amqtt 0.12 with two fixes: a new client gets retained messages only for topic
+        filters it may subscribe to (amqtt sends those of *every* client's subscriptions),
+        and its subscription table survives being changed while it is iterated."""
+
+        guard_key = ""
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._subscriptions = _SnapshotDict()
 
         async def _publish_retained_messages_for_subscription(
             self, subscription: tuple[str, int], session: Any
         ) -> None:
-            if await self._topic_filtering(session, subscription[0], Action.SUBSCRIBE):
-                await super()._publish_retained_messages_for_subscription(subscription, session)
+            _, guard = _guards(self.guard_key)
+            if guard is not None:
+                username = session.username if session is not None else None
+                if not await guard(username, subscription[0], "subscribe"):
+                    return
+            await super()._publish_retained_messages_for_subscription(subscription, session)
 
     return GuardedBroker
 
@@ -125,6 +152,7 @@ class EmbeddedBroker:
             },
         }
         self._broker = _guarded_broker_class()(config)
+        self._broker.guard_key = self._key
         await self._broker.start()
         if self.port == 0:
             server = self._broker._servers["default"].instance

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
@@ -88,6 +89,20 @@ async def _user(
 
 
 UserDep = Annotated[tuple[IrrigationUser, IrrigationToken], Depends(_user)]
+
+
+async def _user_briefly(
+    services: ServicesDep, authorization: AuthHeader = None
+) -> tuple[IrrigationUser, IrrigationToken]:
+    """The token's user from a session closed at once: commands wait seconds for a
+    controller, and must not hold a database connection meanwhile."""
+    async with services.db.session() as session:
+        return await service.authenticate(
+            session, clock=services.clock, authorization=authorization
+        )
+
+
+CommandUserDep = Annotated[tuple[IrrigationUser, IrrigationToken], Depends(_user_briefly)]
 
 
 def _client_ip(request: Request) -> str:
@@ -248,21 +263,21 @@ def vendor_router() -> APIRouter:
 
     @router.post("/v1/device/{deviceid}")
     async def start_watering(
-        deviceid: str, request: Request, services: ServicesDep, auth: UserDep
+        deviceid: str, request: Request, services: ServicesDep, auth: CommandUserDep
     ) -> Response:
         args = validate_start(await _body(request, services))
         await _command(services, auth[0], deviceid, OP_START, args)
         return _json({"code": 0})
 
     @router.delete("/v1/device/{deviceid}/stoptask")
-    async def stop_watering(deviceid: str, services: ServicesDep, auth: UserDep) -> Response:
+    async def stop_watering(deviceid: str, services: ServicesDep, auth: CommandUserDep) -> Response:
         device_key, ack = await _command(services, auth[0], deviceid, OP_STOP, {})
         status = select_status(ack.status or {}, 0xFFFFFFFF, deviceid=device_key, online=True)
         return _json({"code": 0, "status": status})
 
     @router.put("/v1/device/{deviceid}/setup")
     async def setup(
-        deviceid: str, request: Request, services: ServicesDep, auth: UserDep
+        deviceid: str, request: Request, services: ServicesDep, auth: CommandUserDep
     ) -> Response:
         body = await _body(request, services)
         if "setup" not in body:
@@ -279,7 +294,7 @@ def vendor_router() -> APIRouter:
 
     @router.post("/v1/device/{deviceid}/valvessetup")
     async def valves_setup(
-        deviceid: str, request: Request, services: ServicesDep, auth: UserDep
+        deviceid: str, request: Request, services: ServicesDep, auth: CommandUserDep
     ) -> Response:
         args = validate_valves_setup(await _body(request, services))
         await _command(services, auth[0], deviceid, OP_VALVES_SETUP, args)
@@ -354,8 +369,15 @@ def _routers(_services: Services) -> list[APIRouter]:
     return [vendor_router(), management_router()]
 
 
+# amqtt and its state machine log every connection at INFO: too much with many controllers.
+QUIET_LOGGERS = ("amqtt", "transitions")
+
+
 @asynccontextmanager
 async def lifespan(services: Services) -> AsyncIterator[None]:
+    for name in QUIET_LOGGERS:
+        if logging.getLogger(name).level < logging.WARNING:
+            logging.getLogger(name).setLevel(logging.WARNING)
     link = IrrigationLink(services)
     await link.start()
     services.extras[EXTRA_KEY] = link

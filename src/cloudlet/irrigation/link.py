@@ -65,6 +65,8 @@ class IrrigationLink:
         self.root = self.settings.topic_root
         self._pending: dict[str, asyncio.Future[Ack]] = {}
         self._seen: dict[str, tuple[str, int]] = {}
+        # Device id -> credential digest that last authenticated (re-read on any mismatch).
+        self._credentials: dict[str, str] = {}
         self._changed = asyncio.Condition()
         self._server_password = server_password(resolve_secret_key(services.settings))
 
@@ -115,17 +117,27 @@ class IrrigationLink:
         if not DEVICE_ID_RE.match(username):
             return False
         digest = credential_digest(password)
+        known = self._credentials.get(username)
+        if known is not None and constant_time_equals(digest, known):
+            return True
+        # Looked up in one short session; a new device is created in another (never nested:
+        # SQLite would make the two wait on each other).
         async with self.services.db.session() as session:
             device = await self._device(session, username)
-            if device is None:
-                if not self.settings.accept_unknown_devices:
-                    return False
-                return await self._create_device(username, digest)
-            if device.credential_digest is None:
+            if device is not None and device.credential_digest is None:
                 device.credential_digest = digest
                 await session.commit()
-                return True
-            return constant_time_equals(digest, device.credential_digest)
+            stored = device.credential_digest if device is not None else None
+        if device is None:
+            if not self.settings.accept_unknown_devices:
+                return False
+            if not await self._create_device(username, digest):
+                return False
+            stored = digest
+        if stored is not None and constant_time_equals(digest, stored):
+            self._credentials[username] = stored
+            return True
+        return False
 
     async def _guard(self, username: str | None, name: str, action: str) -> bool:
         if username == SERVER_USERNAME:
@@ -188,14 +200,15 @@ class IrrigationLink:
         online = data.get("online") == 1
         digest = data.get("credential")
         async with self.services.db.session() as session:
+            exists = await self._device(session, deviceid) is not None
+        if not exists:
+            if not online or not self.settings.accept_unknown_devices:
+                return
+            await self._create_device(deviceid, digest if isinstance(digest, str) else None)
+        async with self.services.db.session() as session:
             device = await self._device(session, deviceid)
             if device is None:
-                if not online or not self.settings.accept_unknown_devices:
-                    return
-                await self._create_device(deviceid, digest if isinstance(digest, str) else None)
-                device = await self._device(session, deviceid)
-                if device is None:
-                    return
+                return
             now = self.services.clock.now()
             if device.first_seen_at is None and online:
                 device.first_seen_at = now
@@ -243,6 +256,8 @@ class IrrigationLink:
         if status is not None:
             await self._store_state(parsed[0], data)
         code = data.get("code")
+        if future.done():
+            return  # timed out while the state was stored
         future.set_result(Ack(code=code if isinstance(code, int) else e.INTERNAL, status=status))
 
     async def _notify(self, deviceid: str, mark: tuple[str, int] | None) -> None:

@@ -49,6 +49,7 @@ class SimulatedController:
         report_interval: float = 0.0,
         keepalive: int = 30,
         topic_root: str = TOPIC_ROOT,
+        credential: str | None = None,
     ) -> None:
         self.deviceid = deviceid
         self.root = topic_root
@@ -58,7 +59,8 @@ class SimulatedController:
         self.report_interval = report_interval
         self.boot = uuid.uuid4().hex[:12]
         self.seq = 0
-        self._credential = link_credential(deviceid, password)
+        # ``credential`` skips the (deliberately slow) derivation when it is already known.
+        self._credential = credential or link_credential(deviceid, password)
         self._last_report: dict[str, Any] | None = None
         self._last_report_at = 0.0
         self._weather_at: float | None = None

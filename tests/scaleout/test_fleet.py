@@ -143,6 +143,20 @@ async def test_scale_through_both_workers(fleet: Fleet) -> None:
         )
         assert answer.json()["unit"] == 1
 
+        # A scale's first contact and its re-sends arriving at both workers at once.
+        twin = record | {"sn": f"CF{uuid.uuid4().hex[:10].upper()}"}
+        answers = await asyncio.gather(
+            *(client.post("/lefu/wifi/torre/record", json=twin) for _ in range(4))
+        )
+        assert [a.json()["errorCode"] for a in answers] == [0] * 4
+        assert len({fleet.worker_of(a) for a in answers}) == 2
+        page = (
+            await client.get(
+                "/api/v1/scale/measurements", params={"device": twin["sn"]}, headers=fleet.admin
+            )
+        ).json()
+        assert page["total"] == 1, page
+
         # The family's simulator through the proxy: every upload answered, every record stored.
         before = (
             await client.get("/api/v1/scale/measurements", params={"limit": 1}, headers=fleet.admin)
@@ -444,6 +458,14 @@ async def test_gateway_login_across_workers(fleet: Fleet) -> None:
         for worker in (W0, W1):
             replay = await fleet.send(client, worker, "POST", "/ui/login", json=login)
             assert replay.json()["code"] == Code.LOGIN_FAILED, replay.text
+
+        # One nonce, two logins at the same moment on the two workers: exactly one wins.
+        challenge = (await client.get("/ui/challenge")).json()["result"]
+        hashed = login_hash(password_hmac(GATEWAY_PASSWORD, challenge["salt"]), challenge["nonce"])
+        race = {"username": "root", "hash": hashed}
+        answers = await asyncio.gather(*(client.post("/ui/login", json=race) for _ in range(2)))
+        assert len({fleet.worker_of(a) for a in answers}) == 2
+        assert sorted(a.json()["code"] for a in answers) == [0, Code.LOGIN_FAILED]
 
         # The sid works on both, alternately; what one worker stores the other reads.
         token = {"Token": sid}

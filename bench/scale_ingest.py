@@ -127,27 +127,32 @@ def server(kind: str, *, database_url: str = "") -> Iterator[int]:
                 CLOUDLET_DATABASE_URL=database_url,
                 CLOUDLET_SECRET_KEY="bench",
             )
-        process = subprocess.Popen(
-            command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-        )
-        try:
-            _wait_listening(port, process)
-            yield port
-        finally:
-            process.terminate()
+        # The server's log goes to a file: a full pipe would stall the server mid-run.
+        log_path = Path(data_dir) / "server.log"
+        with log_path.open("wb") as log:
+            process = subprocess.Popen(
+                command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log
+            )
             try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+                _wait_listening(port, process, log_path)
+                yield port
+            finally:
+                process.terminate()
+                try:
+                    process.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+                errors = [line for line in log_path.read_text().splitlines() if "Error" in line]
+                if errors:
+                    print(f"  server log: {len(errors)} error lines, last: {errors[-1][:200]}")
 
 
-def _wait_listening(port: int, process: subprocess.Popen[bytes]) -> None:
+def _wait_listening(port: int, process: subprocess.Popen[bytes], log_path: Path) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            err = process.stderr.read().decode() if process.stderr else ""
-            raise RuntimeError(f"server exited: {err[-2000:]}")
+            raise RuntimeError(f"server exited: {log_path.read_text()[-2000:]}")
         with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
             return
         time.sleep(0.2)

@@ -41,3 +41,6 @@ class ScaleSettings(BaseModel):
     default_impedance_decoder: str = "vendor-encrypted"
     # SQLite: commit the device writes that arrive together in one transaction (one fsync).
     group_commit: bool = True
+    # PostgreSQL: most device writes in flight at once; the rest wait their turn in order
+    # (below the connection pool's size, so a burst queues here instead of timing out there).
+    max_concurrent_writes: int = 16

@@ -116,6 +116,7 @@ class ScaleRuntime:
     serialise_writes: bool
     write_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     committer: GroupCommitter | None = None
+    write_slots: asyncio.Semaphore | None = None
 
     def decoder_for(self, device_type: str) -> ImpedanceDecoder:
         return get_decoder(self.decoder_name_for(device_type))
@@ -130,7 +131,9 @@ class ScaleRuntime:
         if self.committer is not None and self.committer.running:
             result: T = await self.committer.submit(job)
             return result
-        async with self.session_for_writing() as session:
+        if self.write_slots is None:
+            self.write_slots = asyncio.Semaphore(max(1, self.settings.max_concurrent_writes))
+        async with self.write_slots, self.session_for_writing() as session:
             result = await job(session)
             await session.commit()
             return result

@@ -43,28 +43,39 @@ def family_of(path: str) -> str | None:
     return None
 
 
-def envelope_problem(family: str, status: int, body: Any) -> str | None:
-    """Why ``body`` is not in ``family``'s documented envelope, or None when it is."""
+# The "internal error" each envelope answers with (a handler crashed behind it).
+INTERNAL = {"irrigation": 150, "ota": 7, "gateway": 3}
+
+
+def envelope_problem(family: str | None, status: int, content_type: str, body: Any) -> str | None:
+    """Why an answer is not in ``family``'s documented envelope, or None when it is."""
     if status >= 500:
         return f"HTTP {status}"
+    if family is None:
+        return None  # Cloudlet's own API: FastAPI's {"detail": ...}, the resource, or a CSV
+    if "json" not in content_type:
+        # Firmware downloads are bytes; everything else answers JSON.
+        ok = family == "ota" and status in (200, 206, 416)
+        return None if ok else f"HTTP {status} {content_type or 'no content type'}, not JSON"
     if not isinstance(body, dict):
         return "not a JSON object"
     if family == "scale":
-        if not isinstance(body.get("errorCode"), int) or "code" not in body:
-            return "no errorCode/code"
-    elif family == "irrigation":
-        if not isinstance(body.get("code"), int):
-            return "no code"
-        if body["code"] != 0 and set(body) != {"code", "error"}:
-            return "error without the {code, error} shape"
-    elif family == "ota":
-        if not isinstance(body.get("errno"), int) or not isinstance(body.get("error"), str):
-            return "no errno/error"
-    elif family == "gateway":
-        if not isinstance(body.get("code"), int):
-            return "no code"
-        if body["code"] == 0 and "result" not in body:
+        if not isinstance(body.get("errorCode"), int) or not isinstance(body.get("text"), str):
+            return "no errorCode/text"
+        return None
+    key = "errno" if family == "ota" else "code"
+    code = body.get(key)
+    if not isinstance(code, int) or isinstance(code, bool):
+        return f"no integer {key}"
+    if code == INTERNAL[family]:
+        return f"internal error {key} {code}"
+    if family == "irrigation" and code != 0 and set(body) != {"code", "error"}:
+        return "error without the {code, error} shape"
+    if family == "ota" and not isinstance(body.get("error"), str):
+        return "no error text"
+    if family == "gateway":
+        if code == 0 and "result" not in body:
             return "success without result"
-        if body["code"] != 0 and not isinstance(body.get("err_msg"), str):
+        if code != 0 and not isinstance(body.get("err_msg"), str):
             return "error without err_msg"
     return None

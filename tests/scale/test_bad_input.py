@@ -128,6 +128,30 @@ def _cases() -> list[tuple[str, str, bytes, str]]:
             "Invalid parameter: scaleType",
         ),
         (
+            "torre/record:timestamp-huge",
+            "/lefu/wifi/torre/record",
+            json.dumps(_torre_item(timestamp=10**18)).encode(),
+            "Invalid parameter: list[0].timestamp",
+        ),
+        (
+            "torre/record:heartRate-huge",
+            "/lefu/wifi/torre/record",
+            json.dumps(_torre_item(heartRate=2**40)).encode(),
+            "Invalid parameter: list[0].heartRate",
+        ),
+        (
+            "torre/record:weight-boolean",
+            "/lefu/wifi/torre/record",
+            json.dumps(_torre_item(weight=True)).encode(),
+            "Invalid parameter: list[0].weight",
+        ),
+        (
+            "record:timestamp-huge",
+            "/lefu/wifi/record",
+            json.dumps(_with(V2_RECORD, timestamp="9" * 19)).encode(),
+            "Invalid parameter: timestamp",
+        ),
+        (
             "record:weight-number",
             "/lefu/wifi/record",
             json.dumps(_with(V2_RECORD, weight=60.5)).encode(),

@@ -22,7 +22,9 @@ from pydantic import (
 
 MAC_PATTERN = r"^([A-Fa-f0-9]{2}[:]){5}[A-Fa-f0-9]{2}$"
 DECIMAL_PATTERN = r"^[0-9]+(\.[0-9]+)?$"
-DIGITS_PATTERN = r"^[0-9]{1,19}$"
+DIGITS_PATTERN = r"^[0-9]{1,15}$"
+# Largest timestamp taken (ms in the year 33658): keeps every value inside int64.
+MAX_TIMESTAMP = 10**15
 COMPONENTS = ("BLE", "WIFI", "RES", "MCU")
 MAX_WEIGHT_KG = 1000
 
@@ -49,6 +51,8 @@ DeviceType = Annotated[StrictStr, Field(min_length=1, max_length=64)]
 Version = Annotated[StrictStr, Field(max_length=64)]
 Battery = Annotated[StrictStr, BeforeValidator(_number_as_text), Field(max_length=16)]
 LenientInt = Annotated[StrictInt, BeforeValidator(_int_from_text)]
+HeartRate = Annotated[LenientInt, Field(ge=0, le=1000)]
+TimeZone = Annotated[LenientInt, Field(ge=-1440, le=1440)]
 # An impedance value is kept as the exact digits the scale sent; an integer is the same digits.
 ImpedanceText = Annotated[
     StrictStr, BeforeValidator(lambda v: str(v) if type(v) is int else v), Field(max_length=32)
@@ -91,7 +95,7 @@ class V2Register(DeviceIdentity):
     firmware_version: Version | None = Field(default=None, alias="firmwareVersion")
     hardware_version: Version | None = Field(default=None, alias="hardwareVersion")
     charge: Battery | None = None
-    timezone: LenientInt | None = None
+    timezone: TimeZone | None = None
 
 
 class V2Config(Wire):
@@ -109,7 +113,7 @@ class V2Record(DeviceIdentity):
     weight: WeightText
     timestamp: MillisText
     impedance: ImpedanceText | None = None
-    heart_rate: LenientInt | None = Field(default=None, alias="heartRate")
+    heart_rate: HeartRate | None = Field(default=None, alias="heartRate")
     firmware_version: Version | None = Field(default=None, alias="firmwareVersion")
     wifi_version: Version | None = Field(default=None, alias="wifiVersion")
 
@@ -124,7 +128,7 @@ class V2BatchRecord(DeviceIdentity):
     current_index: LenientInt | None = Field(default=None, alias="Current index")
     weight: WeightText
     impedance: ImpedanceText | None = None
-    heart_rate: LenientInt | None = Field(default=None, alias="heartRate")
+    heart_rate: HeartRate | None = Field(default=None, alias="heartRate")
     data_type: StrictStr | None = None
     rssi: StrictStr | None = None
     timestamp: MillisText
@@ -175,8 +179,8 @@ class TorreMeasurement(Wire):
     memberid: Annotated[StrictStr, Field(max_length=64)] = ""
     userid: Annotated[StrictStr, Field(max_length=64)] = ""
     weight: WeightNumber
-    timestamp: Annotated[StrictInt, Field(ge=0)]
-    heart_rate: LenientInt | None = Field(default=None, alias="heartRate")
+    timestamp: Annotated[StrictInt, Field(ge=0, le=MAX_TIMESTAMP)]
+    heart_rate: HeartRate | None = Field(default=None, alias="heartRate")
     data: Annotated[list[Impedance], Field(max_length=32)] = []
 
 
@@ -184,5 +188,5 @@ class TorreRecord(DeviceIdentity):
     """``POST /lefu/wifi/torre/record``."""
 
     bat: Battery | None = None
-    scale_type: StrictInt = Field(alias="scaleType")
+    scale_type: Annotated[StrictInt, Field(ge=0, le=10_000)] = Field(alias="scaleType")
     records: Annotated[list[TorreMeasurement], Field(alias="list", max_length=1000)]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from alembic import context
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from cloudlet.core.db import Base, import_all_models, make_engine
@@ -14,7 +15,15 @@ target_metadata = Base.metadata
 config = context.config
 
 
+# Any constant: the advisory lock every Cloudlet migration run takes on PostgreSQL.
+MIGRATION_LOCK_ID = 0x636C6F75
+
+
 def _run(connection: Connection) -> None:
+    if connection.dialect.name == "postgresql":
+        # Workers starting together: one migrates, the others wait, then find nothing to do.
+        # Held until the commit after the migrations (Alembic joins this transaction).
+        connection.execute(text(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_ID})"))
     context.configure(
         connection=connection,
         target_metadata=target_metadata,

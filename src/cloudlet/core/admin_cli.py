@@ -8,6 +8,7 @@ import getpass
 from pathlib import Path
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from cloudlet.core.auth import AdminExists, create_admin, issue_token
 from cloudlet.core.clock import SystemClock
@@ -64,8 +65,11 @@ async def ensure_first_admin(settings: Settings) -> str | None:
             if await session.scalar(select(AdminUser.id).limit(1)) is not None:
                 return None
             password = new_token(20)
-            await create_admin(session, clock=clock, username="admin", password=password)
-            await session.commit()
+            try:
+                await create_admin(session, clock=clock, username="admin", password=password)
+                await session.commit()
+            except (AdminExists, IntegrityError):
+                return None  # another worker starting at the same moment made it first
             return password
     finally:
         await db.dispose()

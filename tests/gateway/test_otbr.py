@@ -183,6 +183,11 @@ async def test_join_with_pskd(box: Box, clock: FrozenClock) -> None:
     status = await box.ok("GET", "/otbr/get_status")
     assert status["RCP"]["State"] == 2  # child of the network it joined
     assert status["Network"]["NetworkName"] == "NeighbourNet"
+    # The radio's PSKc is the neighbour's; the box's own passphrase is not shown for it.
+    assert status["Network"]["PSKc"] == compute_pskc(
+        "neighbour1", "dead00beef00cafe", "NeighbourNet"
+    )
+    assert status["Network"]["Passphrase"] == ""
     export = await box.ok("POST", "/sys/export_sys_config")
     assert export["otbr_cfg"]["nwk_name"] == "NeighbourNet"
     assert export["otbr_cfg"]["nwk_on_off"] == 1

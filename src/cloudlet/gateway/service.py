@@ -247,6 +247,8 @@ class GatewayService:
             stored.network_name,
         )
         pskc = dataset.pskc or (stored.pskc if same_network else "")
+        # The stored passphrase is shown only when it is this network's (its PSKc matches).
+        passphrase_known = same_network and pskc == stored.pskc
         return {
             "OpenThreadVersionAPI": info.api_version,
             "OTBRVersion": info.ot_version,
@@ -258,7 +260,7 @@ class GatewayService:
                 "NetworkName": dataset.network_name,
                 "PanId": f"0x{dataset.pan_id:04x}",
                 "PSKc": pskc,
-                "Passphrase": passphrase if same_network else "",
+                "Passphrase": passphrase if passphrase_known else "",
                 "MeshLocalPrefix": info.mesh_local_prefix or stored.mesh_local_prefix,
                 "OnMeshPrefix": info.on_mesh_prefix,
                 "IPv6": info.ipv6,

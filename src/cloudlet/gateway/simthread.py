@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from cloudlet import __version__
 from cloudlet.core.clock import Clock
 from cloudlet.gateway.errors import Code, GatewayError
+from cloudlet.gateway.pskc import compute_pskc
 from cloudlet.gateway.thread import Dataset, JoinerRequest, ScanResult, ThreadInfo
 
 SIM_VERSION = f"OPENTHREAD/cloudlet-sim-{__version__}; SIMULATION"
@@ -33,6 +34,13 @@ class NeighbourNetwork:
     # A commissioner on this network accepting the box as a joiner with this PSKd.
     joiner_pskd: str = ""
     join_delay_s: float = 3.0
+    # The network's commissioner passphrase: the PSKc a joined radio reports comes from it.
+    passphrase: str = ""
+
+    def pskc(self) -> str:
+        if not self.passphrase:
+            return ""
+        return compute_pskc(self.passphrase, self.ext_pan_id, self.network_name)
 
 
 @dataclass
@@ -63,6 +71,7 @@ def default_world() -> ThreadWorld:
                 180,
                 network_key="00112233445566778899aabbccddeeff",
                 joiner_pskd="J01NME",
+                passphrase="neighbour1",
             ),
             NeighbourNetwork("FarAwayThread", "0123456789abcdef", 0x4C5D, 25, -88, 40),
         ],
@@ -196,7 +205,7 @@ class SimThreadBackend:
             pan_id=target.pan_id,
             channel=target.channel,
             network_key=target.network_key,
-            pskc="",
+            pskc=target.pskc(),
         )
         self.role = "child"
         return "joined"
@@ -216,7 +225,7 @@ class SimThreadBackend:
             pan_id=pan_id,
             channel=channel,
             network_key=network_key,
-            pskc="",
+            pskc=target.pskc() if target else "",
         )
         self.role = "child" if target else "detached"
 

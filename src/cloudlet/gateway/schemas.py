@@ -31,14 +31,14 @@ _HOST = re.compile(
 
 
 def _pskd(value: str) -> str:
-    if not _PSKD.match(value):
+    if not _PSKD.fullmatch(value):
         raise ValueError("PSKd must be 6-32 of 0-9 and A-Y without I, O, Q, Z")
     return value
 
 
 def _hex_of(length: int, what: str) -> AfterValidator:
     def check(value: str) -> str:
-        if len(value) != length or not _HEX.match(value):
+        if len(value) != length or not _HEX.fullmatch(value):
             raise ValueError(f"{what} must be {length} hex digits")
         return value.lower()
 
@@ -60,7 +60,7 @@ def _passphrase(value: str) -> str:
 def _eui64_or_all(value: str) -> str:
     if value == "*":
         return value
-    if len(value) != 16 or not _HEX.match(value):
+    if len(value) != 16 or not _HEX.fullmatch(value):
         raise ValueError("EUI64 must be 16 hex digits or *")
     return value.lower()
 
@@ -90,13 +90,13 @@ def _netmask(value: str) -> str:
 
 
 def _mac(value: str) -> str:
-    if not _MAC.match(value):
+    if not _MAC.fullmatch(value):
         raise ValueError("bssid must be a MAC address aa:bb:cc:dd:ee:ff")
     return value.lower()
 
 
 def _host(value: str) -> str:
-    if len(value) > 253 or not (_HOST.match(value) or _is_ip(value)):
+    if len(value) > 253 or not (_HOST.fullmatch(value) or _is_ip(value)):
         raise ValueError("sntp must be a host name or an IP address")
     return value
 
@@ -110,7 +110,11 @@ def _is_ip(value: str) -> bool:
 
 
 def _url(value: str) -> str:
-    if not re.match(r"^https?://[^\s/]+", value) or len(value) > 2048:
+    if (
+        not re.match(r"^https?://[^\s/]+", value)
+        or len(value) > 2048
+        or any(c.isspace() or ord(c) < 32 for c in value)
+    ):
         raise ValueError("url must be an http(s) URL")
     return value
 

@@ -368,6 +368,8 @@ async def test_import_partial_and_disable(box: Box) -> None:
         ({"ui_cfg": {"language": "de"}}, "ui_cfg.language"),
         ({"wifi_cfg": {"authmode": 10}}, "wifi_cfg.authmode"),
         ({"eth_failover_cfg": {"check_ipv4": ["a", "b"]}}, "eth_failover_cfg.check_ipv4"),
+        ({"eth_dhcp_cfg": {"enable": False}}, "eth_dhcp_cfg"),
+        ({"wifi_dhcp_cfg": {"enable": False, "static_ipv4": {"ip": "10.0.0.2"}}}, "wifi_dhcp_cfg"),
     ],
 )
 async def test_import_validation(box: Box, patch: dict[str, Any], field: str) -> None:

@@ -437,10 +437,20 @@ class StaticIpv4Cfg(Wire):
     netmask: Netmask | Literal[""] = ""
     gateway: Ipv4 | Literal[""] = ""
 
+    def require_complete(self) -> None:
+        if not (self.ip and self.netmask and self.gateway):
+            raise ValueError("static_ipv4/ipv4 needs ip, netmask and gateway when DHCP is off")
+
 
 class DhcpCfg(Wire):
     enable: bool
     static_ipv4: StaticIpv4Cfg = Field(default_factory=StaticIpv4Cfg)
+
+    @model_validator(mode="after")
+    def _static_complete(self) -> DhcpCfg:
+        if not self.enable:
+            self.static_ipv4.require_complete()
+        return self
 
 
 class SavedWifiCfg(Wire):
@@ -451,6 +461,12 @@ class SavedWifiCfg(Wire):
     pwd: WifiPassword = ""
     dhcp: bool = True
     ipv4: StaticIpv4Cfg = Field(default_factory=StaticIpv4Cfg)
+
+    @model_validator(mode="after")
+    def _static_complete(self) -> SavedWifiCfg:
+        if not self.dhcp:
+            self.ipv4.require_complete()
+        return self
 
 
 class WifiSavedCfg(Wire):

@@ -14,6 +14,7 @@ which lets :meth:`Fleet.send` aim a request at a chosen worker by stepping once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import signal
@@ -257,23 +258,21 @@ def _stop(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
             process.wait(5)
 
 
-@pytest.fixture(scope="session")
-def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
-    """Fresh database, ``cloudlet migrate``, an admin token, two workers, nginx in front."""
-    reason = missing_requirement()
-    if reason is not None:
-        pytest.skip(reason)
-    admin_url = os.environ["CLOUDLET_TEST_DATABASE_URL"]
-    mqtt_url = os.environ["CLOUDLET_TEST_MQTT_URL"]
-    base = tmp_path_factory.mktemp("scaleout")
-    data_dir, nginx_dir = base / "data", base / "nginx"
-    data_dir.mkdir()
-    nginx_dir.mkdir()
-    name = f"cloudlet_scaleout_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+@contextlib.contextmanager
+def fresh_database(admin_url: str, label: str) -> Iterator[str]:
+    """A new, empty PostgreSQL database (dropped afterwards); yields its URL."""
+    name = f"cloudlet_{label}_{os.getpid()}_{uuid.uuid4().hex[:6]}"
     asyncio.run(_admin_sql(admin_url, f'CREATE DATABASE "{name}"'))
-    database_url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-    topic_root = f"scaleout-{uuid.uuid4().hex[:10]}"
-    proxy_port = free_port()
+    try:
+        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        asyncio.run(_admin_sql(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def worker_env(
+    *, database_url: str, mqtt_url: str, topic_root: str, data_dir: Path, public: str
+) -> dict[str, str]:
+    """The environment every worker of one fleet shares (nothing else of ours leaks in)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CLOUDLET_")}
     env.update(
         CLOUDLET_DATABASE_URL=database_url,
@@ -283,21 +282,21 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
         CLOUDLET_SECRET_KEY=SECRET_KEY,
         CLOUDLET_DATA_DIR=str(data_dir),
         # Devices are told to fetch packages from the proxy, whichever worker answers.
-        CLOUDLET_OTA__PUBLIC_HOST=f"127.0.0.1:{proxy_port}",
-        CLOUDLET_OTA__PUBLIC_IP_PORT=f"127.0.0.1:{proxy_port}",
+        CLOUDLET_OTA__PUBLIC_HOST=public,
+        CLOUDLET_OTA__PUBLIC_IP_PORT=public,
         CLOUDLET_HOST="127.0.0.1",
     )
+    return env
+
+
+def start_workers(env: dict[str, str], logs: Path, count: int = WORKERS) -> list[Worker]:
+    """``count`` workers started at the same moment (as a service manager starts them),
+    returned once every one answers /healthz (all stopped again when one does not)."""
     workers: list[Worker] = []
-    nginx: subprocess.Popen[bytes] | None = None
     try:
-        _cli(env, "migrate")
-        # The admin exists before the workers start, so neither creates a first admin.
-        _cli(env, "admin", "create-user", ADMIN_USER, "--password", ADMIN_PASSWORD)
-        token = _cli(env, "admin", "create-token", ADMIN_USER).strip().splitlines()[-1]
-        # Both workers start at the same moment, as a service manager would start them.
-        for index in range(WORKERS):
+        for index in range(count):
             port = free_port()
-            log = base / f"worker{index}.log"
+            log = logs / f"worker{index}.log"
             with log.open("wb") as out:
                 process = subprocess.Popen(
                     [sys.executable, "-m", "cloudlet.cli", "serve", "--port", str(port)],
@@ -312,6 +311,46 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
                 _wait_healthy(worker.url, worker.process, f"worker {worker.index}")
             except RuntimeError as exc:
                 raise RuntimeError(f"{exc}\n{worker.log_tail()}") from None
+    except BaseException:
+        stop_workers(workers)
+        raise
+    return workers
+
+
+def stop_workers(workers: list[Worker]) -> None:
+    for worker in workers:
+        _stop(worker.process)
+
+
+@pytest.fixture(scope="session")
+def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
+    """Fresh database, ``cloudlet migrate``, an admin token, two workers, nginx in front."""
+    reason = missing_requirement()
+    if reason is not None:
+        pytest.skip(reason)
+    admin_url = os.environ["CLOUDLET_TEST_DATABASE_URL"]
+    mqtt_url = os.environ["CLOUDLET_TEST_MQTT_URL"]
+    base = tmp_path_factory.mktemp("scaleout")
+    data_dir, nginx_dir = base / "data", base / "nginx"
+    data_dir.mkdir()
+    nginx_dir.mkdir()
+    topic_root = f"scaleout-{uuid.uuid4().hex[:10]}"
+    proxy_port = free_port()
+    with contextlib.ExitStack() as stack:
+        database_url = stack.enter_context(fresh_database(admin_url, "scaleout"))
+        env = worker_env(
+            database_url=database_url,
+            mqtt_url=mqtt_url,
+            topic_root=topic_root,
+            data_dir=data_dir,
+            public=f"127.0.0.1:{proxy_port}",
+        )
+        _cli(env, "migrate")
+        # The admin exists before the workers start, so neither creates a first admin.
+        _cli(env, "admin", "create-user", ADMIN_USER, "--password", ADMIN_PASSWORD)
+        token = _cli(env, "admin", "create-token", ADMIN_USER).strip().splitlines()[-1]
+        workers = start_workers(env, base)
+        stack.callback(stop_workers, workers)
         user = "user root;\n" if os.geteuid() == 0 else ""
         servers = "\n".join(f"        server {w.address};" for w in workers)
         conf = nginx_dir / "nginx.conf"
@@ -334,6 +373,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )
+        stack.callback(_stop, nginx, signal.SIGQUIT)
         proxy_url = f"http://127.0.0.1:{proxy_port}"
         _wait_healthy(proxy_url, nginx, "nginx")
         (nginx_dir / "access.log").write_text("")  # count from here: no start-up polling
@@ -348,9 +388,3 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
             nginx_dir=nginx_dir,
             admin_token=token,
         )
-    finally:
-        if nginx is not None:
-            _stop(nginx, signal.SIGQUIT)
-        for worker in workers:
-            _stop(worker.process)
-        asyncio.run(_admin_sql(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

@@ -367,3 +367,23 @@ async def test_reset_returns_to_uninitialized(box: Box, gw: httpx.AsyncClient) -
     assert cfg["otbr_cfg"]["nwk_key"] != before["nwk_key"]
     # The salt is the device's: unchanged by a reset.
     assert (await gw.get("/ui/challenge")).json()["result"]["salt"] == salt
+
+
+async def test_route_table_is_the_vendor_list(gw: httpx.AsyncClient) -> None:
+    from tests.conftest import app_of
+
+    paths = app_of(gw).openapi()["paths"]
+    vendor = {
+        (method.upper(), path)
+        for path, operations in paths.items()
+        if path.split("/")[1] in ("ui", "otbr", "eth", "wifi", "wan_failover", "sys")
+        for method in operations
+    }
+    unprotected = {
+        ("GET", "/ui/challenge"),
+        ("POST", "/ui/login"),
+        ("GET", "/ui/check_initialized"),
+        ("POST", "/ui/set_init"),
+    }
+    assert vendor == set(PROTECTED) | unprotected
+    assert len(vendor) == 55

@@ -323,7 +323,10 @@ async def _lifespan(services: Services) -> AsyncIterator[None]:
     services.extras["gateway"] = build_runtime(
         services.settings.gateway,
         clock=services.clock,
-        ota_beside="ota" in services.settings.families,
+        # Served apart (--gateway-port), this app's families are ["gateway"] while the OTA
+        # family runs in the main app of the same Cloudlet and database.
+        ota_beside="ota" in services.settings.families
+        or services.settings.gateway.port is not None,
     )
     for _attempt in range(3):
         try:

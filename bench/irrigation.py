@@ -179,10 +179,21 @@ async def bench(args: argparse.Namespace, server_info: Server) -> None:
                     await coro  # type: ignore[misc]
 
             await asyncio.gather(*(limited(add(d)) for d in ids))
+
+            # The server learns presence from the link: wait until it shows every one online.
+            while time.monotonic() < deadline:
+                online = 0
+                for token in set(tokens.values()):
+                    listing = await http.get("/v1/devices", headers={"Authorization": token})
+                    online += sum(d["onlinestatus"] for d in listing.json()["devicelist"])
+                if online == len(ids):
+                    break
+                await asyncio.sleep(0.5)
             loaded_rss = rss_mib(server.pid)
 
             timings: dict[str, list[float]] = {"start": [], "stop": []}
             failures = 0
+            codes: list[tuple[object, object]] = []
 
             async def round_trip(deviceid: str) -> None:
                 nonlocal failures
@@ -198,6 +209,7 @@ async def bench(args: argparse.Namespace, server_info: Server) -> None:
                 t2 = time.perf_counter()
                 if answer.json().get("code") != 0 or stop.json().get("code") != 0:
                     failures += 1
+                    codes.append((answer.json().get("code"), stop.json().get("code")))
                     return
                 timings["start"].append((t1 - t0) * 1000)
                 timings["stop"].append((t2 - t1) * 1000)

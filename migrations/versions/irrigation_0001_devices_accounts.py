@@ -72,6 +72,7 @@ def upgrade() -> None:
         sa.Column("iconurl", sa.String(length=64), nullable=False),
         sa.Column("credential_digest", sa.String(length=64), nullable=True),
         sa.Column("invalidpassword", sa.Integer(), nullable=False),
+        sa.Column("offered_digest", sa.String(length=64), nullable=True),
         sa.Column("added_at", cloudlet.core.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("first_seen_at", cloudlet.core.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("online", sa.Boolean(), nullable=False),

@@ -118,3 +118,32 @@ async def test_clean_disconnect_and_reconnect(
     await wait_online(client, DEVICE_ID, False)
     await sim.start()
     await wait_online(client, DEVICE_ID, True)
+
+
+@embedded_only
+async def test_password_changed_on_the_controller_sets_invalidpassword(
+    client: httpx.AsyncClient, make_sim: SimFactory
+) -> None:
+    token = await register_and_login(client)
+    auth = {"Authorization": token}
+    await add_device(client, token)
+    sim = await make_sim()
+    await sim.change_password_locally("Garden77")
+
+    async def flagged() -> bool:
+        listing = (await client.get("/v1/devices", headers=auth)).json()
+        return bool(listing["devicelist"][0]["invalidpassword"] == 1)
+
+    await link_of(client).wait_for(flagged)
+    assert (
+        await client.post(
+            "/v1/device/check", headers=auth, json={"deviceid": DEVICE_ID, "password": "wrong"}
+        )
+    ).json()["code"] == 131
+    answer = await client.post(
+        "/v1/device/check", headers=auth, json={"deviceid": DEVICE_ID, "password": "Garden77"}
+    )
+    assert (answer.status_code, answer.json()) == (201, {"code": 0})
+    listing = (await client.get("/v1/devices", headers=auth)).json()
+    assert listing["devicelist"][0]["invalidpassword"] == 0
+    await wait_online(client, DEVICE_ID, True)  # the controller's retries now get in

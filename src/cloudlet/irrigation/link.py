@@ -132,12 +132,27 @@ class IrrigationLink:
             if not self.settings.accept_unknown_devices:
                 return False
             if not await self._create_device(username, digest):
-                return False
-            stored = digest
+                # Created meanwhile (the app added it, or another worker): compare with it.
+                async with self.services.db.session() as session:
+                    device = await self._device(session, username)
+                    stored = device.credential_digest if device is not None else None
+            else:
+                stored = digest
         if stored is not None and constant_time_equals(digest, stored):
             self._credentials[username] = stored
             return True
+        await self._offered(username, digest)
         return False
+
+    async def _offered(self, deviceid: str, digest: str) -> None:
+        """A known controller came with another credential: flag ``invalidpassword``."""
+        async with self.services.db.session() as session:
+            device = await self._device(session, deviceid)
+            if device is not None and device.owner_id is not None:
+                device.offered_digest = digest
+                device.invalidpassword = 1
+                await session.commit()
+        await self._notify(deviceid, None)
 
     async def _guard(self, username: str | None, name: str, action: str) -> bool:
         if username == SERVER_USERNAME:
@@ -180,7 +195,7 @@ class IrrigationLink:
                 )
                 await session.commit()
         except IntegrityError:
-            return digest is None  # another worker created it first; re-check next time
+            return False  # created meanwhile by the app or another worker
         return True
 
     @staticmethod

@@ -58,6 +58,9 @@ class IrrigationDevice(Base):
     # SHA-256 of the link credential PBKDF2(device password); the password itself is never kept.
     credential_digest: Mapped[str | None] = mapped_column(String(64), nullable=True)
     invalidpassword: Mapped[int] = mapped_column(Integer, default=0)
+    # Digest a connecting controller offered instead of the stored one: its password was
+    # changed on the device. 00105 with the new password adopts it.
+    offered_digest: Mapped[str | None] = mapped_column(String(64), nullable=True)
     added_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     first_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     online: Mapped[bool] = mapped_column(default=False)

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cloudlet.core.clock import Clock
@@ -470,6 +471,27 @@ async def add_device(
     user: IrrigationUser,
     body: dict[str, Any],
 ) -> IrrigationDevice:
+    user_id = user.id
+    try:
+        return await _add_device(
+            session, clock=clock, settings=settings, user_id=user_id, body=body
+        )
+    except IntegrityError:
+        # The controller's first connection created the row meanwhile: add it as known.
+        await session.rollback()
+        return await _add_device(
+            session, clock=clock, settings=settings, user_id=user_id, body=body
+        )
+
+
+async def _add_device(
+    session: AsyncSession,
+    *,
+    clock: Clock,
+    settings: IrrigationSettings,
+    user_id: int,
+    body: dict[str, Any],
+) -> IrrigationDevice:
     deviceid = normalize_device_id(body.get("deviceid"))
     password = _text(body, "password", 32)
     if not password:
@@ -484,14 +506,14 @@ async def add_device(
     if not isinstance(icon, int) or isinstance(icon, bool) or not 0 <= icon <= 17:
         raise AifroError(e.INVALID_PARAMS)
     device = await device_by_id(session, deviceid)
-    if device is not None and device.owner_id == user.id:
+    if device is not None and device.owner_id == user_id:
         raise AifroError(e.DEVICE_EXISTS)
     if device is not None and device.owner_id is not None:
         raise AifroError(e.DEVICE_OF_OTHERS)
     count = await session.scalar(
         select(func.count())
         .select_from(IrrigationDevice)
-        .where(IrrigationDevice.owner_id == user.id)
+        .where(IrrigationDevice.owner_id == user_id)
     )
     if (count or 0) >= settings.max_devices_per_user:
         raise AifroError(e.DEVICE_LIMIT)
@@ -520,7 +542,7 @@ async def add_device(
         session.add(device)
     if device.credential_digest is None:
         device.credential_digest = credential_digest(link_credential(deviceid, password))
-    device.owner_id = user.id
+    device.owner_id = user_id
     device.type = device_type
     device.descript = descript
     device.icon = icon
@@ -584,10 +606,15 @@ async def check_device_password(
         tokenid=deviceid,
         captcha_type=CAPTCHA_DEVICE,
     )
-    if not password_matches(device, password):
+    offered = credential_digest(link_credential(deviceid, password))
+    if device.offered_digest is not None and constant_time_equals(offered, device.offered_digest):
+        # The password was changed on the controller: the app now proves it knows it.
+        device.credential_digest = offered
+    elif not password_matches(device, password):
         await _record_failure(session, clock=clock, settings=settings, subject=subject)
         raise AifroError(e.BAD_DEVICE_PASSWORD)
     await _clear_failures(session, subject)
+    device.offered_digest = None
     device.invalidpassword = 0
     await session.commit()
 

@@ -91,6 +91,15 @@ class SimulatedController:
             )
         await self.client.stop()
 
+    async def change_password_locally(self, password: str) -> None:
+        """The owner changes the password on the controller's own screen, then it reconnects
+        (and keeps retrying) with the new credential."""
+        self.controller.password = password
+        self._credential = link_credential(self.deviceid, password)
+        self.client.password = self._credential
+        await self.client.drop()
+        await self.client.start(wait=None)
+
     async def _announce(self, client: LinkClient) -> None:
         hello = {"online": 1, "boot": self.boot, "credential": credential_digest(self._credential)}
         await client.publish(

@@ -11,7 +11,11 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
+import socket
+import subprocess
 import time
+import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,19 +24,27 @@ from typing import Any
 import httpx
 import pytest
 
+from cloudlet.core.clock import FrozenClock
 from cloudlet.gateway.auth import login_hash, password_hmac
 from cloudlet.ota.auth import make_token
+from tests.conftest import ClientFactory
+from tests.irrigation.conftest import (
+    DEVICE_ID,
+    SimPool,
+    add_device,
+    link_settings,
+    register_and_login,
+    wait_online,
+    wait_state,
+)
 from tests.reliability import pg
 from tests.reliability.helpers import INTERNAL, envelope_problem
-from tests.reliability.server import Server
+from tests.reliability.server import Server, free_port
 
-pytestmark = [
-    pytest.mark.postgres,
-    pytest.mark.skipif(
-        not os.environ.get("CLOUDLET_TEST_DATABASE_URL") or not pg.can_run(),
-        reason="outage tests run on the PostgreSQL pass (CLOUDLET_TEST_DATABASE_URL set)",
-    ),
-]
+on_postgres_pass = pytest.mark.skipif(
+    not os.environ.get("CLOUDLET_TEST_DATABASE_URL") or not pg.can_run(),
+    reason="the PostgreSQL outage runs on the PostgreSQL pass (CLOUDLET_TEST_DATABASE_URL set)",
+)
 TESTS = Path(__file__).resolve().parents[1]
 ANSWER_WITHIN_S = 10.0
 RECOVER_WITHIN_S = 30.0
@@ -119,6 +131,8 @@ async def drive(fleet: Fleet, probe: Probe, stop: asyncio.Event, start: float) -
         await asyncio.sleep(0.05)
 
 
+@pytest.mark.postgres
+@on_postgres_pass
 async def test_postgres_outage_under_load(tmp_path: Path) -> None:
     cluster = pg.PrivatePostgres()
     try:
@@ -188,3 +202,102 @@ async def _scenario(server: Server, cluster: pg.PrivatePostgres) -> None:
             f"recovered {recovered[family]:.2f} s after restart"
         )
     print("\n" + "\n".join(report))
+
+
+# -- the MQTT broker ---------------------------------------------------------------------
+
+
+class PrivateMosquitto:
+    def __init__(self, root: Path) -> None:
+        self.port = free_port()
+        self.url = f"mqtt://127.0.0.1:{self.port}"
+        self.config = root / "mosquitto.conf"
+        self.config.write_text(
+            f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+        )
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        self.process = subprocess.Popen(
+            [binary, "-c", str(self.config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        for _ in range(100):
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return
+            time.sleep(0.05)
+        raise RuntimeError("mosquitto did not start")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait(10)
+            self.process = None
+
+
+def mosquitto_available() -> bool:
+    return bool(shutil.which("mosquitto")) or Path("/usr/sbin/mosquitto").exists()
+
+
+@pytest.mark.skipif(not mosquitto_available(), reason="needs the mosquitto binary")
+async def test_broker_outage_controllers_reconnect(
+    make_client: ClientFactory, clock: FrozenClock, tmp_path: Path
+) -> None:
+    broker = PrivateMosquitto(tmp_path)
+    broker.start()
+    pool: SimPool | None = None
+    try:
+        topic_root = f"bo-{uuid.uuid4().hex[:8]}"
+        client = await make_client(
+            "irrigation",
+            irrigation=link_settings(topic_root, mqtt_url=broker.url, command_timeout_seconds=1.0),
+        )
+        token = await register_and_login(client)
+        auth = {"Authorization": token}
+        await add_device(client, token)
+        pool = SimPool(clock, topic_root)
+        sim = await pool.factory(client)()
+        url = f"/v1/device/{DEVICE_ID}"
+        assert (await client.post(url, headers=auth, json={"tasklist": [1]})).json() == {"code": 0}
+
+        broker.stop()
+        await asyncio.sleep(0.5)
+        outage: list[tuple[int, Any, float]] = []
+        for method, path, body in (
+            ("DELETE", f"{url}/stoptask", None),
+            ("POST", url, {"tasklist": [2]}),
+            ("GET", f"{url}/status?flag=1", None),
+        ):
+            began = time.monotonic()
+            answer = await client.request(method, path, headers=auth, json=body)
+            outage.append((answer.status_code, answer.json(), time.monotonic() - began))
+        for status, body, took in outage:
+            assert took < 5.0, outage
+            assert envelope_problem("irrigation", status, "application/json", body) is None, outage
+        commands = [body["code"] for _, body, _ in outage[:2]]
+        assert set(commands) <= {119, 120}, outage  # offline or no acknowledgement
+
+        broker.start()  # same port: the server's link and the controller reconnect alone
+        restarted = time.monotonic()
+        # The server's link and the controller reconnect on their own (1 s retry delay);
+        # until both are back a command answers 120, then it goes through.
+        while True:
+            stop = await client.delete(f"{url}/stoptask", headers=auth)
+            if stop.json()["code"] == 0 or time.monotonic() - restarted > 15:
+                break
+            assert stop.json()["code"] in (119, 120), stop.text
+            await asyncio.sleep(0.3)
+        assert stop.json()["code"] == 0, stop.text
+        recovered = time.monotonic() - restarted
+        await wait_online(client, DEVICE_ID, True)
+        await wait_state(client, sim)
+        status = (await client.get(f"{url}/status?flag=1", headers=auth)).json()["status"]
+        assert status["onlinestatus"] == 1
+        assert status["devicestatus"] == sim.controller.devicestatus(clock.timestamp())
+        answers = [(s, b["code"], round(t, 2)) for s, b, t in outage]
+        print(f"\nbroker outage answers {answers}, commands again after {recovered:.1f} s")
+    finally:
+        if pool is not None:
+            await pool.close()
+        broker.stop()

@@ -93,15 +93,14 @@ http {{
     scgi_temp_path {dir}/scgi;
     upstream cloudlet {{
 {servers}
-        keepalive 8;
-    }}
+{keepalive}    }}
     server {{
         listen 127.0.0.1:{port};
         client_max_body_size 64m;
         location / {{
             proxy_pass http://cloudlet;
             proxy_http_version 1.1;
-            proxy_set_header Connection "";
+            proxy_set_header Connection "{connection}";
             proxy_set_header Host $http_host;
             proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
             proxy_set_header X-Request-ID $request_id;
@@ -151,8 +150,8 @@ class Fleet:
     data_dir: Path
     nginx_dir: Path
     admin_token: str
-    # The worker address nginx sent the latest proxied request to (shared by every client).
-    last_upstream: str | None = None
+    # Access logs of other nginx instances in front of the same workers.
+    other_access_logs: list[Path] = field(default_factory=list)
     upstreams: list[tuple[str, str, str]] = field(default_factory=list)
 
     @property
@@ -170,13 +169,12 @@ class Fleet:
     async def _record(self, response: httpx.Response) -> None:
         upstream = response.headers.get(UPSTREAM_HEADER)
         if upstream is not None:
-            self.last_upstream = upstream
             self.upstreams.append((upstream, response.request.method, response.request.url.path))
 
-    def client(self, **kwargs: Any) -> httpx.AsyncClient:
-        """A client of the proxy that keeps track of which worker answered."""
+    def client(self, base_url: str | None = None, **kwargs: Any) -> httpx.AsyncClient:
+        """A client of the proxy (or another one) that keeps track of which worker answered."""
         return httpx.AsyncClient(
-            base_url=self.proxy_url,
+            base_url=base_url or self.proxy_url,
             timeout=30,
             event_hooks={"response": [self._record]},
             **kwargs,
@@ -212,11 +210,13 @@ class Fleet:
         return counts
 
     def proxied_lines(self) -> list[tuple[str, str, str]]:
-        """(worker address, status, path) of every proxied request, from nginx's access log."""
+        """(worker address, status, path) of every proxied request, from the access logs of
+        every nginx in front of the workers."""
         rows = []
-        for line in (self.nginx_dir / "access.log").read_text().splitlines():
-            upstream, status, _method, uri = line.split(" ", 3)
-            rows.append((upstream, status, uri.split("?", 1)[0]))
+        for log in [self.nginx_dir / "access.log", *self.other_access_logs]:
+            for line in log.read_text().splitlines():
+                upstream, status, _method, uri = line.split(" ", 3)
+                rows.append((upstream, status, uri.split("?", 1)[0]))
         return rows
 
 
@@ -322,6 +322,42 @@ def stop_workers(workers: list[Worker]) -> None:
         _stop(worker.process)
 
 
+@contextlib.contextmanager
+def run_nginx(
+    workers: list[Worker], folder: Path, port: int, *, keepalive: bool = True
+) -> Iterator[subprocess.Popen[bytes]]:
+    """nginx in the foreground on ``port``, round-robin over ``workers``, files in ``folder``.
+
+    ``keepalive`` keeps idle connections to the workers (as deploy/nginx.conf does);
+    without it every proxied request opens a new connection and closes it.
+    """
+    folder.mkdir(exist_ok=True)
+    conf = folder / "nginx.conf"
+    conf.write_text(
+        NGINX_CONF.format(
+            dir=folder,
+            user="user root;\n" if os.geteuid() == 0 else "",
+            servers="\n".join(f"        server {w.address};" for w in workers),
+            keepalive="        keepalive 8;\n" if keepalive else "",
+            connection="" if keepalive else "close",
+            port=port,
+        )
+    )
+    binary = nginx_binary()
+    assert binary is not None
+    with (folder / "stderr.log").open("wb") as out:
+        nginx = subprocess.Popen(
+            [binary, "-p", f"{folder}/", "-c", str(conf), "-e", str(folder / "error.log")],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        _wait_healthy(f"http://127.0.0.1:{port}", nginx, "nginx")
+        yield nginx
+    finally:
+        _stop(nginx, signal.SIGQUIT)
+
+
 @pytest.fixture(scope="session")
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     """Fresh database, ``cloudlet migrate``, an admin token, two workers, nginx in front."""
@@ -333,7 +369,6 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     base = tmp_path_factory.mktemp("scaleout")
     data_dir, nginx_dir = base / "data", base / "nginx"
     data_dir.mkdir()
-    nginx_dir.mkdir()
     topic_root = f"scaleout-{uuid.uuid4().hex[:10]}"
     proxy_port = free_port()
     with contextlib.ExitStack() as stack:
@@ -351,31 +386,8 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
         token = _cli(env, "admin", "create-token", ADMIN_USER).strip().splitlines()[-1]
         workers = start_workers(env, base)
         stack.callback(stop_workers, workers)
-        user = "user root;\n" if os.geteuid() == 0 else ""
-        servers = "\n".join(f"        server {w.address};" for w in workers)
-        conf = nginx_dir / "nginx.conf"
-        conf.write_text(
-            NGINX_CONF.format(dir=nginx_dir, user=user, servers=servers, port=proxy_port)
-        )
-        binary = nginx_binary()
-        assert binary is not None
-        with (nginx_dir / "stderr.log").open("wb") as out:
-            nginx = subprocess.Popen(
-                [
-                    binary,
-                    "-p",
-                    f"{nginx_dir}/",
-                    "-c",
-                    str(conf),
-                    "-e",
-                    str(nginx_dir / "error.log"),
-                ],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        stack.callback(_stop, nginx, signal.SIGQUIT)
+        stack.enter_context(run_nginx(workers, nginx_dir, proxy_port))
         proxy_url = f"http://127.0.0.1:{proxy_port}"
-        _wait_healthy(proxy_url, nginx, "nginx")
         (nginx_dir / "access.log").write_text("")  # count from here: no start-up polling
         yield Fleet(
             proxy_url=proxy_url,

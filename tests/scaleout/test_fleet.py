@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -38,7 +39,9 @@ from tests.scaleout.conftest import (
     ADMIN_USER,
     SECRET_KEY,
     Fleet,
+    free_port,
     missing_requirement,
+    run_nginx,
 )
 
 pytestmark = pytest.mark.skipif(
@@ -548,6 +551,31 @@ async def test_admin_tokens_and_console_across_workers(fleet: Fleet) -> None:
 
 
 # --- the proxy itself ------------------------------------------------------------------
+
+
+async def test_without_upstream_keepalive(fleet: Fleet, tmp_path: Path) -> None:
+    """A second nginx, one new connection to a worker per request: same behaviour."""
+    port = free_port()
+    folder = tmp_path / "nginx-no-keepalive"
+    with run_nginx(fleet.workers, folder, port, keepalive=False):
+        fleet.other_access_logs.append(folder / "access.log")
+        async with fleet.client(base_url=f"http://127.0.0.1:{port}") as client:
+            served = [fleet.worker_of(await client.get("/healthz")) for _ in range(6)]
+            assert served in ([0, 1] * 3, [1, 0] * 3)
+            challenge = (await fleet.send(client, W1, "GET", "/ui/challenge")).json()["result"]
+            hashed = login_hash(
+                password_hmac(GATEWAY_PASSWORD, challenge["salt"]), challenge["nonce"]
+            )
+            login = {"username": "root", "hash": hashed}
+            answer = await fleet.send(client, W0, "POST", "/ui/login", json=login)
+            assert answer.json()["code"] == 0, answer.text
+            token = {"Token": answer.json()["result"]["sid"]}
+            for worker in (W1, W0):
+                answer = await fleet.send(
+                    client, worker, "GET", "/sys/get_time_config", headers=token
+                )
+                assert answer.json()["code"] == 0, answer.text
+            await fleet.send(client, W1, "POST", "/ui/logout", headers=token)
 
 
 def _family_counts(text: str) -> dict[str, int]:

@@ -534,6 +534,8 @@ class Controller:
         self.weather = weather
         if not sensor:
             self.settings["temperature"] = weather.temperature * 1000
+        if self.raining:
+            self._abort(now, "rain")  # stop at once, not at the next minute
 
     # -- status -----------------------------------------------------------------------
 

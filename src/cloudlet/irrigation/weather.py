@@ -81,15 +81,16 @@ class OpenMeteoWeather:
     GEOCODE = "https://geocoding-api.open-meteo.com/v1/search"
     FORECAST = "https://api.open-meteo.com/v1/forecast"
 
-    def __init__(self, *, timeout: float = 10.0) -> None:
+    def __init__(self, *, timeout: float = 10.0, transport: Any = None) -> None:
         self.timeout = timeout
+        self.transport = transport  # an httpx transport (tests use httpx.MockTransport)
         self._places: dict[tuple[str, str], tuple[float, float]] = {}
 
     async def current(self, *, country: str, city: str) -> Weather:
         import httpx
 
         try:
-            async with httpx.AsyncClient(timeout=self.timeout) as client:
+            async with httpx.AsyncClient(timeout=self.timeout, transport=self.transport) as client:
                 place = await self._place(client, country, city)
                 if place is None:
                     return Weather(code=-2)  # "Can not obtain the weather forecast of the city"

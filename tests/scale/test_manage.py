@@ -275,3 +275,13 @@ async def test_openapi_lists_the_scale_routes(scale: httpx.AsyncClient) -> None:
     assert "/devices/claim/lefu/wifi/torre/record" not in paths  # prefixed copies hidden
     assert {"/api/v1/scale/devices", "/api/v1/scale/measurements.csv"} <= set(paths)
     assert "scale" in paths["/api/v1/scale/devices"]["get"]["tags"]
+
+
+async def test_nul_characters_are_refused(scale: httpx.AsyncClient, admin: dict[str, str]) -> None:
+    assert (await scale.get("/api/v1/scale/devices/a%00b", headers=admin)).status_code == 422
+    listed = await scale.get("/api/v1/scale/measurements?member=a%00", headers=admin)
+    assert listed.status_code == 422
+    created = await scale.post(
+        "/api/v1/scale/members", json={"memberId": "a\u0000b"}, headers=admin
+    )
+    assert created.status_code == 422

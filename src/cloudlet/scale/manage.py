@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
@@ -47,6 +47,22 @@ CSV_COLUMNS = (
 )
 
 
+# PostgreSQL text cannot hold NUL characters: refuse them up front (422), never a 500.
+NO_NUL = r"^[^\x00]*$"
+
+
+def _reject_nul(request: Request) -> None:
+    values = [*request.path_params.values(), *request.query_params.values()]
+    if any("\x00" in str(v) for v in values):
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "NUL character in parameter")
+
+
+SerialNumber = Annotated[str, Field(max_length=64, pattern=NO_NUL)]
+DeviceTypeName = Annotated[
+    str, Field(min_length=1, max_length=64, pattern=NO_NUL, description="device type")
+]
+
+
 class Camel(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
 
@@ -79,7 +95,7 @@ class DevicePatch(Camel):
     """Send ``unit: null`` to go back to the family default."""
 
     unit: Annotated[int, Field(ge=0, le=15)] | None = None
-    default_member_id: Annotated[str, Field(max_length=64)] | None = None
+    default_member_id: Annotated[str, Field(max_length=64, pattern=NO_NUL)] | None = None
 
 
 Sex = Literal["male", "female"]
@@ -87,17 +103,17 @@ Height = Annotated[float, Field(gt=50, lt=260)]
 
 
 class MemberIn(Camel):
-    member_id: Annotated[str, Field(min_length=1, max_length=64)]
-    account_id: Annotated[str, Field(max_length=64)] | None = None
-    name: Annotated[str, Field(max_length=64)] = ""
+    member_id: Annotated[str, Field(min_length=1, max_length=64, pattern=NO_NUL)]
+    account_id: Annotated[str, Field(max_length=64, pattern=NO_NUL)] | None = None
+    name: Annotated[str, Field(max_length=64, pattern=NO_NUL)] = ""
     height_cm: Height | None = None
     sex: Sex | None = None
     birth_date: date | None = None
 
 
 class MemberPatch(Camel):
-    account_id: Annotated[str, Field(max_length=64)] | None = None
-    name: Annotated[str, Field(max_length=64)] | None = None
+    account_id: Annotated[str, Field(max_length=64, pattern=NO_NUL)] | None = None
+    name: Annotated[str, Field(max_length=64, pattern=NO_NUL)] | None = None
     height_cm: Height | None = None
     sex: Sex | None = None
     birth_date: date | None = None
@@ -118,20 +134,20 @@ Component = Literal["BLE", "WIFI", "RES", "MCU"]
 
 
 class FirmwareIn(Camel):
-    type: Annotated[str, Field(min_length=1, max_length=64, description="device type")]
+    type: DeviceTypeName
     product_component: Component
-    version: Annotated[str, Field(min_length=1, max_length=64)]
-    url: Annotated[str, Field(min_length=1, max_length=1024)]
+    version: Annotated[str, Field(min_length=1, max_length=64, pattern=NO_NUL)]
+    url: Annotated[str, Field(min_length=1, max_length=1024, pattern=NO_NUL)]
     size: Annotated[int, Field(ge=0)]
-    crc: Annotated[str, Field(min_length=1, max_length=32)]
-    whitelist: list[str] | None = Field(default=None, description="only these sn; null: all")
+    crc: Annotated[str, Field(min_length=1, max_length=32, pattern=NO_NUL)]
+    whitelist: list[SerialNumber] | None = Field(default=None, description="only these sn")
 
 
 class FirmwarePatch(Camel):
-    url: Annotated[str, Field(min_length=1, max_length=1024)] | None = None
+    url: Annotated[str, Field(min_length=1, max_length=1024, pattern=NO_NUL)] | None = None
     size: Annotated[int, Field(ge=0)] | None = None
-    crc: Annotated[str, Field(min_length=1, max_length=32)] | None = None
-    whitelist: list[str] | None = None
+    crc: Annotated[str, Field(min_length=1, max_length=32, pattern=NO_NUL)] | None = None
+    whitelist: list[SerialNumber] | None = None
 
 
 class FirmwareOut(Camel):
@@ -142,7 +158,7 @@ class FirmwareOut(Camel):
     url: str
     size: int
     crc: str
-    whitelist: list[str] | None
+    whitelist: list[SerialNumber] | None
     created_at: datetime
 
 
@@ -279,7 +295,7 @@ UntilQ = Annotated[datetime | None, Query(description="measured before (ISO 8601
 
 
 def management_router() -> APIRouter:
-    router = APIRouter(prefix="/api/v1/scale", tags=["scale"])
+    router = APIRouter(prefix="/api/v1/scale", tags=["scale"], dependencies=[Depends(_reject_nul)])
 
     # --- devices ---
 

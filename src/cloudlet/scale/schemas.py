@@ -45,18 +45,24 @@ def _int_from_text(value: Any) -> Any:
     return value
 
 
-Sn = Annotated[StrictStr, Field(min_length=1, max_length=64)]
+# PostgreSQL text cannot hold NUL; no scale sends one, so a string with one is refused.
+NO_NUL = r"^[^\x00]*$"
+
+
+# JSON strings of bounded length without NUL characters.
+Text16 = Annotated[StrictStr, Field(max_length=16, pattern=NO_NUL)]
+Text32 = Annotated[StrictStr, Field(max_length=32, pattern=NO_NUL)]
+Text64 = Annotated[StrictStr, Field(max_length=64, pattern=NO_NUL)]
+Sn = Annotated[StrictStr, Field(min_length=1, max_length=64, pattern=NO_NUL)]
 Mac = Annotated[StrictStr, Field(pattern=MAC_PATTERN)]
-DeviceType = Annotated[StrictStr, Field(min_length=1, max_length=64)]
-Version = Annotated[StrictStr, Field(max_length=64)]
-Battery = Annotated[StrictStr, BeforeValidator(_number_as_text), Field(max_length=16)]
+DeviceType = Sn
+Version = Text64
+Battery = Annotated[Text16, BeforeValidator(_number_as_text)]
 LenientInt = Annotated[StrictInt, BeforeValidator(_int_from_text)]
 HeartRate = Annotated[LenientInt, Field(ge=0, le=1000)]
 TimeZone = Annotated[LenientInt, Field(ge=-1440, le=1440)]
 # An impedance value is kept as the exact digits the scale sent; an integer is the same digits.
-ImpedanceText = Annotated[
-    StrictStr, BeforeValidator(lambda v: str(v) if type(v) is int else v), Field(max_length=32)
-]
+ImpedanceText = Annotated[Text32, BeforeValidator(lambda v: str(v) if type(v) is int else v)]
 WeightText = Annotated[StrictStr, Field(pattern=DECIMAL_PATTERN, max_length=16)]
 MillisText = Annotated[StrictStr, Field(pattern=DIGITS_PATTERN)]
 
@@ -129,8 +135,8 @@ class V2BatchRecord(DeviceIdentity):
     weight: WeightText
     impedance: ImpedanceText | None = None
     heart_rate: HeartRate | None = Field(default=None, alias="heartRate")
-    data_type: StrictStr | None = None
-    rssi: StrictStr | None = None
+    data_type: Text16 | None = None
+    rssi: Text16 | None = None
     timestamp: MillisText
 
 
@@ -161,12 +167,8 @@ class TorreRegister(TorreVersions):
     """``POST /lefu/wifi/torre/register``; the WiFi password is read and dropped."""
 
     hardware_version: Version | None = Field(default=None, alias="hardwareVersion")
-    sku_code: Annotated[StrictStr, Field(max_length=32)] | None = Field(
-        default=None, alias="skuCode"
-    )
-    wifi_ssid: Annotated[StrictStr, Field(max_length=64)] | None = Field(
-        default=None, alias="wifiSsid"
-    )
+    sku_code: Text32 | None = Field(default=None, alias="skuCode")
+    wifi_ssid: Text64 | None = Field(default=None, alias="wifiSsid")
 
 
 class Impedance(Wire):
@@ -176,8 +178,8 @@ class Impedance(Wire):
 class TorreMeasurement(Wire):
     """One element of ``list`` (TorreWeightDataVO); timestamp in seconds."""
 
-    memberid: Annotated[StrictStr, Field(max_length=64)] = ""
-    userid: Annotated[StrictStr, Field(max_length=64)] = ""
+    memberid: Text64 = ""
+    userid: Text64 = ""
     weight: WeightNumber
     timestamp: Annotated[StrictInt, Field(ge=0, le=MAX_TIMESTAMP)]
     heart_rate: HeartRate | None = Field(default=None, alias="heartRate")

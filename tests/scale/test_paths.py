@@ -30,3 +30,12 @@ async def test_configured_paths_and_prefixes(make_client: ClientFactory) -> None
     # The default "/devices/claim" prefix was replaced.
     old_prefix = await client.post("/devices/claim/lefu/wifi/uploadBatch", json=batch)
     assert old_prefix.status_code == 404
+
+
+async def test_batch_list_limit(make_client: ClientFactory) -> None:
+    client = await make_client("scale", scale={"max_batch_records": 2})
+    record = load_fixture("endpoints_v2_batch_record")["request"]["json"]
+    answer = await client.post("/lefu/wifi/batchRecord", json=[record] * 3)
+    assert answer.json() == {"errorCode": 1, "text": "Too many records"}
+    answer = await client.post("/lefu/wifi/batchRecord", json=[record] * 2)
+    assert answer.json()["errorCode"] == 0

@@ -285,3 +285,38 @@ async def test_nul_characters_are_refused(scale: httpx.AsyncClient, admin: dict[
         "/api/v1/scale/members", json={"memberId": "a\u0000b"}, headers=admin
     )
     assert created.status_code == 422
+
+
+async def test_member_ids_seen_and_account_filter(
+    scale: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
+    body = body_of("seed001_torre_record")
+    await scale.post("/lefu/wifi/torre/record", json=body)
+    body["list"][0].update(memberid="kid", timestamp=1730893900)
+    await scale.post("/lefu/wifi/torre/record", json=body)
+    await scale.post(
+        "/api/v1/scale/members", json={"memberId": "kid", "heightCm": 120}, headers=admin
+    )
+    seen = (await scale.get("/api/v1/scale/member-ids", headers=admin)).json()
+    assert seen == [
+        {
+            "memberId": MEMBER,
+            "accountId": "d0f404d2-4db8-4302-b95b-1e7267c330a7",
+            "records": 1,
+            "lastTimestamp": 1730893791000,
+            "hasProfile": False,
+        },
+        {
+            "memberId": "kid",
+            "accountId": "d0f404d2-4db8-4302-b95b-1e7267c330a7",
+            "records": 1,
+            "lastTimestamp": 1730893900000,
+            "hasProfile": True,
+        },
+    ]
+    page = await scale.get(
+        "/api/v1/scale/measurements?account=d0f404d2-4db8-4302-b95b-1e7267c330a7", headers=admin
+    )
+    assert page.json()["total"] == 2
+    page = await scale.get("/api/v1/scale/measurements?account=other", headers=admin)
+    assert page.json()["total"] == 0

@@ -130,6 +130,14 @@ class MemberOut(Camel):
     updated_at: datetime
 
 
+class SeenMemberOut(Camel):
+    member_id: str
+    account_id: str
+    records: int
+    last_timestamp: int
+    has_profile: bool
+
+
 Component = Literal["BLE", "WIFI", "RES", "MCU"]
 
 
@@ -278,11 +286,16 @@ def _not_found(what: str) -> HTTPException:
 
 
 def _filter(
-    device: str | None, member: str | None, since: datetime | None, until: datetime | None
+    device: str | None,
+    member: str | None,
+    account: str | None,
+    since: datetime | None,
+    until: datetime | None,
 ) -> service.RecordFilter:
     return service.RecordFilter(
         sn=device,
         member_id=member,
+        account_id=account,
         since_ms=int(since.timestamp() * 1000) if since is not None else None,
         until_ms=int(until.timestamp() * 1000) if until is not None else None,
     )
@@ -290,6 +303,7 @@ def _filter(
 
 DeviceQ = Annotated[str | None, Query(description="device sn")]
 MemberQ = Annotated[str | None, Query(description="memberid (or a device's default member)")]
+AccountQ = Annotated[str | None, Query(description="userid the scale sent (account)")]
 SinceQ = Annotated[datetime | None, Query(description="measured at or after (ISO 8601)")]
 UntilQ = Annotated[datetime | None, Query(description="measured before (ISO 8601)")]
 
@@ -369,6 +383,21 @@ def management_router() -> APIRouter:
                 raise HTTPException(status.HTTP_409_CONFLICT, "member exists") from None
             return _member_out(member)
 
+    @router.get("/member-ids")
+    async def seen_members(_admin: AdminDep, session: SessionDep) -> list[SeenMemberOut]:
+        """Every memberid/userid pair the scales have sent, with or without a profile."""
+        profiles = {p.member_id for p in await service.list_members(session)}
+        return [
+            SeenMemberOut(
+                member_id=m.member_id,
+                account_id=m.account_id,
+                records=m.records,
+                last_timestamp=m.last_timestamp_ms,
+                has_profile=m.member_id in profiles,
+            )
+            for m in await service.seen_members(session)
+        ]
+
     @router.get("/members/{member_id}")
     async def get_member(member_id: str, _admin: AdminDep, session: SessionDep) -> MemberOut:
         member = await service.get_member(session, member_id=member_id)
@@ -410,13 +439,14 @@ def management_router() -> APIRouter:
         session: SessionDep,
         device: DeviceQ = None,
         member: MemberQ = None,
+        account: AccountQ = None,
         since: SinceQ = None,
         until: UntilQ = None,
         limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
         offset: Annotated[int, Query(ge=0)] = 0,
     ) -> MeasurementPage:
         """Measurements, newest first, with BMI and body composition where they can be had."""
-        where = _filter(device, member, since, until)
+        where = _filter(device, member, account, since, until)
         rows = await service.list_records(session, where=where, limit=limit, offset=offset)
         members = await service.members_by_id(
             session, member_ids={service.member_of(r, d) for r, d in rows}
@@ -438,11 +468,12 @@ def management_router() -> APIRouter:
         services: ServicesDep,
         device: DeviceQ = None,
         member: MemberQ = None,
+        account: AccountQ = None,
         since: SinceQ = None,
         until: UntilQ = None,
     ) -> StreamingResponse:
         """The same filters as a CSV file, oldest first (by arrival)."""
-        where = _filter(device, member, since, until)
+        where = _filter(device, member, account, since, until)
         return StreamingResponse(
             _csv_rows(services, where),
             media_type="text/csv; charset=utf-8",

@@ -195,6 +195,7 @@ _AnySelect = TypeVar("_AnySelect", bound=Select[*tuple[Any, ...]])
 class RecordFilter:
     sn: str | None = None
     member_id: str | None = None
+    account_id: str | None = None
     since_ms: int | None = None
     until_ms: int | None = None
 
@@ -214,6 +215,8 @@ def _filtered(query: _AnySelect, where: RecordFilter) -> _AnySelect:
                 ),
             )
         )
+    if where.account_id is not None:
+        query = query.where(ScaleRecord.account_id == where.account_id)
     if where.since_ms is not None:
         query = query.where(ScaleRecord.timestamp_ms >= where.since_ms)
     if where.until_ms is not None:
@@ -333,6 +336,32 @@ def assess(
 
 
 # --- members -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SeenMember:
+    """A memberid the scales have sent, whether or not it has a profile."""
+
+    member_id: str
+    account_id: str
+    records: int
+    last_timestamp_ms: int
+
+
+async def seen_members(session: AsyncSession) -> list[SeenMember]:
+    query = (
+        select(
+            ScaleRecord.member_id,
+            ScaleRecord.account_id,
+            func.count(ScaleRecord.id),
+            func.max(ScaleRecord.timestamp_ms),
+        )
+        .where(ScaleRecord.member_id != "")
+        .group_by(ScaleRecord.member_id, ScaleRecord.account_id)
+        .order_by(ScaleRecord.member_id, ScaleRecord.account_id)
+    )
+    rows = await session.execute(query)
+    return [SeenMember(m, a, int(n), int(t)) for m, a, n, t in rows.all()]
 
 
 async def get_member(session: AsyncSession, *, member_id: str) -> ScaleMember | None:

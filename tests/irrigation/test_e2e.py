@@ -35,7 +35,13 @@ async def test_register_add_connect_water_stop_offline(
     )
     assert (answer.status_code, answer.json()) == (200, {"code": 0})
 
-    await tick(client, sim, clock, 40)  # 30 s delay over, zone 1 watered 10 s
+    await tick(client, sim, clock, 10)  # still in the 30 s start delay
+    answer = await client.get(f"/v1/device/{DEVICE_ID}/status?flag=5", headers=auth)
+    status = answer.json()["status"]
+    assert (status["devicestatus"], status["runtasklist"]) == (0, [1, 13])
+    assert (status["valvesstatus"][0]["status"], status["valvesstatus"][0]["delaytime"]) == (3, 20)
+
+    await tick(client, sim, clock, 30)  # 30 s delay over, zone 1 watered 10 s
     answer = await client.get(f"/v1/device/{DEVICE_ID}/status?flag=5", headers=auth)
     status = answer.json()["status"]
     assert status["devicestatus"] == 0

@@ -235,14 +235,24 @@ class LinkClient:
         self.on_connect = on_connect
         self.connected = asyncio.Event()
         self._handlers: list[tuple[str, int, MessageHandler]] = []
+        self._concurrent: set[str] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
         self._client: aiomqtt.Client | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self.last_error: Exception | None = None
 
-    def subscribe(self, topic_filter: str, handler: MessageHandler, *, qos: int = 1) -> None:
-        """Register ``handler`` for ``topic_filter``; subscribed on every (re)connection."""
+    def subscribe(
+        self, topic_filter: str, handler: MessageHandler, *, qos: int = 1, concurrent: bool = False
+    ) -> None:
+        """Register ``handler`` for ``topic_filter``; subscribed on every (re)connection.
+
+        Handlers run one after the other in arrival order, unless ``concurrent``: then each
+        message gets its own task (for messages whose order does not matter, e.g. replies).
+        """
         self._handlers.append((topic_filter, qos, handler))
+        if concurrent:
+            self._concurrent.add(topic_filter)
 
     async def publish(
         self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False
@@ -269,6 +279,8 @@ class LinkClient:
 
     async def stop(self) -> None:
         self._stopping = True
+        for task in list(self._tasks):
+            task.cancel()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -334,8 +346,18 @@ class LinkClient:
     async def _dispatch(self, topic: str, parsed: aiomqtt.Topic, payload: Any) -> None:
         data = payload if isinstance(payload, bytes) else str(payload).encode()
         for topic_filter, _, handler in self._handlers:
-            if parsed.matches(topic_filter):
-                try:
-                    await handler(topic, data)
-                except Exception:
-                    log.exception("MQTT handler for %s failed", topic)
+            if not parsed.matches(topic_filter):
+                continue
+            if topic_filter in self._concurrent:
+                task = asyncio.create_task(self._guarded(handler, topic, data))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+            else:
+                await self._guarded(handler, topic, data)
+
+    @staticmethod
+    async def _guarded(handler: MessageHandler, topic: str, data: bytes) -> None:
+        try:
+            await handler(topic, data)
+        except Exception:
+            log.exception("MQTT handler for %s failed", topic)

@@ -96,7 +96,9 @@ class IrrigationLink:
         )
         self.client.subscribe(f"{self.root}/+/{ONLINE}", self._on_online)
         self.client.subscribe(f"{self.root}/+/{STATE}", self._on_state)
-        self.client.subscribe(f"{self.root}/+/{ACK}", self._on_ack)
+        # Acks only complete this worker's pending commands: no need to queue them behind
+        # presence and state writes.
+        self.client.subscribe(f"{self.root}/+/{ACK}", self._on_ack, concurrent=True)
         await self.client.start(wait=15)
 
     async def stop(self) -> None:

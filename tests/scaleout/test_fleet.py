@@ -470,6 +470,33 @@ async def test_gateway_login_across_workers(fleet: Fleet) -> None:
         assert len({fleet.worker_of(a) for a in answers}) == 2
         assert sorted(a.json()["code"] for a in answers) == [0, Code.LOGIN_FAILED]
 
+        # Five wrong logins from one client, spread over both workers, lock that client out
+        # on both; another client is not affected. (nginx on 127.0.0.1 is a trusted proxy
+        # for uvicorn, so the worker sees the address X-Forwarded-For names.)
+        intruder, neighbour = {"X-Forwarded-For": "10.0.0.5"}, {"X-Forwarded-For": "10.0.0.6"}
+        bad = {"username": "root", "hash": "0" * 32}
+        for worker in (W0, W1, W0, W1, W0):
+            answer = await fleet.send(
+                client, worker, "POST", "/ui/login", json=bad, headers=intruder
+            )
+            assert answer.json()["code"] == Code.LOGIN_FAILED, answer.text
+        for worker in (W1, W0):
+            answer = await fleet.send(
+                client, worker, "POST", "/ui/login", json=bad, headers=intruder
+            )
+            assert answer.json()["code"] == Code.TOO_MANY_ATTEMPTS, answer.text
+        challenge = (await client.get("/ui/challenge")).json()["result"]
+        hashed = login_hash(password_hmac(GATEWAY_PASSWORD, challenge["salt"]), challenge["nonce"])
+        answer = await fleet.send(
+            client,
+            W1,
+            "POST",
+            "/ui/login",
+            json={"username": "root", "hash": hashed},
+            headers=neighbour,
+        )
+        assert answer.json()["code"] == 0, answer.text
+
         # The sid works on both, alternately; what one worker stores the other reads.
         token = {"Token": sid}
         for worker in (W0, W1, W0, W1):

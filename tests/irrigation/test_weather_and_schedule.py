@@ -122,3 +122,55 @@ async def test_program_and_rain_seen_through_the_server(
         "usedwater": 9,
     }
     assert (await client.get("/api/v1/irrigation/stats")).status_code == 401
+
+
+async def test_history_with_skip_reasons_reaches_the_server(
+    client: httpx.AsyncClient, make_sim: SimFactory, clock: FrozenClock
+) -> None:
+    token = await register_and_login(client)
+    auth = {"Authorization": token}
+    await add_device(client, token)
+    sim = await make_sim()
+    now = clock.now()
+    hour = (now.hour + 1) % 24
+    programs = [
+        {"week": 0x7F, "hour": hour, "minute": m, "enabled": 1, "tasklist": [z]}
+        for m, z in ((0, 3), (30, 4))
+    ]
+    answer = await client.put(
+        f"/v1/device/{DEVICE_ID}/setup",
+        headers=auth,
+        json={"setup": {"timerdata": programs, "delaytime": 0}},
+    )
+    assert answer.json()["code"] == 0
+    to_first = 3600 - now.minute * 60 - now.second + 1
+    await tick(client, sim, clock, to_first + 400)  # program 1 waters zone 3 (300 s)
+    await client.put(
+        f"/v1/device/{DEVICE_ID}/setup", headers=auth, json={"setup": {"delaytime": -1}}
+    )  # pause before program 2
+    await tick(client, sim, clock, 1800)
+    await sim.report_events()
+
+    headers = await admin_headers(client)
+
+    async def stored() -> bool:
+        answer = await client.get(
+            f"/api/v1/irrigation/devices/{DEVICE_ID}/history", headers=headers
+        )
+        return any(e["event"] == "program skipped" for e in answer.json())
+
+    from tests.irrigation.conftest import link_of
+
+    await link_of(client).wait_for(stored)
+    history = (
+        await client.get(f"/api/v1/irrigation/devices/{DEVICE_ID}/history", headers=headers)
+    ).json()
+    events = [(e["event"], e.get("zone"), e.get("reason")) for e in reversed(history)]
+    assert events == [
+        ("task started", None, None),
+        ("zone started", 3, None),
+        ("zone watered", 3, None),
+        ("task finished", None, None),
+        ("program skipped", None, "watering delayed"),
+    ]
+    assert history[-1]["zones"] == [3]

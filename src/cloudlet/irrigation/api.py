@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Request, Response
+from fastapi import APIRouter, Depends, Header, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy import func, select
 
@@ -19,7 +19,12 @@ from cloudlet.irrigation import errors as e
 from cloudlet.irrigation import service
 from cloudlet.irrigation.errors import ERRORS, AifroError
 from cloudlet.irrigation.link import Ack, IrrigationLink
-from cloudlet.irrigation.models import IrrigationDevice, IrrigationToken, IrrigationUser
+from cloudlet.irrigation.models import (
+    IrrigationDevice,
+    IrrigationEvent,
+    IrrigationToken,
+    IrrigationUser,
+)
 from cloudlet.irrigation.protocol import (
     KNOWN_MASK,
     OP_SETUP,
@@ -352,6 +357,24 @@ def management_router() -> APIRouter:
             }
             for d in rows
         ]
+
+    @router.get("/devices/{deviceid}/history")
+    async def history(
+        deviceid: str, _admin: AdminDep, session: SessionDep, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        """The controller's reported watering history, newest first (skip reasons included)."""
+        device = await service.device_by_id(session, deviceid.strip().upper())
+        if device is None:
+            raise HTTPException(status_code=404, detail="unknown device")
+        rows = (
+            await session.scalars(
+                select(IrrigationEvent)
+                .where(IrrigationEvent.device_id == device.id)
+                .order_by(IrrigationEvent.at.desc(), IrrigationEvent.id.desc())
+                .limit(max(1, min(limit, 1000)))
+            )
+        ).all()
+        return [{"at": r.at.isoformat(), "event": r.event, **r.details} for r in rows]
 
     @router.get("/stats")
     async def stats(_admin: AdminDep, session: SessionDep) -> dict[str, int]:

@@ -14,6 +14,7 @@ import contextlib
 import logging
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -26,10 +27,11 @@ from cloudlet.core.security import constant_time_equals
 from cloudlet.core.services import Services
 from cloudlet.irrigation import errors as e
 from cloudlet.irrigation.errors import AifroError
-from cloudlet.irrigation.models import IrrigationDevice
+from cloudlet.irrigation.models import IrrigationDevice, IrrigationEvent
 from cloudlet.irrigation.protocol import (
     ACK,
     COMMAND,
+    EVENT,
     ONLINE,
     SERVER_USERNAME,
     STATE,
@@ -41,6 +43,7 @@ from cloudlet.irrigation.protocol import (
 from cloudlet.irrigation.service import DEVICE_ID_RE
 
 log = logging.getLogger("cloudlet.irrigation.link")
+MAX_EVENTS_PER_MESSAGE = 200
 
 
 @dataclass
@@ -96,6 +99,7 @@ class IrrigationLink:
         )
         self.client.subscribe(f"{self.root}/+/{ONLINE}", self._on_online)
         self.client.subscribe(f"{self.root}/+/{STATE}", self._on_state)
+        self.client.subscribe(f"{self.root}/+/{EVENT}", self._on_event)
         # Acks only complete this worker's pending commands: no need to queue them behind
         # presence and state writes.
         self.client.subscribe(f"{self.root}/+/{ACK}", self._on_ack, concurrent=True)
@@ -165,7 +169,7 @@ class IrrigationLink:
         kind = parsed[1]
         if action == "subscribe" or action == "receive":
             return kind == COMMAND
-        return kind in (ONLINE, STATE, ACK)
+        return kind in (ONLINE, STATE, ACK, EVENT)
 
     # -- incoming -----------------------------------------------------------------------
 
@@ -260,6 +264,55 @@ class IrrigationLink:
                 device.state_at = self.services.clock.now()
                 await session.commit()
         await self._notify(deviceid, (boot, seq))
+
+    async def _on_event(self, name: str, payload: bytes) -> None:
+        """Store reported history once, whichever workers hear it ((boot, n) is unique)."""
+        parsed = parse_topic(name, self.root)
+        data = self._decode(payload)
+        if parsed is None or data is None or not isinstance(data.get("events"), list):
+            return
+        boot = str(data.get("boot", ""))[:32]
+        items = [
+            item
+            for item in data["events"][:MAX_EVENTS_PER_MESSAGE]
+            if isinstance(item, dict)
+            and isinstance(item.get("time"), int)
+            and isinstance(item.get("n"), int)
+        ]
+        try:
+            async with self.services.db.session() as session:
+                device = await self._device(session, parsed[0])
+                if device is None or not items:
+                    return
+                known = set(
+                    (
+                        await session.scalars(
+                            select(IrrigationEvent.number).where(
+                                IrrigationEvent.device_id == device.id,
+                                IrrigationEvent.boot == boot,
+                                IrrigationEvent.number.in_([i["n"] for i in items]),
+                            )
+                        )
+                    ).all()
+                )
+                for item in items:
+                    if item["n"] in known:
+                        continue
+                    details = {k: v for k, v in item.items() if k not in ("time", "event", "n")}
+                    session.add(
+                        IrrigationEvent(
+                            device_id=device.id,
+                            boot=boot,
+                            number=item["n"],
+                            at=datetime.fromtimestamp(item["time"], UTC),
+                            event=str(item.get("event", ""))[:32],
+                            details=details,
+                        )
+                    )
+                await session.commit()
+        except IntegrityError:
+            pass  # another worker stored the same report first
+        await self._notify(parsed[0], None)
 
     async def _on_ack(self, name: str, payload: bytes) -> None:
         parsed = parse_topic(name, self.root)

@@ -95,3 +95,22 @@ class IrrigationCaptcha(Base):
     answer: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class IrrigationEvent(Base):
+    """Watering history a controller reported: starts, zones watered, skips and why."""
+
+    __tablename__ = "irrigation_event"
+    __table_args__ = (
+        Index("ix_irrigation_event_device_at", "device_id", "at"),
+        # Every worker hears the report; the first one stores it.
+        UniqueConstraint("device_id", "boot", "number"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    device_id: Mapped[int] = mapped_column(ForeignKey("irrigation_device.id", ondelete="CASCADE"))
+    boot: Mapped[str] = mapped_column(String(32))
+    number: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    event: Mapped[str] = mapped_column(String(32))
+    details: Mapped[dict[str, Any]] = mapped_column(JSON)

@@ -15,6 +15,7 @@ ONLINE = "online"  # device -> server, retained; the last will publishes {"onlin
 STATE = "state"  # device -> server, retained: the full status snapshot
 COMMAND = "cmd"  # server -> device: {"id", "op", "args"}
 ACK = "ack"  # device -> server: {"id", "code", "status", "boot", "seq"}
+EVENT = "event"  # device -> server: {"boot", "events": [{"time", "event", ...}]}
 
 OP_START = "start"
 OP_STOP = "stop"

@@ -199,6 +199,7 @@ class Controller:
         self.history: deque[dict[str, Any]] = deque(maxlen=HISTORY_LENGTH)
         self.last_tick = now
         self._was_raining = False
+        self._logged = 0  # history entries ever logged (numbers them for reporting)
 
     # -- time -------------------------------------------------------------------------
 
@@ -417,7 +418,8 @@ class Controller:
         self._log(now, "task stopped", index=run.index, reason=reason)
 
     def _log(self, now: float, event: str, **details: Any) -> None:
-        self.history.append({"time": int(now), "event": event, **details})
+        self._logged += 1
+        self.history.append({"time": int(now), "event": event, **details, "_n": self._logged})
 
     # -- derived values ---------------------------------------------------------------
 

@@ -21,6 +21,7 @@ from cloudlet.core.devicelink import BrokerAddress, LinkClient, Will
 from cloudlet.irrigation.protocol import (
     ACK,
     COMMAND,
+    EVENT,
     ONLINE,
     OP_SETUP,
     STATE,
@@ -64,6 +65,7 @@ class SimulatedController:
         self._last_report: dict[str, Any] | None = None
         self._last_report_at = 0.0
         self._weather_at: float | None = None
+        self._events_sent = 0
         self.client = LinkClient(
             BrokerAddress.parse(broker_url),
             client_id=f"{topic_root.replace('/', '-')}-{deviceid}",
@@ -115,6 +117,19 @@ class SimulatedController:
             "status": self.controller.status(self.clock.timestamp()),
         }
 
+    async def report_events(self) -> int:
+        """Publish history entries not sent yet; returns how many."""
+        fresh = [e for e in self.controller.history if e["_n"] > self._events_sent]
+        if not fresh:
+            return 0
+        events = [{k: v for k, v in e.items() if k != "_n"} | {"n": e["_n"]} for e in fresh]
+        await self.client.publish(
+            topic(self.deviceid, EVENT, self.root),
+            orjson.dumps({"boot": self.boot, "events": events}),
+        )
+        self._events_sent = fresh[-1]["_n"]
+        return len(events)
+
     async def report(self, *, force: bool = False) -> tuple[str, int] | None:
         """Publish the status when it changed (or when forced); returns its (boot, seq)."""
         now = self.clock.timestamp()
@@ -148,6 +163,7 @@ class SimulatedController:
         envelope = self._envelope()
         ack = {"id": message["id"], "code": code} | envelope
         await self.client.publish(topic(self.deviceid, ACK, self.root), orjson.dumps(ack))
+        await self.report_events()
         self._last_report = envelope["status"]
         await self.client.publish(
             topic(self.deviceid, STATE, self.root), orjson.dumps(envelope), retain=True
@@ -166,6 +182,7 @@ class SimulatedController:
         self.controller.tick(now)
         if not self.client.connected.is_set():
             return None
+        await self.report_events()
         return await self.report()
 
     async def run(self, *, stop: asyncio.Event, period: float = 1.0) -> None:

@@ -519,7 +519,7 @@ async def test_gateway_login_across_workers(fleet: Fleet) -> None:
             assert answer.json()["code"] == Code.ACCESS_DENIED
 
 
-async def _gateway_sid(fleet: Fleet, client: httpx.AsyncClient) -> dict[str, str]:
+async def _gateway_sid(client: httpx.AsyncClient) -> dict[str, str]:
     challenge = (await client.get("/ui/challenge")).json()["result"]
     hashed = login_hash(password_hmac(GATEWAY_PASSWORD, challenge["salt"]), challenge["nonce"])
     answer = await client.post("/ui/login", json={"username": "root", "hash": hashed})
@@ -537,7 +537,7 @@ async def test_gateway_simulated_radio_is_one_radio(fleet: Fleet) -> None:
         answer = await client.get("/ui/check_initialized")
         if not answer.json()["result"]["initialized"]:
             await client.post("/ui/set_init", json={"lang": "en", "password": GATEWAY_PASSWORD})
-        token = await _gateway_sid(fleet, client)
+        token = await _gateway_sid(client)
         answer = await fleet.send(client, W0, "POST", "/otbr/start", headers=token)
         assert answer.json()["code"] == 0, answer.text
         try:

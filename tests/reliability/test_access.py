@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from cloudlet.core.clock import FrozenClock
-from tests.conftest import ClientFactory, admin_headers, app_of
+from tests.conftest import ClientFactory, admin_headers, app_of, services_of
 from tests.gateway.conftest import PASSWORD, initialize, login, session_headers
 from tests.irrigation.conftest import link_settings
 from tests.ota.conftest import Fleet
@@ -269,6 +269,7 @@ async def test_ota_product_key_of_another_product_refused(fleet: Fleet) -> None:
         "/ota/south/check", json=body, headers=foreign.auth(a, product=True)
     )
     assert answer.json()["errno"] != 0, answer.text
-    for headers in ({}, {"Authorization": "version=2018-10-31&res=x"}):
+    expired = fleet.auth(a, et=int(services_of(fleet.client).clock.timestamp()) - 1)
+    for headers in ({}, {"Authorization": "version=2018-10-31&res=x"}, expired):
         answer = await fleet.client.post("/ota/south/check", json=body, headers=headers)
         assert answer.json()["errno"] != 0, answer.text

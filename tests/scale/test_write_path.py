@@ -50,3 +50,25 @@ async def test_failing_write_fails_alone(scale: httpx.AsyncClient) -> None:
     assert [r == "ok" for r in results] == [True, True, True, False, True, True, True, True]
     with pytest.raises(Exception, match="no_such_table"):
         await runtime.write(bad)
+
+
+async def test_concurrent_duplicates_and_device_state(scale: httpx.AsyncClient) -> None:
+    """Uploads sharing a commit: duplicates stored once, the device keeps the latest facts."""
+    template = load_fixture("seed001_torre_record")["request"]["json"]
+    bodies = []
+    for index in range(12):
+        body = copy.deepcopy(template)
+        body["bat"] = f"0.{index + 10}"
+        body["list"][0]["timestamp"] += index % 3  # three distinct measurements
+        bodies.append(body)
+    answers = await asyncio.gather(*(scale.post("/lefu/wifi/torre/record", json=b) for b in bodies))
+    assert {a.json()["errorCode"] for a in answers} == {0}
+    async with services_of(scale).db.session() as session:
+        assert await session.scalar(select(func.count()).select_from(ScaleRecord)) == 3
+        device = await session.scalar(select(ScaleDevice))
+    assert device is not None
+    # One of the uploads' batteries (on SQLite, in arrival order: the last one).
+    assert device.battery in {b["bat"] for b in bodies}
+    if services_of(scale).settings.is_sqlite:
+        assert device.battery == "0.21"
+    assert device.device_type == "LEFU-CF577"

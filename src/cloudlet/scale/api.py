@@ -267,33 +267,30 @@ async def v2_batch_record(request: Request) -> Response:
     else:
         parsed = [V2BatchRecord.model_validate(body)]
         items = [body]
-    # Group by device, keeping upload order; the last item says the device's latest state.
-    by_sn: dict[str, list[tuple[dict[str, Any], V2BatchRecord]]] = {}
-    for raw, item in zip(items, parsed, strict=True):
-        by_sn.setdefault(item.sn, []).append((raw, item))
+    now = services.clock.now()
+    uploads = [
+        service.Upload(
+            now=now,
+            sn=item.sn,
+            mac=item.mac,
+            protocol=V2,
+            device_type=item.type,
+            facts={
+                "battery": item.charge,
+                "firmware_version": item.firmware_version,
+                "wifi_version": item.wifi_version,
+            },
+            records=[
+                _v2_new_record(raw, item.weight, item.timestamp, item.impedance, item.heart_rate)
+            ],
+            source=V2_BATCH,
+        )
+        for raw, item in zip(items, parsed, strict=True)
+    ]
 
     async def job(session: AsyncSession) -> None:
-        for group in by_sn.values():
-            last = group[-1][1]
-            facts = {
-                "battery": last.charge,
-                "firmware_version": last.firmware_version,
-                "wifi_version": last.wifi_version,
-            }
-            records = [
-                _v2_new_record(raw, item.weight, item.timestamp, item.impedance, item.heart_rate)
-                for raw, item in group
-            ]
-            await _store_in(
-                session,
-                services,
-                sn=last.sn,
-                mac=last.mac,
-                device_type=last.type,
-                facts=facts,
-                records=records,
-                source=V2_BATCH,
-            )
+        # One transaction: a batch is stored whole or not at all.
+        await service.store_uploads(session, uploads)
 
     await runtime_of(services).write(job)
     return lefu_json(success(RECORD_OK, code=True))
@@ -385,45 +382,17 @@ async def _store(
     source: str,
 ) -> None:
     """Store records and commit before the scale hears success (durable first)."""
-
-    async def job(session: AsyncSession) -> None:
-        await _store_in(
-            session,
-            services,
-            sn=sn,
-            mac=mac,
-            device_type=device_type,
-            facts=facts,
-            records=records,
-            source=source,
-        )
-
-    await runtime_of(services).write(job)
-
-
-async def _store_in(
-    session: AsyncSession,
-    services: Services,
-    *,
-    sn: str,
-    mac: str,
-    device_type: str,
-    facts: dict[str, Any],
-    records: list[service.NewRecord],
-    source: str,
-) -> None:
-    protocol = TORRE if source == TORRE else V2
-    now = services.clock.now()
-    device = await service.touch_device(
-        session,
-        now=now,
+    upload = service.Upload(
+        now=services.clock.now(),
         sn=sn,
         mac=mac,
         protocol=protocol,
         device_type=device_type,
         facts=facts,
+        records=records,
+        source=source,
     )
-    await service.store_records(session, device=device, records=records, source=source, now=now)
+    await runtime_of(services).write(upload)
 
 
 # --- mounting ----------------------------------------------------------------------------

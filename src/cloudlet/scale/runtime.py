@@ -15,6 +15,7 @@ from cloudlet.core.db import Database
 from cloudlet.core.services import Services
 from cloudlet.scale.config import ScaleSettings
 from cloudlet.scale.decoders import ImpedanceDecoder, get_decoder
+from cloudlet.scale.service import Upload, store_uploads
 
 EXTRAS_KEY = "scale"
 # Most device writes one group commit carries.
@@ -79,9 +80,7 @@ class GroupCommitter:
         async with self._lock:
             if len(group) > 1:
                 try:
-                    async with self._db.session() as session:
-                        results = [await job(session) for job, _ in group]
-                        await session.commit()
+                    results = await self._together(group)
                 except Exception:
                     log.warning("group commit of %d writes failed; retrying alone", len(group))
                 else:
@@ -91,6 +90,16 @@ class GroupCommitter:
                     return
             for job, future in group:
                 await self._alone(job, future)
+
+    async def _together(self, group: list[tuple[Job, asyncio.Future[Any]]]) -> list[Any]:
+        """Run a group in one transaction; record uploads share their statements."""
+        uploads = [job for job, _ in group if isinstance(job, Upload)]
+        async with self._db.session() as session:
+            if uploads:
+                await store_uploads(session, uploads)
+            results = [None if isinstance(job, Upload) else await job(session) for job, _ in group]
+            await session.commit()
+        return results
 
     async def _alone(self, job: Job, future: asyncio.Future[Any]) -> None:
         try:

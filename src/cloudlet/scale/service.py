@@ -72,14 +72,14 @@ async def touch_device(
     (a scale sending ``"wifiVersion": ""`` has not forgotten its version). One upsert
     statement, so two first contacts at once cannot create the device twice.
     """
-    changes: dict[str, Any] = {"mac": mac, "protocol": protocol, "last_seen_at": now}
-    if device_type:
-        changes["device_type"] = device_type
-    if registered:
-        changes["registered_at"] = now
-    for column, value in (facts or {}).items():
-        if value is not None and value != "":
-            changes[column] = value
+    changes = device_changes(
+        now=now,
+        mac=mac,
+        protocol=protocol,
+        device_type=device_type,
+        registered=registered,
+        facts=facts,
+    )
     values = {"sn": sn, "device_type": "", "created_at": now} | changes
     statement = _device_upsert(_dialect(session), tuple(sorted(changes)))
     # Core execution on the session's connection: the ORM layer adds nothing here.
@@ -88,25 +88,46 @@ async def touch_device(
     return DeviceRef(id=row.id, unit=row.unit)
 
 
-@functools.lru_cache(maxsize=64)
-def _device_upsert(dialect: str, changed: tuple[str, ...]) -> Any:
+def device_changes(
+    *,
+    now: datetime,
+    mac: str,
+    protocol: str,
+    device_type: str | None = None,
+    registered: bool = False,
+    facts: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The device columns one contact sets (see :func:`touch_device`)."""
+    changes: dict[str, Any] = {"mac": mac, "protocol": protocol, "last_seen_at": now}
+    if device_type:
+        changes["device_type"] = device_type
+    if registered:
+        changes["registered_at"] = now
+    for column, value in (facts or {}).items():
+        if value is not None and value != "":
+            changes[column] = value
+    return changes
+
+
+@functools.lru_cache(maxsize=128)
+def _device_upsert(dialect: str, changed: tuple[str, ...], returning: bool = True) -> Any:
     """One upsert statement per dialect and set of changed columns, built once (hot path)."""
     insert = sqlite_insert if dialect == "sqlite" else pg_insert
     statement = insert(ScaleDevice)
-    return statement.on_conflict_do_update(
+    upsert = statement.on_conflict_do_update(
         index_elements=[ScaleDevice.sn],
         set_={name: statement.excluded[name] for name in changed},
-    ).returning(ScaleDevice.id, ScaleDevice.unit)
-
-
-@functools.lru_cache(maxsize=4)
-def _record_insert(dialect: str) -> Any:
-    insert = sqlite_insert if dialect == "sqlite" else pg_insert
-    return (
-        insert(ScaleRecord)
-        .on_conflict_do_nothing(index_elements=["device_id", "member_id", "timestamp_ms"])
-        .returning(ScaleRecord.id)
     )
+    return upsert.returning(ScaleDevice.id, ScaleDevice.unit) if returning else upsert
+
+
+@functools.lru_cache(maxsize=8)
+def _record_insert(dialect: str, returning: bool = True) -> Any:
+    insert = sqlite_insert if dialect == "sqlite" else pg_insert
+    statement = insert(ScaleRecord).on_conflict_do_nothing(
+        index_elements=["device_id", "member_id", "timestamp_ms"]
+    )
+    return statement.returning(ScaleRecord.id) if returning else statement
 
 
 def effective_unit(device: ScaleDevice | DeviceRef, default_unit: int) -> int:
@@ -150,6 +171,23 @@ def _dialect(session: AsyncSession) -> str:
     return session.get_bind().dialect.name
 
 
+def _record_row(device_id: int, r: NewRecord, source: str, now: datetime) -> dict[str, Any]:
+    return {
+        "device_id": device_id,
+        "member_id": r.member_id,
+        "account_id": r.account_id,
+        "timestamp_ms": r.timestamp_ms,
+        "weight": r.weight,
+        "weight_kg": r.weight_kg,
+        "heart_rate": r.heart_rate,
+        "scale_type": r.scale_type,
+        "impedances": r.impedances,
+        "source": source,
+        "raw": r.raw,
+        "received_at": now,
+    }
+
+
 async def store_records(
     session: AsyncSession,
     *,
@@ -165,23 +203,7 @@ async def store_records(
     """
     if not records:
         return 0
-    rows = [
-        {
-            "device_id": device.id,
-            "member_id": r.member_id,
-            "account_id": r.account_id,
-            "timestamp_ms": r.timestamp_ms,
-            "weight": r.weight,
-            "weight_kg": r.weight_kg,
-            "heart_rate": r.heart_rate,
-            "scale_type": r.scale_type,
-            "impedances": r.impedances,
-            "source": source,
-            "raw": r.raw,
-            "received_at": now,
-        }
-        for r in records
-    ]
+    rows = [_record_row(device.id, r, source, now) for r in records]
     statement = _record_insert(_dialect(session))
     connection = await session.connection()
     return len((await connection.execute(statement, rows)).all())
@@ -189,6 +211,77 @@ async def store_records(
 
 # Select is generic over its column tuple; the filter works on any.
 _AnySelect = TypeVar("_AnySelect", bound=Select[*tuple[Any, ...]])
+
+
+@dataclass(frozen=True)
+class Upload:
+    """One record upload: what the device said about itself and the records it sent."""
+
+    now: datetime
+    sn: str
+    mac: str
+    protocol: str
+    device_type: str
+    facts: dict[str, Any]
+    records: Sequence[NewRecord]
+    source: str
+
+    async def __call__(self, session: AsyncSession) -> None:
+        """Store this upload alone."""
+        device = await touch_device(
+            session,
+            now=self.now,
+            sn=self.sn,
+            mac=self.mac,
+            protocol=self.protocol,
+            device_type=self.device_type,
+            facts=self.facts,
+        )
+        await store_records(
+            session, device=device, records=self.records, source=self.source, now=self.now
+        )
+
+
+async def store_uploads(session: AsyncSession, uploads: Sequence[Upload]) -> None:
+    """Store many uploads with a handful of statements (the SQLite group commit's fast path).
+
+    Device updates of one scale are merged in arrival order (later values win), the
+    devices are upserted with one executemany per set of columns, then every record is
+    inserted with one executemany; duplicates are skipped as in :func:`store_records`.
+    """
+    merged: dict[str, dict[str, Any]] = {}
+    changed_columns: dict[str, set[str]] = {}
+    for upload in uploads:
+        changes = device_changes(
+            now=upload.now,
+            mac=upload.mac,
+            protocol=upload.protocol,
+            device_type=upload.device_type,
+            facts=upload.facts,
+        )
+        values = merged.setdefault(
+            upload.sn, {"sn": upload.sn, "device_type": "", "created_at": upload.now}
+        )
+        values.update(changes)
+        changed_columns.setdefault(upload.sn, set()).update(changes)
+    dialect = _dialect(session)
+    connection = await session.connection()
+    by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for sn, values in merged.items():
+        by_columns.setdefault(tuple(sorted(changed_columns[sn])), []).append(values)
+    for changed, rows in by_columns.items():
+        await connection.execute(_device_upsert(dialect, changed, returning=False), rows)
+    found = await connection.execute(
+        select(ScaleDevice.sn, ScaleDevice.id).where(ScaleDevice.sn.in_(list(merged)))
+    )
+    ids = {sn: device_id for sn, device_id in found.all()}
+    rows = [
+        _record_row(ids[upload.sn], record, upload.source, upload.now)
+        for upload in uploads
+        for record in upload.records
+    ]
+    if rows:
+        await connection.execute(_record_insert(dialect, returning=False), rows)
 
 
 @dataclass(frozen=True)

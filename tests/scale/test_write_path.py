@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cloudlet.scale.models import ScaleDevice, ScaleRecord
 from cloudlet.scale.runtime import runtime_of
+from cloudlet.scale.service import NewRecord, Upload
 from tests.conftest import services_of
 from tests.scale.conftest import load_fixture
 
@@ -72,3 +73,47 @@ async def test_concurrent_duplicates_and_device_state(scale: httpx.AsyncClient) 
     if services_of(scale).settings.is_sqlite:
         assert device.battery == "0.21"
     assert device.device_type == "LEFU-CF577"
+
+
+async def test_uploads_survive_a_failing_neighbour(
+    scale: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A group holding uploads and a failing write: retried alone, the uploads are stored."""
+    services = services_of(scale)
+    runtime = runtime_of(services)
+
+    async def bad(session: AsyncSession) -> None:
+        await session.execute(text("SELECT * FROM no_such_table"))
+
+    def upload(index: int) -> Upload:
+        record = NewRecord(
+            member_id="m",
+            account_id="a",
+            timestamp_ms=1730893791000 + index,
+            weight="70.1",
+            weight_kg=70.1,
+            heart_rate=None,
+            scale_type=0,
+            impedances=["500"],
+            raw={"weight": 70.1},
+        )
+        return Upload(
+            now=services.clock.now(),
+            sn="SN1",
+            mac="CF:E8:05:08:13:BA",
+            protocol="torre",
+            device_type="CF636",
+            facts={"battery": "0.5"},
+            records=[record],
+            source="torre",
+        )
+
+    results = await asyncio.gather(
+        *(runtime.write(upload(i)) for i in range(5)), runtime.write(bad), return_exceptions=True
+    )
+    assert results[:5] == [None] * 5
+    assert isinstance(results[5], Exception)
+    async with services.db.session() as session:
+        assert await session.scalar(select(func.count()).select_from(ScaleRecord)) == 5
+    if services.settings.is_sqlite:
+        assert "group commit of 6 writes failed" in caplog.text

@@ -221,6 +221,13 @@ class Soak:
 
         return send
 
+    async def controller(self, index: int, sim: SimulatedController) -> None:
+        """A controller's own reports, spread over the period like a real fleet's
+        (``--burst`` starts them all at once: the worst case of a fleet rebooting together)."""
+        if not self.args.burst:
+            await asyncio.sleep(self.args.period * index / max(self.args.devices, 1))
+        await sim.run(stop=self.stop, period=self.args.period)
+
     async def gateway_sid(self) -> str:
         c = self.client
         await c.post("/ui/set_init", json={"lang": "en", "password": BOX_PASSWORD})
@@ -264,7 +271,7 @@ async def run(
     tasks = [
         asyncio.create_task(soak.every_period(i % args.devices, a)) for i, a in enumerate(actions)
     ]
-    tasks += [asyncio.create_task(s.run(stop=soak.stop, period=args.period)) for s in sims]
+    tasks += [asyncio.create_task(soak.controller(i, s)) for i, s in enumerate(sims)]
     print(f"{len(actions)} HTTP devices + {len(sims)} MQTT controllers, period {args.period} s, "
           f"{args.duration} s; server pid {pid}")  # fmt: skip
     header = f"{'t s':>6} {'RSS MB':>7}  " + "  ".join(f"{f:>24}" for f in FAMILIES)
@@ -324,6 +331,7 @@ def main() -> int:
         "--period", type=float, default=2.0, help="seconds between a device's sends"
     )
     parser.add_argument("--connections", type=int, default=100)
+    parser.add_argument("--burst", action="store_true", help="controllers report all at once")
     parser.add_argument("--database-url", default="", help="default: SQLite in a temp dir")
     args = parser.parse_args()
 

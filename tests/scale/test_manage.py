@@ -320,3 +320,26 @@ async def test_member_ids_seen_and_account_filter(
     assert page.json()["total"] == 2
     page = await scale.get("/api/v1/scale/measurements?account=other", headers=admin)
     assert page.json()["total"] == 0
+
+
+async def test_huge_numbers_are_refused_not_500(
+    scale: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
+    huge = 20131704397899871436144640
+    image = {"type": "CF577", "productComponent": "WIFI", "version": "1.0.1",
+             "url": "http://x/a.bin", "size": huge, "crc": "00"}  # fmt: skip
+    calls: list[tuple[str, str, Any]] = [
+        ("GET", f"/api/v1/scale/firmware/{huge}", None),
+        ("GET", f"/api/v1/scale/firmware/{2**31}", None),
+        ("PATCH", f"/api/v1/scale/firmware/{huge}", {"url": "http://x/y.bin"}),
+        ("PATCH", "/api/v1/scale/firmware/1", {"size": huge}),
+        ("DELETE", f"/api/v1/scale/firmware/{huge}", None),
+        ("GET", f"/api/v1/scale/measurements/{huge}", None),
+        ("GET", f"/api/v1/scale/measurements?offset={huge}", None),
+        ("POST", "/api/v1/scale/firmware", image),
+    ]
+    for method, path, body in calls:
+        answer = await scale.request(method, path, headers=admin, json=body)
+        assert answer.status_code == 422, (method, path, answer.text)
+    page = await scale.get(f"/api/v1/scale/measurements?offset={2**62}", headers=admin)
+    assert page.json()["items"] == []

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, status
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
@@ -57,6 +57,10 @@ def _reject_nul(request: Request) -> None:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "NUL character in parameter")
 
 
+# Bounds that keep every number inside the database's integer columns (never a 500).
+INT64_MAX = 2**63 - 1
+RowId = Annotated[int, Path(ge=1, le=2**31 - 1)]
+ImageSize = Annotated[int, Field(ge=0, le=INT64_MAX)]
 SerialNumber = Annotated[str, Field(max_length=64, pattern=NO_NUL)]
 DeviceTypeName = Annotated[
     str, Field(min_length=1, max_length=64, pattern=NO_NUL, description="device type")
@@ -146,14 +150,14 @@ class FirmwareIn(Camel):
     product_component: Component
     version: Annotated[str, Field(min_length=1, max_length=64, pattern=NO_NUL)]
     url: Annotated[str, Field(min_length=1, max_length=1024, pattern=NO_NUL)]
-    size: Annotated[int, Field(ge=0)]
+    size: ImageSize
     crc: Annotated[str, Field(min_length=1, max_length=32, pattern=NO_NUL)]
     whitelist: list[SerialNumber] | None = Field(default=None, description="only these sn")
 
 
 class FirmwarePatch(Camel):
     url: Annotated[str, Field(min_length=1, max_length=1024, pattern=NO_NUL)] | None = None
-    size: Annotated[int, Field(ge=0)] | None = None
+    size: ImageSize | None = None
     crc: Annotated[str, Field(min_length=1, max_length=32, pattern=NO_NUL)] | None = None
     whitelist: list[SerialNumber] | None = None
 
@@ -443,7 +447,7 @@ def management_router() -> APIRouter:
         since: SinceQ = None,
         until: UntilQ = None,
         limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
-        offset: Annotated[int, Query(ge=0)] = 0,
+        offset: Annotated[int, Query(ge=0, le=INT64_MAX)] = 0,
     ) -> MeasurementPage:
         """Measurements, newest first, with BMI and body composition where they can be had."""
         where = _filter(device, member, account, since, until)
@@ -482,7 +486,7 @@ def management_router() -> APIRouter:
 
     @router.get("/measurements/{record_id}")
     async def get_measurement(
-        record_id: int, _admin: AdminDep, services: ServicesDep, session: SessionDep
+        record_id: RowId, _admin: AdminDep, services: ServicesDep, session: SessionDep
     ) -> MeasurementOut:
         found = await service.get_record(session, record_id=record_id)
         if found is None:
@@ -529,7 +533,9 @@ def management_router() -> APIRouter:
             return _firmware_out(firmware)
 
     @router.get("/firmware/{firmware_id}")
-    async def get_firmware(firmware_id: int, _admin: AdminDep, session: SessionDep) -> FirmwareOut:
+    async def get_firmware(
+        firmware_id: RowId, _admin: AdminDep, session: SessionDep
+    ) -> FirmwareOut:
         firmware = await session.get(ScaleFirmware, firmware_id)
         if firmware is None:
             raise _not_found("firmware")
@@ -537,7 +543,7 @@ def management_router() -> APIRouter:
 
     @router.patch("/firmware/{firmware_id}")
     async def patch_firmware(
-        firmware_id: int, body: FirmwarePatch, _admin: AdminDep, services: ServicesDep
+        firmware_id: RowId, body: FirmwarePatch, _admin: AdminDep, services: ServicesDep
     ) -> FirmwareOut:
         async with writing(services) as session:
             firmware = await session.get(ScaleFirmware, firmware_id)
@@ -552,7 +558,7 @@ def management_router() -> APIRouter:
             return _firmware_out(firmware)
 
     @router.delete("/firmware/{firmware_id}", status_code=204)
-    async def delete_firmware(firmware_id: int, _admin: AdminDep, services: ServicesDep) -> None:
+    async def delete_firmware(firmware_id: RowId, _admin: AdminDep, services: ServicesDep) -> None:
         async with writing(services) as session:
             firmware = await session.get(ScaleFirmware, firmware_id)
             if firmware is None:

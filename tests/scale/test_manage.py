@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import csv
 import io
+import json
 from typing import Any
 
 import httpx
@@ -275,6 +276,15 @@ async def test_openapi_lists_the_scale_routes(scale: httpx.AsyncClient) -> None:
     assert "/devices/claim/lefu/wifi/torre/record" not in paths  # prefixed copies hidden
     assert {"/api/v1/scale/devices", "/api/v1/scale/measurements.csv"} <= set(paths)
     assert "scale" in paths["/api/v1/scale/devices"]["get"]["tags"]
+    body = paths["/lefu/wifi/torre/record"]["post"]["requestBody"]["content"]["application/json"]
+    assert set(body["schema"]["required"]) == {"sn", "mac", "type", "scaleType", "list"}
+    assert "$ref" not in json.dumps(body)
+    query = paths["/lefu/wifi/config"]["get"]["parameters"]
+    assert [(p["name"], p["required"]) for p in query] == [
+        ("sn", True),
+        ("mac", True),
+        ("type", False),
+    ]
 
 
 async def test_nul_characters_are_refused(scale: httpx.AsyncClient, admin: dict[str, str]) -> None:

@@ -18,6 +18,7 @@ from cloudlet.scale import service
 from cloudlet.scale.config import ScaleSettings
 from cloudlet.scale.manage import management_router
 from cloudlet.scale.models import ScaleFirmware
+from cloudlet.scale.openapi import describe
 from cloudlet.scale.protocol import (
     CHECK_OK,
     CONFIG_OK,
@@ -419,6 +420,7 @@ def vendor_router(settings: ScaleSettings) -> APIRouter:
     """Every Lefu endpoint at its configured path, under each configured prefix."""
     router = APIRouter(route_class=envelope_route(ENVELOPE), tags=["scale: Lefu devices"])
     paths = settings.paths.model_dump()
+    described = describe()
     for prefix in dict.fromkeys(settings.path_prefixes):
         for key, (method, handler, summary) in ROUTES.items():
             router.add_api_route(
@@ -429,6 +431,7 @@ def vendor_router(settings: ScaleSettings) -> APIRouter:
                 name=f"scale.{key}{prefix}",
                 include_in_schema=prefix == "",
                 response_class=Response,
+                openapi_extra=described[key],
             )
     known = {_join(prefix, path) for prefix in settings.path_prefixes for path in paths.values()}
 

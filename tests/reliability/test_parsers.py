@@ -207,7 +207,7 @@ def test_ota_range_well_formed(bounds: tuple[int | None, int | None], size: int)
 
 @pytest.mark.xfail(
     strict=True,
-    reason='ota/ranges.py:31 parse_range("bytes=-5", 0) gives (0, -1) '
+    reason='ota/ranges.py:36 parse_range("bytes=-5", 0) gives (0, -1) '
     "(latent: empty uploads are refused)",
 )
 def test_ota_range_on_empty_file() -> None:

@@ -10,10 +10,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import sqlite3
+import os
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ import httpx
 import pytest
 
 from cloudlet.ota.auth import make_token
+from tests.reliability import pg
 from tests.reliability.server import Server
 
 TESTS = Path(__file__).resolve().parents[1]
@@ -116,14 +117,38 @@ async def _no_wait(_step: int) -> None:
     return None
 
 
-def stored_timestamps(data_dir: Path) -> Counter[int]:
-    with sqlite3.connect(data_dir / "cloudlet.db") as db:
-        rows = db.execute("SELECT timestamp_ms FROM scale_record").fetchall()
-    return Counter(row[0] for row in rows)
+def stored_timestamps(server: Server) -> Counter[int]:
+    """Timestamps of every stored record, through the management API (any database)."""
+    answer = httpx.get(
+        f"{server.url}/api/v1/scale/measurements",
+        params={"limit": 1000},
+        headers=server.admin_headers(),
+        timeout=30,
+    )
+    answer.raise_for_status()
+    page = answer.json()
+    assert page["total"] == len(page["items"])
+    return Counter(item["timestamp"] for item in page["items"])
 
 
-async def test_kill_9_mid_stream_loses_nothing_acknowledged(tmp_path: Path) -> None:
-    server = Server(tmp_path / "data", families=["scale", "ota"])
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The server's database: an SQLite file, or (on the PostgreSQL pass) a private cluster."""
+    if request.param == "sqlite":
+        yield ""
+        return
+    if not os.environ.get("CLOUDLET_TEST_DATABASE_URL") or not pg.can_run():
+        pytest.skip("the PostgreSQL crash test runs on the PostgreSQL pass")
+    cluster = pg.PrivatePostgres()
+    try:
+        cluster.start()
+        yield cluster.url
+    finally:
+        cluster.destroy()
+
+
+async def test_kill_9_mid_stream_loses_nothing_acknowledged(tmp_path: Path, backend: str) -> None:
+    server = Server(tmp_path / "data", families=["scale", "ota"], database_url=backend)
     server.start()
     try:
         async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
@@ -168,8 +193,9 @@ async def test_kill_9_mid_stream_loses_nothing_acknowledged(tmp_path: Path) -> N
             assert KILL_AFTER <= len(acked) < RECORDS
 
         server.start()  # same data directory, nothing repaired by hand
-        stored = stored_timestamps(server.data_dir)
+        stored = stored_timestamps(server)
         acked_ms = {(1_730_000_000 + i * 60) * 1000 for i in acked}
+        assert all(ms % 1000 == 0 for ms in stored)  # the API gives milliseconds
         assert acked_ms <= set(stored), f"{len(acked_ms - set(stored))} acknowledged records lost"
         assert max(stored.values()) == 1
 
@@ -194,7 +220,7 @@ async def test_kill_9_mid_stream_loses_nothing_acknowledged(tmp_path: Path) -> N
                 await ota_progress(client, device)
             detail = (await client.get(f"/api/v1/ota/tasks/{task_id}", headers=admin)).json()
             assert {d["state"] for d in detail["devices"]} == {"success"}
-        stored = stored_timestamps(server.data_dir)
+        stored = stored_timestamps(server)
         assert len(stored) == RECORDS and max(stored.values()) == 1
         print(
             f"kill -9 after {len(acked)} acknowledged of {RECORDS} records, "

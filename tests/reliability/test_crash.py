@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
+from cloudlet.gateway.auth import login_hash, password_hmac
 from cloudlet.ota.auth import make_token
 from tests.reliability import pg
 from tests.reliability.server import Server
@@ -249,3 +250,42 @@ async def test_server_log_holds_no_download_token(tmp_path: Path) -> None:
             assert (await client.get(f"/ota/download/{token}")).status_code == 200
         log = server.log()
     assert token not in log
+
+
+async def test_server_log_holds_no_credentials(tmp_path: Path) -> None:
+    """A real server's whole output (access log included) after flows of every family."""
+    user = {"name": "logged1", "passwd": "Logged12345", "email": "l@example.com"}
+    box_password = "logbox123"
+    with Server(tmp_path / "data") as server:
+        admin = server.admin_headers()
+        async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
+            _task, devices = await setup_ota(client, admin)
+            await ota_progress(client, devices[0])
+            await client.post("/v1/rootusers", json=user)
+            login = await client.post(
+                "/v1/user/login", json={"name": user["name"], "passwd": user["passwd"]}
+            )
+            access = login.json()["access_token"]
+            await client.get("/v1/devices", headers={"Authorization": access})
+            add = {"deviceid": "11010F60BA50CF0D", "password": "Dev98765", "type": 1}
+            await client.post("/v1/devices", headers={"Authorization": access}, json=add)
+            await client.post("/ui/set_init", json={"lang": "en", "password": box_password})
+            challenge = (await client.get("/ui/challenge")).json()["result"]
+            hashed = login_hash(password_hmac(box_password, challenge["salt"]), challenge["nonce"])
+            sid = (await client.post("/ui/login", json={"username": "root", "hash": hashed})).json()
+            token = {"Token": sid["result"]["sid"]}
+            wifi = {"ssid": "HomeWiFi", "pwd": "WifiLog4242", "auth_mode": 3}
+            await client.post("/wifi/start", json=wifi, headers=token)
+        log = server.log()
+    secrets = [
+        admin["Authorization"].removeprefix("Bearer "),
+        devices[0].key,
+        devices[0].auth()["Authorization"].split("sign=")[1][:20],
+        user["passwd"],
+        access,
+        "Dev98765",
+        box_password,
+        sid["result"]["sid"],
+        "WifiLog4242",
+    ]
+    assert [s for s in secrets if s in log] == []

@@ -3,6 +3,7 @@ and simulated controllers that share the test's frozen clock."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -94,8 +95,10 @@ class SimPool:
         return make
 
     async def close(self) -> None:
+        # Each stop in its own task, bounded: a stop awaited straight from the fixture
+        # finalizer was seen to wait forever on Mosquitto runs.
         for sim in self.sims:
-            await sim.stop()
+            await asyncio.wait_for(sim.stop(), 10)
 
 
 @pytest.fixture

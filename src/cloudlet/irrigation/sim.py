@@ -34,6 +34,7 @@ from cloudlet.irrigation.runtime import Controller
 from cloudlet.irrigation.weather import OfflineWeather, WeatherSource
 
 WEATHER_REFRESH_SECONDS = 1800
+STOP_PUBLISH_SECONDS = 2.0
 
 
 class SimulatedController:
@@ -87,9 +88,11 @@ class SimulatedController:
         if not clean:
             await self.client.drop()
             return
-        with contextlib.suppress(ConnectionError):
-            await self.client.publish(
-                topic(self.deviceid, ONLINE, self.root), orjson.dumps({"online": 0}), retain=True
+        with contextlib.suppress(ConnectionError, TimeoutError):
+            goodbye = orjson.dumps({"online": 0})
+            await asyncio.wait_for(
+                self.client.publish(topic(self.deviceid, ONLINE, self.root), goodbye, retain=True),
+                STOP_PUBLISH_SECONDS,
             )
         await self.client.stop()
 

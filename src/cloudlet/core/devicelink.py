@@ -255,16 +255,27 @@ class LinkClient:
             self._concurrent.add(topic_filter)
 
     async def publish(
-        self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False
+        self,
+        topic: str,
+        payload: bytes,
+        *,
+        qos: int = 1,
+        retain: bool = False,
+        confirm_within: float = 10.0,
     ) -> None:
-        """Publish now; raises ``ConnectionError`` when the link is down."""
+        """Publish now; ``ConnectionError`` when the link is down or the broker does not
+        confirm a QoS 1 message within ``confirm_within`` seconds."""
         client = self._client
         if client is None or not self.connected.is_set():
             raise ConnectionError("device link is not connected")
         try:
-            await client.publish(topic, payload, qos=qos, retain=retain)
+            await asyncio.wait_for(
+                client.publish(topic, payload, qos=qos, retain=retain), confirm_within
+            )
         except aiomqtt.MqttError as exc:
             raise ConnectionError(str(exc)) from exc
+        except TimeoutError as exc:
+            raise ConnectionError("broker did not confirm the message") from exc
 
     async def start(self, *, wait: float | None = 10.0) -> None:
         """Start the connection loop; with ``wait``, return once connected (or raise)."""

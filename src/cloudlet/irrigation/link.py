@@ -359,9 +359,15 @@ class IrrigationLink:
         future: asyncio.Future[Ack] = asyncio.get_running_loop().create_future()
         self._pending[request_id] = future
         message = orjson.dumps({"id": request_id, "op": op, "args": args})
+        client = self.client
+
+        async def send_and_wait() -> Ack:
+            await client.publish(topic(deviceid, COMMAND, self.root), message, qos=1)
+            return await future
+
         try:
-            await self.client.publish(topic(deviceid, COMMAND, self.root), message, qos=1)
-            return await asyncio.wait_for(future, self.settings.command_timeout_seconds)
+            # One deadline for the broker's confirmation and the controller's ack together.
+            return await asyncio.wait_for(send_and_wait(), self.settings.command_timeout_seconds)
         except (TimeoutError, ConnectionError) as exc:
             raise AifroError(e.NO_ACK) from exc
         finally:

@@ -147,3 +147,32 @@ async def test_password_changed_on_the_controller_sets_invalidpassword(
     listing = (await client.get("/v1/devices", headers=auth)).json()
     assert listing["devicelist"][0]["invalidpassword"] == 0
     await wait_online(client, DEVICE_ID, True)  # the controller's retries now get in
+
+
+async def test_simulate_command_runs_controllers(
+    client: httpx.AsyncClient, topic_root: str
+) -> None:
+    import asyncio
+
+    from cloudlet.irrigation import sim as sim_module
+
+    url = link_of(client).url
+    argv = [
+        "--devices",
+        "3",
+        "--broker",
+        url,
+        "--duration",
+        "3",
+        "--prefix",
+        "CAFE",
+        "--topic-root",
+        topic_root,
+        "--report-interval",
+        "0",
+    ]
+    runner = asyncio.create_task(asyncio.to_thread(sim_module.main, argv))
+    for index in range(3):
+        await wait_online(client, f"CAFE{index:012X}", True)
+    assert await runner == 0
+    await wait_online(client, "CAFE000000000000", False)

@@ -210,6 +210,7 @@ async def _main(args: argparse.Namespace) -> int:
             broker_url=args.broker,
             clock=clock,
             report_interval=args.report_interval,
+            topic_root=args.topic_root,
         )
         for i in range(args.devices)
     ]
@@ -239,6 +240,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--password", default="12345678")
     parser.add_argument("--prefix", default="11010F")
     parser.add_argument("--report-interval", type=float, default=5.0)
+    parser.add_argument("--topic-root", default=TOPIC_ROOT)
     parser.add_argument("--duration", type=float, default=0.0, help="seconds; 0 runs until ^C")
     args = parser.parse_args(argv)
     try:

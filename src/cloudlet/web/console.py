@@ -83,3 +83,10 @@ async def overview(request: Request, user: ConsoleUser, services: ServicesDep) -
         "overview.html",
         {"user": user, "families": services.settings.families, "version": __version__},
     )
+
+
+# The family pages import this module's names, so they are included last.
+from cloudlet.web import pages_gateway, pages_irrigation, pages_ota, pages_scale  # noqa: E402
+
+for _pages in (pages_scale, pages_irrigation, pages_ota, pages_gateway):
+    router.include_router(_pages.router)

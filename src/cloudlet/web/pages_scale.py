@@ -1,0 +1,127 @@
+"""Scale page: devices, members with a weight trend and body composition, recent records."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import HTMLResponse, StreamingResponse
+
+from cloudlet.core.services import ServicesDep, SessionDep
+from cloudlet.scale import service
+from cloudlet.scale.manage import _csv_rows
+from cloudlet.scale.models import ScaleMember, ScaleRecord
+from cloudlet.scale.runtime import runtime_of
+from cloudlet.web.console import ConsoleUser
+from cloudlet.web.pages import Chart, line_chart, render, require_family
+
+FAMILY = "scale"
+RECENT_RECORDS = 25
+CHART_POINTS = 60  # newest measurements drawn per member
+MAX_MEMBERS = 30  # members with a chart, most recently weighed first
+
+router = APIRouter()
+
+
+@dataclass
+class MemberView:
+    member_id: str
+    profile: ScaleMember | None
+    records: int
+    last_ms: int
+    chart: Chart | None = None
+    latest_kg: float | None = None
+    bmi: float | None = None
+    composition: dict[str, Any] | None = None
+
+
+async def _member_views(session: Any, services: Any) -> tuple[list[MemberView], int]:
+    """Every member with a profile or records (newest first), and how many were left out."""
+    profiles = {m.member_id: m for m in await service.list_members(session)}
+    views: dict[str, MemberView] = {}
+    for seen in await service.seen_members(session):
+        view = views.setdefault(seen.member_id, MemberView(seen.member_id, None, 0, 0))
+        view.records += seen.records
+        view.last_ms = max(view.last_ms, seen.last_timestamp_ms)
+    for device in await service.list_devices(session):
+        if device.default_member_id and device.default_member_id not in views:
+            views[device.default_member_id] = MemberView(device.default_member_id, None, 0, 0)
+    for member_id, profile in profiles.items():
+        views.setdefault(member_id, MemberView(member_id, None, 0, 0)).profile = profile
+    ordered = sorted(views.values(), key=lambda v: (-v.last_ms, v.member_id))
+    shown = ordered[:MAX_MEMBERS]
+    runtime = runtime_of(services)
+    for view in shown:
+        rows = await service.list_records(
+            session, where=service.RecordFilter(member_id=view.member_id), limit=CHART_POINTS
+        )
+        if not rows:
+            continue
+        if view.records == 0:  # only reached through a device's default member
+            view.records = await service.count_records(
+                session, where=service.RecordFilter(member_id=view.member_id)
+            )
+            view.last_ms = rows[0][0].timestamp_ms
+        view.chart = line_chart(
+            [(r.timestamp_ms, r.weight_kg) for r, _ in reversed(rows)], unit="kg"
+        )
+        latest, device = rows[0]
+        view.latest_kg = latest.weight_kg
+        view.bmi, view.composition = service.assess(
+            record=latest,
+            member=view.profile,
+            decoder=runtime.decoder_for(device.device_type),
+        )
+    return shown, len(ordered) - len(shown)
+
+
+@router.get("/scale", response_class=HTMLResponse)
+async def scale_page(
+    request: Request, user: ConsoleUser, services: ServicesDep, session: SessionDep
+) -> Response:
+    require_family(services, FAMILY)
+    devices = [
+        (device, await service.record_count(session, device_id=device.id))
+        for device in await service.list_devices(session)
+    ]
+    members, members_left_out = await _member_views(session, services)
+    rows = await service.list_records(session, where=service.RecordFilter(), limit=RECENT_RECORDS)
+    profiles = await service.members_by_id(
+        session, member_ids={service.member_of(r, d) for r, d in rows}
+    )
+    runtime = runtime_of(services)
+    recent: list[tuple[ScaleRecord, Any, str, float | None, dict[str, Any]]] = []
+    for record, device in rows:
+        member_id = service.member_of(record, device)
+        bmi, composition = service.assess(
+            record=record,
+            member=profiles.get(member_id),
+            decoder=runtime.decoder_for(device.device_type),
+        )
+        recent.append((record, device, member_id, bmi, composition))
+    total = await service.count_records(session, where=service.RecordFilter())
+    return render(
+        request,
+        "scale.html",
+        user=user,
+        services=services,
+        context={
+            "devices": devices,
+            "members": members,
+            "members_left_out": members_left_out,
+            "recent": recent,
+            "total_records": total,
+        },
+    )
+
+
+@router.get("/scale/measurements.csv")
+async def scale_csv(_user: ConsoleUser, services: ServicesDep) -> Response:
+    """The management API's CSV export (same columns), behind the console's cookie."""
+    require_family(services, FAMILY)
+    return StreamingResponse(
+        _csv_rows(services, service.RecordFilter()),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="scale-measurements.csv"'},
+    )

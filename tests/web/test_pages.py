@@ -1,0 +1,233 @@
+"""The family pages of the dashboard, rendered from real data stored by each family."""
+
+from __future__ import annotations
+
+import copy
+import csv
+import io
+import re
+from typing import Any
+
+import pytest
+
+from cloudlet.core.clock import FrozenClock
+from tests.conftest import ClientFactory
+from tests.irrigation.conftest import (
+    DEVICE_ID,
+    SimPool,
+    add_device,
+    link_settings,
+    register_and_login,
+    tick,
+    wait_state,
+)
+from tests.scale.conftest import load_fixture
+from tests.web.conftest import console_login
+
+TORRE_MEMBER = "9216776f-2a35-4ca1-8427-668087a47ed8"
+
+
+def body_of(name: str) -> Any:
+    return copy.deepcopy(load_fixture(name)["request"]["json"])
+
+
+def text_of(html: str) -> str:
+    """The page's text with tags dropped and whitespace collapsed, as a reader sees it."""
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))
+
+
+@pytest.mark.parametrize("page", ["scale", "irrigation", "ota", "gateway"])
+async def test_pages_need_a_login(make_client: ClientFactory, page: str) -> None:
+    client = await make_client("scale", "ota", "gateway")
+    answer = await client.get(f"/console/{page}")
+    assert answer.status_code == 303
+    assert answer.headers["location"] == "/console/login"
+
+
+async def test_page_of_a_family_not_served_is_404(make_client: ClientFactory) -> None:
+    client = await make_client("scale")
+    await console_login(client)
+    assert (await client.get("/console/ota")).status_code == 404
+    page = await client.get("/console/")
+    assert 'href="/console/scale"' in page.text
+    assert 'href="/console/ota"' not in page.text
+
+
+async def test_scale_page_shows_devices_members_trend_and_composition(
+    make_client: ClientFactory,
+) -> None:
+    client = await make_client("scale", scale={"impedance_decoders": {"CF577": "plain-ohms"}})
+    admin = await console_login(client)
+    empty = await client.get("/console/scale")
+    assert empty.status_code == 200
+    assert "No scale has registered or uploaded yet." in empty.text
+
+    # A Torre scale: encrypted impedances, three weighings of one member.
+    torre = body_of("seed001_torre_record")
+    for offset, weight in ((0, 69.3), (86400, 68.9), (2 * 86400, 68.4)):
+        torre["list"][0].update(timestamp=1730893791 + offset, weight=weight)
+        assert (await client.post("/lefu/wifi/torre/record", json=torre)).status_code == 200
+    # A V2 scale with plain-ohm impedance whose records go to a member with a full profile.
+    v2 = body_of("endpoints_v2_record")
+    v2.update(impedance="500", weight="80.0")
+    await client.post("/lefu/wifi/record", json=v2)
+    await client.post(
+        "/api/v1/scale/members",
+        json={
+            "memberId": "me",
+            "name": "Ana",
+            "heightCm": 180,
+            "sex": "male",
+            "birthDate": "1990-01-01",
+        },
+        headers=admin,
+    )
+    await client.patch(
+        "/api/v1/scale/devices/lf21FD0001", json={"defaultMemberId": "me"}, headers=admin
+    )
+
+    page = await client.get("/console/scale")
+    assert page.status_code == 200
+    html, text = page.text, text_of(page.text)
+    assert "2 device(s), 4 measurement(s)." in text
+    assert "CFE8050813BA" in html and "lf21FD0001" in html
+    # The Torre member: a three-point trend, BMI and composition not computable (no profile).
+    torre_card = html.split(f'id="member-{TORRE_MEMBER}"')[1].split('class="card member"')[0]
+    points = re.search(r'<polyline[^>]* points="([^"]+)"', torre_card)
+    assert points is not None and len(points.group(1).split()) == 3
+    assert "68.40 kg" in torre_card  # latest weight
+    assert "not computable: no member profile for this measurement" in text_of(torre_card)
+    # Ana: the profile's name, BMI 80 / 1.8² = 24.7, Sun 2003 fat-free mass 60.0 kg → 25 % fat.
+    ana_card = html.split('id="member-me"')[1].split('class="card member"')[0]
+    ana = text_of(ana_card)
+    assert "Ana" in ana and "24.7" in ana
+    assert "body fat 25.0 %" in ana and "fat-free mass 60.0 kg" in ana
+    # Recent records, newest first; the V2 record (2020) is last.
+    table = html.split('id="scale-records"')[1]
+    rows = re.findall(r"<tr>\s*<td>([^<]+)</td>", table)
+    assert rows[0] == "2024-11-08 11:49:51 UTC" and rows[-1] == "2020-09-08 03:09:56 UTC"
+    assert "25.0 %" in table
+
+    export = await client.get("/console/scale/measurements.csv")
+    assert export.status_code == 200
+    assert export.headers["content-type"].startswith("text/csv")
+    exported = list(csv.DictReader(io.StringIO(export.text)))
+    assert len(exported) == 4
+    assert sorted(r["weight"] for r in exported) == ["68.4", "68.9", "69.3", "80.0"]
+
+
+async def test_irrigation_page_starts_and_stops_a_zone(
+    make_client: ClientFactory, clock: FrozenClock
+) -> None:
+    pool = SimPool(clock, "web-test")
+    try:
+        client = await make_client("irrigation", irrigation=link_settings("web-test"))
+        await console_login(client)
+        sim = await pool.factory(client)()
+        token = await register_and_login(client)
+        await add_device(client, token)
+
+        page = await client.get("/console/irrigation")
+        assert page.status_code == 200
+        text = text_of(page.text)
+        assert "1 controller(s), 1 online." in text
+        assert DEVICE_ID in page.text and "conan123456" in text
+        assert f'id="start-{DEVICE_ID}-1"' in page.text
+
+        started = await client.post(f"/console/irrigation/{DEVICE_ID}/start", data={"zone": "2"})
+        assert started.status_code == 303
+        assert "zone+2+started" in started.headers["location"]
+        page = await client.get(started.headers["location"])
+        assert "zone 2 started" in page.text
+        row = page.text.split(f'id="zone-{DEVICE_ID}-2"')[1].split("</tr>")[0]
+        assert 'data-status="1"' in row and "watering" in row
+        assert "5m 00s" in row  # the default 300 s run time, nothing watered yet
+
+        await tick(client, sim, clock, 65)
+        page = await client.get("/console/irrigation")
+        row = page.text.split(f'id="zone-{DEVICE_ID}-2"')[1].split("</tr>")[0]
+        assert 'data-status="1"' in row
+        assert re.search(r"<td>(3m 5\ds|4m 0\ds)</td>", row), row
+
+        # A second start while a task runs: the controller's 143, shown on the page.
+        again = await client.post(f"/console/irrigation/{DEVICE_ID}/start", data={"zone": "1"})
+        assert "another+task+is+running" in again.headers["location"]
+
+        stopped = await client.post(f"/console/irrigation/{DEVICE_ID}/stop")
+        assert "watering+stopped" in stopped.headers["location"]
+        await wait_state(client, sim)
+        page = await client.get("/console/irrigation")
+        row = page.text.split(f'id="zone-{DEVICE_ID}-2"')[1].split("</tr>")[0]
+        assert 'data-status="1"' not in row
+        history = text_of(page.text.split("Watering history")[1])
+        assert "task started" in history and "task stopped" in history
+        assert "gallons since" in text_of(page.text)
+
+        bad = await client.post(f"/console/irrigation/{DEVICE_ID}/start", data={"zone": "99"})
+        assert bad.status_code == 422
+        unknown = await client.post("/console/irrigation/0000000000000000/start", data={"zone": 1})
+        assert "unknown+controller" in unknown.headers["location"]
+    finally:
+        await pool.close()
+
+
+async def test_ota_page_shows_task_progress(make_client: ClientFactory) -> None:
+    from tests.ota.conftest import Fleet
+
+    client = await make_client("ota")
+    admin = await console_login(client)
+    r = await client.post("/api/v1/ota/products", json={"name": "meters"}, headers=admin)
+    fleet = Fleet(client, admin, r.json()["id"], r.json()["key"], {})
+    devices = [await fleet.add_device(f"m{i}", fota_version="1.0") for i in range(4)]
+    await fleet.upload("1.0", b"A" * 1000)
+    await fleet.upload("2.0", b"B" * 1200)
+    task = await fleet.task(type=1, target_version="2.0", devices=devices)
+
+    async def download(dev: int) -> str:
+        token: str = (await fleet.check(dev))["data"]["token"]
+        r = await client.get(
+            f"/ota/south/download/{token}/check", params={"dev_id": dev}, headers=fleet.auth(dev)
+        )
+        assert r.json()["errno"] == 0
+        return token
+
+    async def report(dev: int, token: str, result: int) -> None:
+        r = await client.post(
+            "/ota/south/report",
+            params={"dev_id": dev, "token": token},
+            json={"result": result},
+            headers=fleet.auth(dev),
+        )
+        assert r.json()["errno"] == 0
+
+    await download(devices[0])  # downloading
+    await report(devices[1], await download(devices[1]), 101)  # upgrading
+    token = await download(devices[2])
+    await report(devices[2], token, 101)
+    await report(devices[2], token, 201)  # success; devices[3] still to be upgraded
+
+    page = await client.get("/console/ota")
+    assert page.status_code == 200
+    html = page.text
+    row = text_of(html.split(f'id="task-{task["id"]}"')[1].split("</tr>")[0])
+    assert "2.0" in row and "4 device(s)" in row
+    assert "to be upgraded 1 · downloading 1 · upgrading 1 · success 1 · failed 0" in row
+    bar = html.split(f'id="task-{task["id"]}"')[1].split("</tr>")[0]
+    assert bar.count('style="width: 25.0%"') == 4
+    assert "1,200 B" in html and "meters" in html
+
+
+async def test_gateway_page_shows_thread_joiners_and_links(make_client: ClientFactory) -> None:
+    client = await make_client("gateway")
+    await console_login(client)
+    page = await client.get("/console/gateway")
+    assert page.status_code == 200
+    text = text_of(page.text)
+    assert "Thread network disabled" in text
+    assert "The joiner list is empty." in text
+    assert "WiFi" in text and "Ethernet" in text
+    network = re.search(r"Network name (OpenThread-[0-9a-f]{4})", text)
+    assert network is not None
+    # The first read stored the box's network: the next page shows the same one.
+    again = text_of((await client.get("/console/gateway")).text)
+    assert network.group(1) in again

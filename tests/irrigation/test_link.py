@@ -176,3 +176,24 @@ async def test_simulate_command_runs_controllers(
         await wait_online(client, f"CAFE{index:012X}", True)
     assert await runner == 0
     await wait_online(client, "CAFE000000000000", False)
+
+
+async def test_app_serves_while_the_broker_is_unreachable(
+    make_client: ClientFactory, topic_root: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+
+    from cloudlet.irrigation import link as link_module
+
+    monkeypatch.setattr(link_module, "BROKER_WAIT_SECONDS", 0.2)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        dead = f"mqtt://127.0.0.1:{sock.getsockname()[1]}"
+    client = await make_client("irrigation", irrigation=link_settings(topic_root, mqtt_url=dead))
+    token = await register_and_login(client)
+    await add_device(client, token)
+    answer = await client.post(
+        f"/v1/device/{DEVICE_ID}", headers={"Authorization": token}, json={"tasklist": [1]}
+    )
+    assert (answer.status_code, answer.json()["code"]) == (403, 119)
+    assert not link_of(client).client.connected.is_set()  # type: ignore[union-attr]

@@ -44,6 +44,9 @@ from cloudlet.irrigation.service import DEVICE_ID_RE
 
 log = logging.getLogger("cloudlet.irrigation.link")
 MAX_EVENTS_PER_MESSAGE = 200
+# A full status with 52 zones and 8 programs is ~15 KiB; anything far bigger is refused.
+MAX_MESSAGE_BYTES = 256 * 1024
+BROKER_WAIT_SECONDS = 15.0
 
 
 @dataclass
@@ -103,7 +106,12 @@ class IrrigationLink:
         # Acks only complete this worker's pending commands: no need to queue them behind
         # presence and state writes.
         self.client.subscribe(f"{self.root}/+/{ACK}", self._on_ack, concurrent=True)
-        await self.client.start(wait=15)
+        await self.client.start(wait=None)
+        try:
+            await asyncio.wait_for(self.client.connected.wait(), BROKER_WAIT_SECONDS)
+        except TimeoutError:
+            # Serve the app anyway: commands answer 120 until the broker is back.
+            log.warning("device link: broker %s unreachable, retrying in the background", self.url)
 
     async def stop(self) -> None:
         for future in self._pending.values():
@@ -206,6 +214,8 @@ class IrrigationLink:
 
     @staticmethod
     def _decode(payload: bytes) -> dict[str, Any] | None:
+        if len(payload) > MAX_MESSAGE_BYTES:
+            return None
         try:
             data = orjson.loads(payload)
         except orjson.JSONDecodeError:

@@ -161,7 +161,7 @@ async def test_irrigation_page_starts_and_stops_a_zone(
         assert 'data-status="1"' not in row
         history = text_of(page.text.split("Watering history")[1])
         assert "task started" in history and "task stopped" in history
-        assert "gallons since" in text_of(page.text)
+        assert "Water used 0 gallons (counter never reset)" in text_of(page.text)
 
         bad = await client.post(f"/console/irrigation/{DEVICE_ID}/start", data={"zone": "99"})
         assert bad.status_code == 422
@@ -218,6 +218,8 @@ async def test_ota_page_shows_task_progress(make_client: ClientFactory) -> None:
 
 
 async def test_gateway_page_shows_thread_joiners_and_links(make_client: ClientFactory) -> None:
+    from tests.gateway.conftest import initialize, session_headers
+
     client = await make_client("gateway")
     await console_login(client)
     page = await client.get("/console/gateway")
@@ -225,9 +227,25 @@ async def test_gateway_page_shows_thread_joiners_and_links(make_client: ClientFa
     text = text_of(page.text)
     assert "Thread network disabled" in text
     assert "The joiner list is empty." in text
-    assert "WiFi" in text and "Ethernet" in text
     network = re.search(r"Network name (OpenThread-[0-9a-f]{4})", text)
     assert network is not None
     # The first read stored the box's network: the next page shows the same one.
-    again = text_of((await client.get("/console/gateway")).text)
-    assert network.group(1) in again
+    assert network.group(1) in text_of((await client.get("/console/gateway")).text)
+
+    # Through the box's own API: Thread on, commissioner on, one joiner.
+    await initialize(client)
+    box = await session_headers(client)
+    for path, body in (
+        ("/otbr/start", None),
+        ("/otbr/set_commissioning", {"Enable": True}),
+        ("/otbr/add_joiner", {"PSKd": "J01NME", "EUI64": "0017880100000001", "Timeout": 300}),
+    ):
+        answer = await client.post(path, json=body, headers=box)
+        assert answer.json()["code"] == 0, (path, answer.text)
+    text = text_of((await client.get("/console/gateway")).text)
+    assert "Thread network enabled" in text and "Role leader" in text
+    assert "Commissioner active" in text
+    assert "0017880100000001 joining 5m 00s" in text
+    assert "J01NME" not in text  # the joiner's secret stays off the page
+    assert network.group(1) in text
+    assert "Ethernet Status connected Addressing dhcp" in text

@@ -44,6 +44,14 @@ class TaskView:
     counts: dict[str, int]
     total: int
 
+    def summary(self) -> str:
+        """``to be upgraded 2 · downloading 1 · ...`` (cancelled only when there are some)."""
+        return " · ".join(
+            f"{label} {self.counts.get(state, 0)}"
+            for state, label in STATES
+            if state != "cancelled" or self.counts.get(state)
+        )
+
     def percent(self, state: str) -> float:
         return round(100.0 * self.counts.get(state, 0) / self.total, 2) if self.total else 0.0
 

@@ -21,6 +21,7 @@ from cloudlet.core.secretkey import resolve_secret_key
 from cloudlet.core.security import SecretBox
 from cloudlet.core.services import Services
 from cloudlet.core.settings import Settings
+from cloudlet.integrations.lifespan import integrations_lifespan
 from cloudlet.web import console
 
 
@@ -82,6 +83,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
             stack.push_async_callback(services.db.dispose)
             for family in families:
                 await stack.enter_async_context(family.lifespan(services))
+            await stack.enter_async_context(integrations_lifespan(services))
             yield
 
     app = FastAPI(title="Cloudlet", version=__version__, lifespan=lifespan)
@@ -112,6 +114,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:
+        await services.metrics.refresh()
         return PlainTextResponse(
             generate_latest(services.metrics.registry), media_type=CONTENT_TYPE_LATEST
         )

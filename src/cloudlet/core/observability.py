@@ -7,7 +7,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -22,6 +22,9 @@ request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 GaugeSource = Callable[[], Iterable[tuple[dict[str, str], float]]]
+# Read before each scrape (e.g. database counts); its last answer is what the gauge shows.
+AsyncGaugeSource = Callable[[], Awaitable[Iterable[tuple[dict[str, str], float]]]]
+log = logging.getLogger("cloudlet.metrics")
 
 
 class _GaugeCollector(Collector):
@@ -55,10 +58,39 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self._refreshers: list[Callable[[], Awaitable[None]]] = []
 
     def gauge(self, name: str, doc: str, labels: list[str], source: GaugeSource) -> None:
         """Register a gauge read from ``source`` at scrape time (families call this)."""
         self.registry.register(_GaugeCollector(name, doc, labels, source))
+
+    def gauge_async(
+        self, name: str, doc: str, labels: list[str], source: AsyncGaugeSource
+    ) -> Callable[[], None]:
+        """Register a gauge whose ``source`` is awaited by :meth:`refresh` before a scrape;
+        returns a function that unregisters it."""
+        samples: list[tuple[dict[str, str], float]] = []
+
+        async def refresh() -> None:
+            samples[:] = list(await source())
+
+        collector = _GaugeCollector(name, doc, labels, lambda: list(samples))
+        self.registry.register(collector)
+        self._refreshers.append(refresh)
+
+        def unregister() -> None:
+            self.registry.unregister(collector)
+            self._refreshers.remove(refresh)
+
+        return unregister
+
+    async def refresh(self) -> None:
+        """Await every async gauge source; a failing one keeps its previous samples."""
+        for refresh in list(self._refreshers):
+            try:
+                await refresh()
+            except Exception:
+                log.exception("metrics source failed")
 
 
 class RequestContextMiddleware:

@@ -15,6 +15,7 @@ from pydantic_settings import (
 )
 
 from cloudlet.gateway.config import GatewaySettings
+from cloudlet.integrations.config import HomeAssistantSettings, MetricsSettings
 from cloudlet.irrigation.config import IrrigationSettings
 from cloudlet.ota.config import OtaSettings
 from cloudlet.scale.config import ScaleSettings
@@ -44,6 +45,8 @@ class Settings(BaseSettings):
     irrigation: IrrigationSettings = Field(default_factory=IrrigationSettings)
     ota: OtaSettings = Field(default_factory=OtaSettings)
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
+    homeassistant: HomeAssistantSettings = Field(default_factory=HomeAssistantSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
 
     @model_validator(mode="after")
     def _known_families(self) -> Settings:

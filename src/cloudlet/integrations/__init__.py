@@ -1,0 +1,1 @@
+"""Cloudlet beside other tools: Prometheus gauges, Home Assistant discovery, CLI progress."""

@@ -1,0 +1,27 @@
+"""The integrations' part of the app lifespan: database gauges, Home Assistant (opt-in)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from cloudlet.core.services import Services
+from cloudlet.integrations.homeassistant import EXTRA_KEY, HomeAssistantBridge
+from cloudlet.integrations.metrics import database_gauges
+
+
+@asynccontextmanager
+async def integrations_lifespan(services: Services) -> AsyncIterator[None]:
+    """Entered after every family's lifespan, so the families' objects are there."""
+    with database_gauges(services):
+        if not services.settings.homeassistant.enabled:
+            yield
+            return
+        bridge = HomeAssistantBridge(services)
+        await bridge.start()
+        services.extras[EXTRA_KEY] = bridge
+        try:
+            yield
+        finally:
+            services.extras.pop(EXTRA_KEY, None)
+            await bridge.stop()

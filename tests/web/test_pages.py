@@ -138,7 +138,9 @@ async def test_irrigation_page_starts_and_stops_a_zone(
         assert started.status_code == 303
         assert "zone+2+started" in started.headers["location"]
         page = await client.get(started.headers["location"])
-        assert "zone 2 started" in page.text
+        assert f"{DEVICE_ID}: zone 2 started" in text_of(page.text)
+        summary = text_of(page.text.split('id="controllers"')[1].split("</table>")[0])
+        assert f"{DEVICE_ID} Aifro" in summary and "online watering 2" in summary
         row = page.text.split(f'id="zone-{DEVICE_ID}-2"')[1].split("</tr>")[0]
         assert 'data-status="1"' in row and "watering" in row
         assert "5m 00s" in row  # the default 300 s run time, nothing watered yet
@@ -147,7 +149,7 @@ async def test_irrigation_page_starts_and_stops_a_zone(
         page = await client.get("/console/irrigation")
         row = page.text.split(f'id="zone-{DEVICE_ID}-2"')[1].split("</tr>")[0]
         assert 'data-status="1"' in row
-        assert re.search(r"<td>(3m 5\ds|4m 0\ds)</td>", row), row
+        assert re.search(r'<td data-remaining="\d+">(3m 5\ds|4m 0\ds)</td>', row), row
 
         # A second start while a task runs: the controller's 143, shown on the page.
         again = await client.post(f"/console/irrigation/{DEVICE_ID}/start", data={"zone": "1"})
@@ -167,6 +169,9 @@ async def test_irrigation_page_starts_and_stops_a_zone(
         assert bad.status_code == 422
         unknown = await client.post("/console/irrigation/0000000000000000/start", data={"zone": 1})
         assert "unknown+controller" in unknown.headers["location"]
+        page = await client.get(unknown.headers["location"])
+        assert "No controller 0000000000000000." in page.text
+        assert f'id="controller-{DEVICE_ID}"' not in page.text
     finally:
         await pool.close()
 

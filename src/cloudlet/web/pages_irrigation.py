@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Query, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from cloudlet.core.services import Services, ServicesDep, SessionDep
 from cloudlet.irrigation import service
@@ -23,6 +23,8 @@ from cloudlet.web.pages import render, require_family
 
 FAMILY = "irrigation"
 HISTORY_ROWS = 15
+MAX_CONTROLLERS = 1000  # rows of the summary table
+DETAIL_CARDS = 10  # controllers shown in full (online first) unless one is picked
 MAX_ZONE = 52
 
 # Appendix 1 values of devicestatus and of a zone's status.
@@ -64,6 +66,10 @@ class ControllerView:
     cost_dollars: float | None = None
     history: list[IrrigationEvent] = field(default_factory=list)
 
+    @property
+    def watering_zones(self) -> list[int]:
+        return [z.index for z in self.zones if z.status == 1]
+
 
 def _as_int(value: Any, default: int = 0) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else default
@@ -99,9 +105,7 @@ def _zones(state: dict[str, Any], *, elapsed: float) -> list[ZoneView]:
     return zones
 
 
-def _controller(
-    device: IrrigationDevice, owner: str | None, now: datetime, history: list[IrrigationEvent]
-) -> ControllerView:
+def _controller(device: IrrigationDevice, owner: str | None, now: datetime) -> ControllerView:
     state = device.state or {}
     elapsed = (now - device.state_at).total_seconds() if device.state_at and device.online else 0
     view = ControllerView(
@@ -113,7 +117,6 @@ def _controller(
         else "never reported",
         zones=_zones(state, elapsed=max(0.0, elapsed)),
         programs=[p for p in state.get("timerdata") or [] if isinstance(p, dict)],
-        history=history,
     )
     if "usedwater" in state:
         view.used_gallons = _as_int(state.get("usedwater"))
@@ -131,37 +134,57 @@ async def irrigation_page(
     session: SessionDep,
     message: Annotated[str | None, Query(max_length=200)] = None,
     error: Annotated[str | None, Query(max_length=200)] = None,
+    device: Annotated[str | None, Query(max_length=32)] = None,
 ) -> Response:
     require_family(services, FAMILY)
+    total = await session.scalar(select(func.count(IrrigationDevice.id))) or 0
     rows = (
         await session.execute(
             select(IrrigationDevice, IrrigationUser.name)
             .outerjoin(IrrigationUser, IrrigationUser.id == IrrigationDevice.owner_id)
-            .order_by(IrrigationDevice.deviceid)
+            .order_by(IrrigationDevice.online.desc(), IrrigationDevice.deviceid)
+            .limit(MAX_CONTROLLERS)
         )
     ).all()
     now = services.clock.now()
-    controllers = []
-    for device, owner in rows:
-        history = (
-            await session.scalars(
-                select(IrrigationEvent)
-                .where(IrrigationEvent.device_id == device.id)
-                .order_by(IrrigationEvent.at.desc(), IrrigationEvent.id.desc())
-                .limit(HISTORY_ROWS)
-            )
-        ).all()
-        controllers.append(_controller(device, owner, now, list(history)))
+    controllers = [_controller(d, owner, now) for d, owner in rows]
+    picked = device.strip().upper() if device else None
+    detailed = (
+        [c for c in controllers if c.device.deviceid == picked]
+        if picked
+        else controllers[:DETAIL_CARDS]
+    )
+    for view in detailed:
+        view.history = list(
+            (
+                await session.scalars(
+                    select(IrrigationEvent)
+                    .where(IrrigationEvent.device_id == view.device.id)
+                    .order_by(IrrigationEvent.at.desc(), IrrigationEvent.id.desc())
+                    .limit(HISTORY_ROWS)
+                )
+            ).all()
+        )
     return render(
         request,
         "irrigation.html",
         user=user,
         services=services,
-        context={"controllers": controllers, "message": message, "error": error},
+        context={
+            "controllers": controllers,
+            "total": total,
+            "online": sum(1 for c in controllers if c.device.online),
+            "detailed": detailed,
+            "picked": picked,
+            "message": message,
+            "error": error,
+        },
     )
 
 
-def _back(**query: str) -> Response:
+def _back(deviceid: str, **query: str) -> Response:
+    """Back to the page showing that controller, with what happened."""
+    query = {"device": deviceid.strip().upper(), **query}
     return RedirectResponse(f"/console/irrigation?{urlencode(query)}", status_code=303)
 
 
@@ -196,8 +219,8 @@ async def start_zone(
     require_family(services, FAMILY)
     problem = await _send(services, deviceid, OP_START, {"delaytime": 0, "tasklist": [zone]})
     if problem:
-        return _back(error=f"{deviceid} zone {zone}: {problem}")
-    return _back(message=f"{deviceid}: zone {zone} started")
+        return _back(deviceid, error=f"zone {zone}: {problem}")
+    return _back(deviceid, message=f"zone {zone} started")
 
 
 @router.post("/irrigation/{deviceid}/stop")
@@ -206,5 +229,5 @@ async def stop_watering(deviceid: str, _user: ConsoleUser, services: ServicesDep
     require_family(services, FAMILY)
     problem = await _send(services, deviceid, OP_STOP, {})
     if problem:
-        return _back(error=f"{deviceid}: {problem}")
-    return _back(message=f"{deviceid}: watering stopped")
+        return _back(deviceid, error=problem)
+    return _back(deviceid, message="watering stopped")

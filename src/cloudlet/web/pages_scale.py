@@ -7,6 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, StreamingResponse
+from sqlalchemy import func, select
 
 from cloudlet.core.services import ServicesDep, SessionDep
 from cloudlet.scale import service
@@ -81,10 +82,12 @@ async def scale_page(
     request: Request, user: ConsoleUser, services: ServicesDep, session: SessionDep
 ) -> Response:
     require_family(services, FAMILY)
-    devices = [
-        (device, await service.record_count(session, device_id=device.id))
-        for device in await service.list_devices(session)
-    ]
+    # One grouped count rather than one query per device (fleets of a thousand scales).
+    grouped = await session.execute(
+        select(ScaleRecord.device_id, func.count(ScaleRecord.id)).group_by(ScaleRecord.device_id)
+    )
+    counts = {device_id: int(count) for device_id, count in grouped.all()}
+    devices = [(d, counts.get(d.id, 0)) for d in await service.list_devices(session)]
     members, members_left_out = await _member_views(session, services)
     rows = await service.list_records(session, where=service.RecordFilter(), limit=RECENT_RECORDS)
     profiles = await service.members_by_id(

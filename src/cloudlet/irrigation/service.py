@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import re
 import secrets
@@ -113,7 +114,7 @@ async def register_user(
     user = IrrigationUser(
         name=name,
         name_key=name.lower(),
-        password_hash=hash_password(passwd),
+        password_hash=await asyncio.to_thread(hash_password, passwd),
         accountname=accountname,
         email=email,
         email_key=email.lower(),
@@ -204,7 +205,7 @@ async def login(
         captcha_type=CAPTCHA_LOGIN,
     )
     user = await _user_by_name(session, name)
-    if user is None or not verify_password(user.password_hash, passwd):
+    if user is None or not await asyncio.to_thread(verify_password, user.password_hash, passwd):
         await _record_failure(session, clock=clock, settings=settings, subject=subject)
         raise AifroError(e.WRONG_PASSWORD)
     await _clear_failures(session, subject)
@@ -242,12 +243,12 @@ async def change_password(
         captcha_type=CAPTCHA_PASSWD,
     )
     user = await _user_by_name(session, name)
-    if user is None or not verify_password(user.password_hash, passwd):
+    if user is None or not await asyncio.to_thread(verify_password, user.password_hash, passwd):
         await _record_failure(session, clock=clock, settings=settings, subject=subject)
         raise AifroError(e.WRONG_PASSWORD)
     check_password_rules(passwdnew)
     await _clear_failures(session, subject)
-    user.password_hash = hash_password(passwdnew)
+    user.password_hash = await asyncio.to_thread(hash_password, passwdnew)
     # A new password signs every session out: the old password may have leaked.
     await session.execute(delete(IrrigationToken).where(IrrigationToken.user_id == user.id))
     await session.commit()
@@ -456,10 +457,15 @@ async def owned_device(
     return device
 
 
-def password_matches(device: IrrigationDevice, password: str) -> bool:
+async def password_digest(deviceid: str, password: str) -> str:
+    """SHA-256 of the link credential of ``password`` (the slow derivation off the loop)."""
+    return credential_digest(await asyncio.to_thread(link_credential, deviceid, password))
+
+
+async def password_matches(device: IrrigationDevice, password: str) -> bool:
     if device.credential_digest is None:
         return True
-    digest = credential_digest(link_credential(device.deviceid, password))
+    digest = await password_digest(device.deviceid, password)
     return constant_time_equals(digest, device.credential_digest)
 
 
@@ -526,7 +532,7 @@ async def _add_device(
         tokenid=deviceid,
         captcha_type=CAPTCHA_DEVICE,
     )
-    if device is not None and not password_matches(device, password):
+    if device is not None and not await password_matches(device, password):
         await _record_failure(session, clock=clock, settings=settings, subject=subject)
         raise AifroError(e.BAD_DEVICE_PASSWORD)
     await _clear_failures(session, subject)
@@ -541,7 +547,7 @@ async def _add_device(
         )
         session.add(device)
     if device.credential_digest is None:
-        device.credential_digest = credential_digest(link_credential(deviceid, password))
+        device.credential_digest = await password_digest(deviceid, password)
     device.owner_id = user_id
     device.type = device_type
     device.descript = descript
@@ -557,7 +563,7 @@ async def set_device_password(db: Database, *, deviceid: str, password: str) -> 
     async with db.session() as session:
         device = await device_by_id(session, deviceid)
         if device is not None:
-            device.credential_digest = credential_digest(link_credential(deviceid, password))
+            device.credential_digest = await password_digest(deviceid, password)
             await session.commit()
 
 
@@ -606,11 +612,11 @@ async def check_device_password(
         tokenid=deviceid,
         captcha_type=CAPTCHA_DEVICE,
     )
-    offered = credential_digest(link_credential(deviceid, password))
+    offered = await password_digest(deviceid, password)
     if device.offered_digest is not None and constant_time_equals(offered, device.offered_digest):
         # The password was changed on the controller: the app now proves it knows it.
         device.credential_digest = offered
-    elif not password_matches(device, password):
+    elif not await password_matches(device, password):
         await _record_failure(session, clock=clock, settings=settings, subject=subject)
         raise AifroError(e.BAD_DEVICE_PASSWORD)
     await _clear_failures(session, subject)

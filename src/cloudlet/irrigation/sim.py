@@ -18,6 +18,7 @@ import orjson
 
 from cloudlet.core.clock import Clock, SystemClock
 from cloudlet.core.devicelink import BrokerAddress, LinkClient, Will
+from cloudlet.integrations.progress import progress
 from cloudlet.irrigation.protocol import (
     ACK,
     COMMAND,
@@ -215,7 +216,13 @@ async def _main(args: argparse.Namespace) -> int:
         for i in range(args.devices)
     ]
     stop = asyncio.Event()
-    await asyncio.gather(*(s.start(wait=30) for s in sims))
+    with progress("controllers connected", len(sims)) as advance:
+
+        async def connect(sim: SimulatedController) -> None:
+            await sim.start(wait=30)
+            advance(1)
+
+        await asyncio.gather(*(connect(s) for s in sims))
     print(
         f"{len(sims)} controllers online on {args.broker} "
         f"({sims[0].deviceid} .. {sims[-1].deviceid}, password {args.password!r})"

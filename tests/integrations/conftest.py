@@ -37,6 +37,7 @@ def ha_settings(unique: str, **extra: Any) -> dict[str, Any]:
         "mqtt_url": os.environ.get("CLOUDLET_TEST_MQTT_URL") or None,
         "discovery_prefix": f"ha-{unique}",
         "node_id": f"node{unique}",
+        "base_topic": f"cloudlet-{unique}",
         "poll_seconds": 30.0,  # tests wake the bridge themselves
         **extra,
     }

@@ -3,7 +3,7 @@
 Imported by :mod:`cloudlet.core.settings`, so this module imports nothing of Cloudlet's.
 """
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 
 class HomeAssistantSettings(BaseModel):
@@ -19,9 +19,10 @@ class HomeAssistantSettings(BaseModel):
     username: str | None = None
     password: str | None = None
     discovery_prefix: str = "homeassistant"
-    # Cloudlet's own topics: "<base_topic>/<node_id>/..."; node_id also prefixes unique ids.
+    # Cloudlet's own state and command topics live under base_topic; discovery topics and
+    # unique ids carry node_id. Two Cloudlets on one broker need different values of both.
     base_topic: str = "cloudlet"
-    node_id: str = "cloudlet"
+    node_id: str = Field(default="cloudlet", pattern=r"^[a-zA-Z0-9_-]+$")
     # How often the database is read for new records, zone states and versions.
     poll_seconds: float = 5.0
     # Which families get entities (when enabled in Cloudlet too).

@@ -38,6 +38,8 @@ STATE_OPEN, STATE_CLOSED = "open", "closed"
 ZONE_RUNNING = (1, 3)
 OTA_ACTIVE = ("pending", "downloading", "upgrading")
 OTA_IN_PROGRESS = ("downloading", "upgrading")
+# amqtt and its state machine log every connection at INFO.
+QUIET_LOGGERS = ("amqtt", "transitions")
 ORIGIN = {"name": "Cloudlet", "sw_version": __version__}
 
 _SAFE = re.compile(r"[^a-zA-Z0-9_-]")
@@ -69,7 +71,7 @@ class Topics:
     def of(cls, settings: HomeAssistantSettings) -> Topics:
         return cls(
             prefix=settings.discovery_prefix.strip("/"),
-            base=f"{settings.base_topic.strip('/')}/{settings.node_id}",
+            base=settings.base_topic.strip("/"),
             node=settings.node_id,
         )
 
@@ -439,6 +441,9 @@ class HomeAssistantBridge:
         if self.settings.mqtt_url:
             self.url = self.settings.mqtt_url
         else:
+            for name in QUIET_LOGGERS:
+                if logging.getLogger(name).level < logging.WARNING:
+                    logging.getLogger(name).setLevel(logging.WARNING)
             self.broker = EmbeddedBroker(
                 host=self.settings.embedded_mqtt_host,
                 port=self.settings.embedded_mqtt_port,

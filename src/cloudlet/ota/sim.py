@@ -14,11 +14,13 @@ import hashlib
 import random
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
+from cloudlet.integrations.progress import progress
 from cloudlet.ota import delta
 from cloudlet.ota.auth import make_token
 
@@ -125,14 +127,24 @@ async def upgrade_once(
 
 
 async def run_fleet(
-    client: httpx.AsyncClient, devices: list[SimDevice], *, concurrency: int = 20, chunk: int
+    client: httpx.AsyncClient,
+    devices: list[SimDevice],
+    *,
+    concurrency: int = 20,
+    chunk: int,
+    on_done: Callable[[int], None] | None = None,
 ) -> list[bytes | BaseException]:
-    """Upgrade every device, ``concurrency`` at a time; exceptions are returned, not raised."""
+    """Upgrade every device, ``concurrency`` at a time; exceptions are returned, not raised.
+    ``on_done(1)`` is called as each device finishes (the CLI's progress bar)."""
     gate = asyncio.Semaphore(concurrency)
 
     async def one(device: SimDevice) -> bytes:
         async with gate:
-            return await upgrade_once(client, device, chunk=chunk)
+            try:
+                return await upgrade_once(client, device, chunk=chunk)
+            finally:
+                if on_done is not None:
+                    on_done(1)
 
     return list(await asyncio.gather(*(one(d) for d in devices), return_exceptions=True))
 
@@ -150,7 +162,12 @@ def make_images(size: int, *, seed: int = 7) -> tuple[bytes, bytes]:
 
 
 async def provision(
-    client: httpx.AsyncClient, admin: dict[str, str], *, devices: int, image_size: int
+    client: httpx.AsyncClient,
+    admin: dict[str, str],
+    *,
+    devices: int,
+    image_size: int,
+    on_device: Callable[[int], None] | None = None,
 ) -> list[SimDevice]:
     """Product, devices at 1.0, both images, the differential package and the task."""
 
@@ -210,6 +227,8 @@ async def provision(
                 version=SOURCE_VERSION,
             )
         )
+        if on_device is not None:
+            on_device(1)
     await ok(
         await client.post(
             f"{base}/tasks",
@@ -245,10 +264,20 @@ async def _admin_headers(client: httpx.AsyncClient, args: argparse.Namespace) ->
 async def _main(args: argparse.Namespace) -> int:
     async with httpx.AsyncClient(base_url=args.url, timeout=60) as client:
         admin = await _admin_headers(client, args)
-        devices = await provision(client, admin, devices=args.devices, image_size=args.image_size)
+        with progress("devices provisioned", args.devices) as advance:
+            devices = await provision(
+                client,
+                admin,
+                devices=args.devices,
+                image_size=args.image_size,
+                on_device=advance,
+            )
         expected = make_images(args.image_size)[1]
         started = time.perf_counter()
-        results = await run_fleet(client, devices, concurrency=args.concurrency, chunk=args.chunk)
+        with progress("devices upgraded", len(devices)) as advance:
+            results = await run_fleet(
+                client, devices, concurrency=args.concurrency, chunk=args.chunk, on_done=advance
+            )
         elapsed = time.perf_counter() - started
     good = sum(1 for r in results if r == expected)
     for device, result in zip(devices, results, strict=True):

@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 
 from cloudlet.core.clock import SystemClock
+from cloudlet.integrations.progress import progress
 from cloudlet.scale.config import ScalePaths
 
 TORRE_TYPES = ("LEFU-CF577", "CF636")
@@ -220,8 +221,11 @@ async def simulate(
     prefix: str = "",
     seed: int | None = None,
     now_s: Callable[[], float] | None = None,
+    on_upload: Callable[[int], None] | None = None,
 ) -> SimResult:
-    """Run ``devices`` scales uploading ``records`` measurements each; measure throughput."""
+    """Run ``devices`` scales uploading ``records`` measurements each; measure throughput.
+
+    ``on_upload(1)`` is called after each upload (the CLI's progress bar)."""
     rng = random.Random(seed)
     runner = Runner(client, prefix=prefix, rng=rng, now_s=now_s or SystemClock().timestamp)
     scales = make_scales(devices, rng)
@@ -233,6 +237,8 @@ async def simulate(
         for index in range(records):
             async with gate:
                 await runner.upload(scale, index)
+            if on_upload is not None:
+                on_upload(1)
 
     started = time.perf_counter()
     await asyncio.gather(*(one(s) for s in scales))
@@ -256,15 +262,18 @@ def main(argv: list[str]) -> int:
 
     async def run() -> SimResult:
         limits = httpx.Limits(max_connections=args.concurrency)
+        total = args.devices * args.records
         async with httpx.AsyncClient(base_url=args.url, timeout=30, limits=limits) as client:
-            return await simulate(
-                client,
-                devices=args.devices,
-                records=args.records,
-                concurrency=args.concurrency,
-                prefix=args.prefix,
-                seed=args.seed,
-            )
+            with progress("records uploaded", total) as advance:
+                return await simulate(
+                    client,
+                    devices=args.devices,
+                    records=args.records,
+                    concurrency=args.concurrency,
+                    prefix=args.prefix,
+                    seed=args.seed,
+                    on_upload=advance,
+                )
 
     result = asyncio.run(run())
     print(

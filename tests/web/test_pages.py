@@ -6,16 +6,20 @@ import copy
 import csv
 import io
 import re
+import uuid
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from cloudlet.core.clock import FrozenClock
-from tests.conftest import ClientFactory
+from cloudlet.irrigation.models import IrrigationEvent
+from tests.conftest import ClientFactory, services_of
 from tests.irrigation.conftest import (
     DEVICE_ID,
     SimPool,
     add_device,
+    link_of,
     link_settings,
     register_and_login,
     tick,
@@ -119,9 +123,10 @@ async def test_scale_page_shows_devices_members_trend_and_composition(
 async def test_irrigation_page_starts_and_stops_a_zone(
     make_client: ClientFactory, clock: FrozenClock
 ) -> None:
-    pool = SimPool(clock, "web-test")
+    root = f"web-{uuid.uuid4().hex[:10]}"  # retained messages of other runs stay apart
+    pool = SimPool(clock, root)
     try:
-        client = await make_client("irrigation", irrigation=link_settings("web-test"))
+        client = await make_client("irrigation", irrigation=link_settings(root))
         await console_login(client)
         sim = await pool.factory(client)()
         token = await register_and_login(client)
@@ -158,6 +163,15 @@ async def test_irrigation_page_starts_and_stops_a_zone(
         stopped = await client.post(f"/console/irrigation/{DEVICE_ID}/stop")
         assert "watering+stopped" in stopped.headers["location"]
         await wait_state(client, sim)
+
+        async def stop_reported() -> bool:  # events travel apart from the ack
+            async with services_of(client).db.session() as session:
+                found = await session.scalar(
+                    select(IrrigationEvent.id).where(IrrigationEvent.event == "task stopped")
+                )
+            return found is not None
+
+        await link_of(client).wait_for(stop_reported)
         page = await client.get("/console/irrigation")
         row = page.text.split(f'id="zone-{DEVICE_ID}-2"')[1].split("</tr>")[0]
         assert 'data-status="1"' not in row

@@ -242,6 +242,21 @@ async def test_ota_update_entities(app: httpx.AsyncClient, watch: Watcher) -> No
     expected = {"installed_version": "1.0", "latest_version": "2.0", "in_progress": False}
     assert orjson.loads(await watch.wait(state_topic, orjson.dumps(expected))) == expected
 
+    # Install from Home Assistant: a FOTA task for this device to the newest full package.
+    assert config["command_topic"] == f"{base}/ota/{dev_id}/install"
+    assert config["payload_install"] == "install"
+    await watch.publish(config["command_topic"], b"install")
+    for _ in range(100):
+        tasks = (
+            await app.get(f"/api/v1/ota/products/{fleet.product_id}/tasks", headers=fleet.admin)
+        ).json()
+        if tasks:
+            break
+        await asyncio.sleep(0.05)
+    assert [(t["target_version"], t["kind"]) for t in tasks] == [("2.0", 1)]
+    # Once more: the device already has an unfinished task, so nothing new.
+    assert await bridge.install(dev_id) is None
+
 
 async def test_removed_entities_are_cleared_and_resent_on_birth(
     app: httpx.AsyncClient, watch: Watcher

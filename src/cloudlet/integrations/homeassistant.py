@@ -33,6 +33,7 @@ log = logging.getLogger("cloudlet.homeassistant")
 EXTRA_KEY = "homeassistant"
 ONLINE, OFFLINE = "online", "offline"
 PAYLOAD_OPEN, PAYLOAD_CLOSE = "OPEN", "CLOSE"
+PAYLOAD_INSTALL = "install"
 STATE_OPEN, STATE_CLOSED = "open", "closed"
 # Irrigation zone status values (irrigation.runtime): watering, and delaying/soaking.
 ZONE_RUNNING = (1, 3)
@@ -108,6 +109,13 @@ class Topics:
 
     def ota_state(self, dev_id: int) -> str:
         return f"{self.base}/ota/{dev_id}/state"
+
+    def ota_command(self, dev_id: int) -> str:
+        return f"{self.base}/ota/{dev_id}/install"
+
+    @property
+    def ota_commands(self) -> str:
+        return f"{self.base}/ota/+/install"
 
 
 # --- what to publish -----------------------------------------------------------------------
@@ -393,6 +401,8 @@ async def ota_messages(services: Services, topics: Topics) -> Messages:
                 "unique_id": f"{topics.node}_ota_{device.dev_id}_firmware",
                 "device_class": "firmware",
                 "state_topic": state_topic,
+                "command_topic": topics.ota_command(device.dev_id),
+                "payload_install": PAYLOAD_INSTALL,
                 "availability_topic": topics.availability,
                 "device": _device_info(
                     f"{topics.node}_ota_{device.dev_id}",
@@ -464,6 +474,8 @@ class HomeAssistantBridge:
         self.client.subscribe(self.topics.own_configs, self._on_own_config)
         if self.irrigation:
             self.client.subscribe(self.topics.zone_commands, self._on_zone_command, concurrent=True)
+        if self.ota:
+            self.client.subscribe(self.topics.ota_commands, self._on_install)
         await self.client.start(wait=15)
         self._task = asyncio.create_task(self._run(), name="homeassistant-bridge")
 
@@ -631,3 +643,62 @@ class HomeAssistantBridge:
             log.info("controller %s refused %s of zone %d: code %d", deviceid, op, zone, ack.code)
         code: int = ack.code
         return code
+
+    async def _on_install(self, name: str, payload: bytes) -> None:
+        raw = name.split("/")[-2]
+        if payload.decode(errors="replace").strip() != PAYLOAD_INSTALL or not raw.isdigit():
+            return
+        try:
+            await self.install(int(raw))
+        finally:
+            self.wake()
+
+    async def install(self, dev_id: int) -> int | None:
+        """A FOTA task taking the device to its newest full package; returns the task id, or
+        None when there is nothing newer or it already has an unfinished FOTA task."""
+        from cloudlet.ota import service as ota_service
+        from cloudlet.ota.api import context
+        from cloudlet.ota.models import OtaDevice, OtaPackage, OtaProduct
+
+        async with self.services.db.session() as session:
+            device = await session.scalar(select(OtaDevice).where(OtaDevice.dev_id == dev_id))
+            if device is None:
+                return None
+            latest = await session.scalar(
+                select(OtaPackage.version)
+                .where(
+                    OtaPackage.product_id == device.product_id,
+                    OtaPackage.type == 1,
+                    OtaPackage.kind == 1,
+                    OtaPackage.manuf == device.manuf,
+                    OtaPackage.model == device.model,
+                )
+                .order_by(OtaPackage.id.desc())
+                .limit(1)
+            )
+            if latest is None or latest == device.fota_version:
+                return None
+            product = await session.get(OtaProduct, device.product_id)
+            if product is None:
+                return None
+            spec = ota_service.TaskSpec(
+                task_type=1, kind=1, manuf=device.manuf, model=device.model, target_version=latest
+            )
+            try:
+                task, added, _ = await ota_service.create_task(
+                    session,
+                    ctx=context(self.services),
+                    product=product,
+                    spec=spec,
+                    dev_ids=[dev_id],
+                )
+            except ota_service.OtaProblem as exc:
+                log.info("install for OTA device %d refused: %s", dev_id, exc)
+                return None
+            if not added:
+                await session.rollback()
+                return None
+            await session.commit()
+            log.info("Home Assistant asked OTA device %d to install %s", dev_id, latest)
+            task_id: int = task.id
+            return task_id

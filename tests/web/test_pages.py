@@ -131,6 +131,22 @@ async def test_irrigation_page_starts_and_stops_a_zone(
         sim = await pool.factory(client)()
         token = await register_and_login(client)
         await add_device(client, token)
+        # Through the app's API: a named zone and a weekday program.
+        auth = {"Authorization": token}
+        program = {"week": 31, "hour": 6, "minute": 30, "enabled": 1, "tasklist": [1, 2]}
+        setup = await client.put(
+            f"/v1/device/{DEVICE_ID}/setup",
+            headers=auth,
+            json={"setup": {"timerdata": [program | {"name": "Mornings"}]}},
+        )
+        assert setup.status_code == 200, setup.text
+        named = await client.post(
+            f"/v1/device/{DEVICE_ID}/valvessetup",
+            headers=auth,
+            json={"valvesindex": 1, "valvesname": "Roses"},
+        )
+        assert named.status_code == 200, named.text
+        await wait_state(client, sim)
 
         page = await client.get("/console/irrigation")
         assert page.status_code == 200
@@ -138,6 +154,10 @@ async def test_irrigation_page_starts_and_stops_a_zone(
         assert "1 controller(s), 1 online." in text
         assert DEVICE_ID in page.text and "conan123456" in text
         assert f'id="start-{DEVICE_ID}-1"' in page.text
+        zone_1 = text_of(page.text.split(f'id="zone-{DEVICE_ID}-1"')[1].split("</tr>")[0])
+        assert "1 Roses not watered today" in zone_1
+        programs = text_of(page.text.split("Programs")[1].split("Watering history")[0])
+        assert "1 Mornings Mon Tue Wed Thu Fri at 06:30 device time 1, 2 yes idle" in programs
 
         started = await client.post(f"/console/irrigation/{DEVICE_ID}/start", data={"zone": "2"})
         assert started.status_code == 303

@@ -18,7 +18,7 @@ from cloudlet.irrigation.errors import ERRORS, AifroError
 from cloudlet.irrigation.link import IrrigationLink
 from cloudlet.irrigation.models import IrrigationDevice, IrrigationEvent, IrrigationUser
 from cloudlet.irrigation.protocol import OP_START, OP_STOP
-from cloudlet.web.console import ConsoleUser
+from cloudlet.web.console import ConsoleUser, templates
 from cloudlet.web.pages import render, require_family
 
 FAMILY = "irrigation"
@@ -37,7 +37,18 @@ DEVICE_STATUS = {
 }
 ZONE_STATUS = {0: "not watered today", 1: "watering", 2: "watered", 3: "delaying / soaking"}
 
+WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")  # week mask bit 0 is Monday
+
 router = APIRouter()
+
+
+def weekdays(mask: Any) -> str:
+    """A program's ``week`` mask as day names ("never" for 0)."""
+    days = [name for bit, name in enumerate(WEEKDAYS) if _as_int(mask) >> bit & 1]
+    return "every day" if len(days) == len(WEEKDAYS) else " ".join(days) or "never"
+
+
+templates.env.filters["weekdays"] = weekdays
 
 
 @dataclass

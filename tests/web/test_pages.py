@@ -206,6 +206,8 @@ async def test_irrigation_page_starts_and_stops_a_zone(
         page = await client.get(unknown.headers["location"])
         assert "No controller 0000000000000000." in page.text
         assert f'id="controller-{DEVICE_ID}"' not in page.text
+        odd = await client.post(f"/console/irrigation/{'x' * 500}/stop")
+        assert (await client.get(odd.headers["location"])).status_code == 200
     finally:
         await pool.close()
 

@@ -26,6 +26,8 @@ HISTORY_ROWS = 15
 MAX_CONTROLLERS = 1000  # rows of the summary table
 DETAIL_CARDS = 10  # controllers shown in full (online first) unless one is picked
 MAX_ZONE = 52
+DEVICE_ID_MAX = 32  # ids are 16 hex characters; a little slack for spaces
+NOTE_MAX = 200
 
 # Appendix 1 values of devicestatus and of a zone's status.
 DEVICE_STATUS = {
@@ -143,9 +145,9 @@ async def irrigation_page(
     user: ConsoleUser,
     services: ServicesDep,
     session: SessionDep,
-    message: Annotated[str | None, Query(max_length=200)] = None,
-    error: Annotated[str | None, Query(max_length=200)] = None,
-    device: Annotated[str | None, Query(max_length=32)] = None,
+    message: Annotated[str | None, Query(max_length=NOTE_MAX)] = None,
+    error: Annotated[str | None, Query(max_length=NOTE_MAX)] = None,
+    device: Annotated[str | None, Query(max_length=DEVICE_ID_MAX)] = None,
 ) -> Response:
     require_family(services, FAMILY)
     total = await session.scalar(select(func.count(IrrigationDevice.id))) or 0
@@ -195,7 +197,10 @@ async def irrigation_page(
 
 def _back(deviceid: str, **query: str) -> Response:
     """Back to the page showing that controller, with what happened."""
-    query = {"device": deviceid.strip().upper(), **query}
+    # Cut to what the page's query accepts, whatever the path carried.
+    query = {"device": deviceid.strip().upper()[:DEVICE_ID_MAX]} | {
+        key: value[:NOTE_MAX] for key, value in query.items()
+    }
     return RedirectResponse(f"/console/irrigation?{urlencode(query)}", status_code=303)
 
 

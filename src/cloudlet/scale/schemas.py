@@ -12,6 +12,7 @@ import re
 from typing import Annotated, Any
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -23,8 +24,9 @@ from pydantic import (
 MAC_PATTERN = r"^([A-Fa-f0-9]{2}[:]){5}[A-Fa-f0-9]{2}$"
 DECIMAL_PATTERN = r"^[0-9]+(\.[0-9]+)?$"
 DIGITS_PATTERN = r"^[0-9]{1,15}$"
-# Largest timestamp taken (ms in the year 33658): keeps every value inside int64.
-MAX_TIMESTAMP = 10**15
+# Largest timestamp taken: 9999-12-31T23:59:59.999Z, the last instant a datetime can hold
+# (a later one was stored, then broke every measurement listing that showed it).
+MAX_TIMESTAMP = 253_402_300_799_999
 COMPONENTS = ("BLE", "WIFI", "RES", "MCU")
 MAX_WEIGHT_KG = 1000
 
@@ -64,7 +66,15 @@ TimeZone = Annotated[LenientInt, Field(ge=-1440, le=1440)]
 # An impedance value is kept as the exact digits the scale sent; an integer is the same digits.
 ImpedanceText = Annotated[Text32, BeforeValidator(lambda v: str(v) if type(v) is int else v)]
 WeightText = Annotated[StrictStr, Field(pattern=DECIMAL_PATTERN, max_length=16)]
-MillisText = Annotated[StrictStr, Field(pattern=DIGITS_PATTERN)]
+
+
+def _millis_in_range(value: str) -> str:
+    if int(value) > MAX_TIMESTAMP:
+        raise ValueError("timestamp after the year 9999")
+    return value
+
+
+MillisText = Annotated[StrictStr, Field(pattern=DIGITS_PATTERN), AfterValidator(_millis_in_range)]
 
 
 def _json_number(value: Any) -> Any:

@@ -287,8 +287,11 @@ def test_schemathesis_openapi(live_server: Server) -> None:
                 answer = case.call(base_url=live_server.url, headers=extra, timeout=30)
             except Exception as exc:
                 if "Invalid" in type(exc).__name__ or "header" in str(exc).lower():
-                    continue
-                raise
+                    continue  # requests refusing to send a generated header value
+                # The server cut the answer (a streamed body that failed half-way).
+                sent = f"{case.method} {case.formatted_path} {case.query!r} {case.body!r}"
+                problems.append(f"{sent}: {type(exc).__name__}: {exc}")
+                continue
             calls += 1
             try:
                 body = answer.json()
@@ -306,3 +309,26 @@ def test_schemathesis_openapi(live_server: Server) -> None:
     print(f"schemathesis: {calls} calls over {len(operations)} operations, {known} known 5xx")
     assert calls > len(operations)
     assert problems == [], "\n".join(problems[:20])
+
+
+async def test_far_future_timestamp_cannot_poison_listings(make_client: ClientFactory) -> None:
+    """Regression: a record dated after 9999 was stored, then every listing showing it was 500."""
+    client = await make_client("scale")
+    admin = await admin_headers(client)
+    fixtures = TESTS / "scale" / "fixtures"
+    v2 = json.loads((fixtures / "endpoints_v2_record.json").read_text())["request"]["json"]
+    torre = json.loads((fixtures / "seed001_torre_record.json").read_text())["request"]["json"]
+    late = dict(torre, list=[dict(torre["list"][0], timestamp=260_000_000_000_000)])
+    for path, body, field in (
+        ("/lefu/wifi/record", dict(v2, timestamp="260000000000000"), "timestamp"),
+        ("/lefu/wifi/torre/record", late, "list[0].timestamp"),
+    ):
+        answer = await client.post(path, json=body)
+        assert answer.json() == {"errorCode": 1, "text": f"Invalid parameter: {field}"}
+    last = dict(v2, timestamp="253402300799999")  # 9999-12-31T23:59:59.999Z still fits
+    assert (await client.post("/lefu/wifi/record", json=last)).json()["errorCode"] == 0
+    listing = await client.get("/api/v1/scale/measurements", headers=admin)
+    assert listing.status_code == 200
+    assert listing.json()["items"][0]["measuredAt"].startswith("9999-12-31T23:59:59")
+    export = await client.get("/api/v1/scale/measurements.csv", headers=admin)
+    assert export.status_code == 200 and "9999-12-31" in export.text

@@ -100,6 +100,7 @@ async def test_scale_page_shows_devices_members_trend_and_composition(
     points = re.search(r'<polyline[^>]* points="([^"]+)"', torre_card)
     assert points is not None and len(points.group(1).split()) == 3
     assert "68.40 kg" in torre_card  # latest weight
+    assert "BMI not computable: no member profile" in text_of(torre_card)
     assert "not computable: no member profile for this measurement" in text_of(torre_card)
     # Ana: the profile's name, BMI 80 / 1.8² = 24.7, Sun 2003 fat-free mass 60.0 kg → 25 % fat.
     ana_card = html.split('id="member-me"')[1].split('class="card member"')[0]

@@ -4,6 +4,7 @@ client standing in for Home Assistant."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -80,6 +81,9 @@ async def controller(
     await wait_state(app, sim)
     yield sim
     await asyncio.wait_for(sim.stop(), 10)
+    # Let the server store the goodbye before the app stops (not cancelled mid-write).
+    with contextlib.suppress(TimeoutError):
+        await wait_online(app, DEVICE_ID, False)
 
 
 class Watcher:

@@ -298,3 +298,26 @@ async def test_stale_configs_of_an_earlier_run_are_cleared(
     await bridge.wait_synced()
     assert await watch.wait(stale, b"") == b""
     assert stale not in bridge.published
+
+
+async def test_bad_commands_change_nothing(
+    app: httpx.AsyncClient,
+    controller: SimulatedController,
+    watch: Watcher,
+    clock: FrozenClock,
+) -> None:
+    bridge = bridge_of(app)
+    await bridge.wait_synced()
+    base = f"{bridge.topics.base}/irrigation"
+    await watch.publish(f"{base}/{DEVICE_ID}/zone/1/set", b"WATER PLEASE")
+    await watch.publish(f"{base}/{DEVICE_ID}/zone/x/set", b"OPEN")
+    await watch.publish(f"{base}/FFFFFFFFFFFFFFFF/zone/1/set", b"OPEN")
+    await watch.publish(f"{bridge.topics.base}/ota/123/install", b"install")
+    await watch.publish(f"{bridge.topics.base}/ota/abc/install", b"install")
+    # A zone the controller does not have: refused by the controller itself (110).
+    assert await bridge.water(DEVICE_ID, 9, open_=True) == 110
+    assert await bridge.water("FFFFFFFFFFFFFFFF", 1, open_=True) == 119
+    assert await bridge.install(123) is None
+    await bridge.wait_synced()
+    assert controller.controller.status(clock.timestamp())["runtasklist"] == []
+    assert await watch.wait(f"{base}/{DEVICE_ID}/zone/1/state") == b"closed"

@@ -80,3 +80,22 @@ async def test_only_enabled_families_and_cached_between_close_scrapes(
     assert (await client.post("/lefu/wifi/torre/record", json=record)).json()["errorCode"] == 0
     # Within min_refresh_seconds a scrape answers the previous database figures.
     assert (await _metrics(client))["cloudlet_scale_records"] == 0
+
+
+async def test_another_worker_on_the_same_database_sees_the_same_figures(
+    app: httpx.AsyncClient,
+    controller: SimulatedController,
+    make_client: ClientFactory,
+    unique: str,
+) -> None:
+    # A second app on the same database, with its own device-link client: it never saw the
+    # controller connect, yet answers it online.
+    from tests.irrigation.conftest import link_settings
+
+    other = await make_client(
+        "irrigation",
+        irrigation=link_settings(f"other-{unique}"),
+        metrics={"min_refresh_seconds": 0},
+    )
+    samples = await _metrics(other)
+    assert samples['cloudlet_irrigation_controllers{state="online"}'] == 1

@@ -37,6 +37,8 @@ PAYLOAD_INSTALL = "install"
 STATE_OPEN, STATE_CLOSED = "open", "closed"
 # Irrigation zone status values (irrigation.runtime): watering, and delaying/soaking.
 ZONE_RUNNING = (1, 3)
+SCALE_FULL_READ_SECONDS = 60.0
+STOP_WAIT_SECONDS = 5.0
 OTA_ACTIVE = ("pending", "downloading", "upgrading")
 OTA_IN_PROGRESS = ("downloading", "upgrading")
 # amqtt and its state machine log every connection at INFO.
@@ -299,6 +301,36 @@ def controller_messages(
     return messages
 
 
+class ScaleSnapshot:
+    """Scale messages, rebuilt when a record or profile changed, and at least every
+    ``SCALE_FULL_READ_SECONDS`` (deletions and default-member edits leave no cheap mark)."""
+
+    def __init__(self) -> None:
+        self._mark: tuple[Any, ...] | None = None
+        self._read_at = 0.0
+        self._messages: Messages = {}
+
+    def forget(self) -> None:
+        self._mark = None
+
+    async def messages(self, services: Services, topics: Topics) -> Messages:
+        from cloudlet.scale.models import ScaleMember, ScaleRecord
+
+        async with services.db.session() as session:
+            newest = await session.scalar(select(func.max(ScaleRecord.id)))
+            profiles = (
+                await session.execute(
+                    select(func.count(ScaleMember.id), func.max(ScaleMember.updated_at))
+                )
+            ).one()
+        mark = (newest, *profiles)
+        now = asyncio.get_running_loop().time()
+        if mark != self._mark or now - self._read_at >= SCALE_FULL_READ_SECONDS:
+            self._messages = await scale_messages(services, topics)
+            self._mark, self._read_at = mark, now
+        return self._messages
+
+
 class IrrigationSnapshot:
     """Controller messages, rebuilt only for controllers whose report or presence changed."""
 
@@ -438,10 +470,12 @@ class HomeAssistantBridge:
         # sent again.
         self.published: dict[str, bytes | None] = {}
         self._irrigation = IrrigationSnapshot()
+        self._scale = ScaleSnapshot()
         self._wake = asyncio.Event()
         self._synced = asyncio.Condition()
         self._syncs = 0
         self._syncing = False
+        self._stopping = False
         self._task: asyncio.Task[None] | None = None
         self._commands: set[asyncio.Task[None]] = set()
 
@@ -481,6 +515,12 @@ class HomeAssistantBridge:
 
     async def stop(self) -> None:
         if self._task is not None:
+            # Let a sync under way finish its database reads: cancelled inside a session,
+            # the pool logs a failed connection reset.
+            self._stopping = True
+            self.wake()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._task), STOP_WAIT_SECONDS)
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
@@ -528,10 +568,12 @@ class HomeAssistantBridge:
         self._wake.set()
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.settings.poll_seconds)
             self._wake.clear()
+            if self._stopping:
+                break
             self._syncing = True
             try:
                 await self.sync()
@@ -563,7 +605,7 @@ class HomeAssistantBridge:
     async def desired(self) -> Messages:
         messages: Messages = {}
         if self.scale:
-            messages.update(await scale_messages(self.services, self.topics))
+            messages.update(await self._scale.messages(self.services, self.topics))
         if self.irrigation:
             messages.update(await self._irrigation.messages(self.services, self.topics))
         if self.ota:

@@ -321,3 +321,8 @@ async def test_bad_commands_change_nothing(
     await bridge.wait_synced()
     assert controller.controller.status(clock.timestamp())["runtasklist"] == []
     assert await watch.wait(f"{base}/{DEVICE_ID}/zone/1/state") == b"closed"
+
+
+async def test_gateway_only_app_starts_no_bridge(make_client: ClientFactory, unique: str) -> None:
+    client = await make_client("gateway", homeassistant=ha_settings(unique))
+    assert "homeassistant" not in services_of(client).extras

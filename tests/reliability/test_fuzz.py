@@ -309,6 +309,9 @@ def test_schemathesis_openapi(live_server: Server) -> None:
     print(f"schemathesis: {calls} calls over {len(operations)} operations, {known} known 5xx")
     assert calls > len(operations)
     assert problems == [], "\n".join(problems[:20])
+    # Nothing failed behind an answer either (streamed bodies, background work).
+    log = live_server.log()
+    assert "Traceback" not in log, log[log.find("Traceback") - 300 :][:3000]
 
 
 async def test_far_future_timestamp_cannot_poison_listings(make_client: ClientFactory) -> None:

@@ -28,6 +28,7 @@ from cloudlet.gateway.auth import login_hash, password_hmac
 from tests.conftest import ClientFactory, admin_headers, app_of, services_of
 from tests.irrigation.conftest import link_settings
 from tests.ota.conftest import Fleet
+from tests.reliability import pg
 from tests.reliability.helpers import app_routes, envelope_problem, family_of
 from tests.reliability.server import Server
 
@@ -253,8 +254,18 @@ async def test_huge_ints_in_scale_management_api(make_client: ClientFactory) -> 
 
 @pytest.fixture(scope="module")
 def live_server(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    with Server(tmp_path_factory.mktemp("fuzz") / "data") as server:
-        yield server
+    """A real server: on SQLite, or on the PostgreSQL pass on a private PostgreSQL cluster."""
+    cluster = None
+    if os.environ.get("CLOUDLET_TEST_DATABASE_URL") and pg.can_run():
+        cluster = pg.PrivatePostgres()
+        cluster.start()
+    try:
+        url = cluster.url if cluster else ""
+        with Server(tmp_path_factory.mktemp("fuzz") / "data", database_url=url) as server:
+            yield server
+    finally:
+        if cluster is not None:
+            cluster.destroy()
 
 
 def live_gateway_sid(url: str) -> dict[str, str]:

@@ -207,6 +207,9 @@ async def _scenario(server: Server, cluster: pg.PrivatePostgres) -> None:
 # -- the MQTT broker ---------------------------------------------------------------------
 
 
+SECOND_ID = "11010F60BA50CF0E"
+
+
 class PrivateMosquitto:
     def __init__(self, root: Path) -> None:
         self.port = free_port()
@@ -256,8 +259,10 @@ async def test_broker_outage_controllers_reconnect(
         token = await register_and_login(client)
         auth = {"Authorization": token}
         await add_device(client, token)
+        await add_device(client, token, deviceid=SECOND_ID)
         pool = SimPool(clock, topic_root)
         sim = await pool.factory(client)()
+        idle = await pool.factory(client)(SECOND_ID)
         url = f"/v1/device/{DEVICE_ID}"
         assert (await client.post(url, headers=auth, json={"tasklist": [1]})).json() == {"code": 0}
 
@@ -295,6 +300,19 @@ async def test_broker_outage_controllers_reconnect(
         status = (await client.get(f"{url}/status?flag=1", headers=auth)).json()["status"]
         assert status["onlinestatus"] == 1
         assert status["devicestatus"] == sim.controller.devicestatus(clock.timestamp())
+        # The controller that sat idle through the outage takes commands again too.
+        second = f"/v1/device/{SECOND_ID}"
+        started = await client.post(second, headers=auth, json={"tasklist": [3]})
+        for _ in range(50):
+            if started.json()["code"] == 0:
+                break
+            await asyncio.sleep(0.3)
+            started = await client.post(second, headers=auth, json={"tasklist": [3]})
+        assert started.json() == {"code": 0}, started.text
+        await wait_state(client, idle)
+        status = (await client.get(f"{second}/status?flag=1", headers=auth)).json()["status"]
+        assert status["devicestatus"] == idle.controller.devicestatus(clock.timestamp())
+        assert status["runtasklist"] == [3], status
         answers = [(s, b["code"], round(t, 2)) for s, b, t in outage]
         print(f"\nbroker outage answers {answers}, commands again after {recovered:.1f} s")
     finally:

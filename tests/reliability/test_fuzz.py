@@ -346,3 +346,35 @@ async def test_far_future_timestamp_cannot_poison_listings(make_client: ClientFa
     assert listing.json()["items"][0]["measuredAt"].startswith("9999-12-31T23:59:59")
     export = await client.get("/api/v1/scale/measurements.csv", headers=admin)
     assert export.status_code == 200 and "9999-12-31" in export.text
+
+
+async def test_oversized_bodies_answer_in_envelope(make_client: ClientFactory) -> None:
+    """4 MB bodies, with and without Content-Length: refused in the family's form, not read."""
+    client = await make_client(irrigation=link_settings(f"big-{uuid.uuid4().hex[:8]}"))
+    sid = await gateway_sid(client)
+    big = b'{"pad": "' + b"x" * (4 * 1024 * 1024) + b'"}'
+
+    async def chunks() -> Any:
+        for start in range(0, len(big), 65536):
+            yield big[start : start + 65536]
+
+    for path, headers in (
+        ("/lefu/wifi/torre/record", {}),
+        ("/lefu/wifi/record", {}),
+        ("/v1/rootusers", {}),
+        ("/v1/user/login", {}),
+        ("/ota/south/check", {}),
+        ("/ota/south/report?dev_id=1&token=ota_x", {}),
+        ("/ui/login", {}),
+        ("/otbr/set_config", sid),
+        ("/sys/import_sys_config", sid),
+    ):
+        family = family_of(path.split("?")[0])
+        for content in (big, chunks()):
+            answer = await client.post(
+                path, content=content, headers={**headers, "Content-Type": "application/json"}
+            )
+            body = answer.json()
+            ctype = answer.headers.get("content-type", "")
+            assert envelope_problem(family, answer.status_code, ctype, body) is None, (path, body)
+            assert answer.status_code < 500, (path, answer.status_code, body)

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 from cloudlet.gateway.auth import login_hash, password_hmac
 from tests.conftest import ClientFactory, admin_headers
@@ -20,12 +19,6 @@ from tests.ota.conftest import Fleet
 TESTS = Path(__file__).resolve().parents[1]
 TIMES = 12
 ON_POSTGRES = bool(os.environ.get("CLOUDLET_TEST_DATABASE_URL"))
-GATEWAY_FAILURE_RACE = (
-    "gateway/auth.py LoginGuard.record_failure reads the failure row, then inserts or "
-    "increments it: concurrent failed logins lose counts (the 5-failure lockout is bypassed "
-    "by sending guesses in parallel) and on PostgreSQL the second INSERT of the row raises "
-    "IntegrityError (pk_gateway_login_failure), answered as code 3 / HTTP 500"
-)
 
 
 async def at_once(*calls: Any) -> list[httpx.Response]:
@@ -102,8 +95,6 @@ async def test_same_ota_report_at_once_counts_once(make_client: ClientFactory) -
     assert device.json()["fota_version"] == "2.0"
 
 
-# Always on PostgreSQL; now and then on SQLite (thread timing), hence strict there only.
-@pytest.mark.xfail(strict=ON_POSTGRES, reason=GATEWAY_FAILURE_RACE)
 async def test_same_gateway_login_at_once_gives_one_sid(make_client: ClientFactory) -> None:
     client = await make_client("gateway")
     await client.post("/ui/set_init", json={"lang": "en", "password": "racepass1"})
@@ -117,7 +108,6 @@ async def test_same_gateway_login_at_once_gives_one_sid(make_client: ClientFacto
     assert set(codes) <= {0, 22, 23}, codes
 
 
-@pytest.mark.xfail(strict=True, reason=GATEWAY_FAILURE_RACE)
 async def test_concurrent_wrong_logins_all_count(make_client: ClientFactory) -> None:
     """Ten wrong guesses at once: each is refused and counted, so the box locks."""
     client = await make_client("gateway")

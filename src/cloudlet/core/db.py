@@ -116,3 +116,15 @@ def import_all_models() -> None:
         except ModuleNotFoundError as exc:
             if exc.name != f"cloudlet.{family}.models":
                 raise
+
+
+async def insert_if_absent(session: AsyncSession, model: type[Base], **values: Any) -> None:
+    """INSERT a row unless its key exists: one statement, safe when workers race."""
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        await session.execute(pg_insert(model).values(**values).on_conflict_do_nothing())
+        return
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    await session.execute(sqlite_insert(model).values(**values).on_conflict_do_nothing())

@@ -14,10 +14,11 @@ import hmac
 import secrets
 from typing import Any, cast
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import case, delete, func, select, update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from cloudlet.core.db import insert_if_absent
 from cloudlet.core.security import constant_time_equals, token_digest
 from cloudlet.gateway.config import GatewaySettings
 from cloudlet.gateway.errors import Code, GatewayError
@@ -93,21 +94,38 @@ class LoginGuard:
         return False
 
     async def record_failure(self, client: str) -> None:
-        row = await self._session.get(GatewayLoginFailure, client)
-        window_ms = self._settings.login_failure_window_s * 1000
-        if row is None:
-            row = GatewayLoginFailure(
-                client=client, failures=0, window_start_ms=self._now, locked_until_ms=0
+        """Count one failure atomically (parallel guesses must all count); lock at the limit."""
+        table = GatewayLoginFailure
+        await insert_if_absent(
+            self._session,
+            table,
+            client=client,
+            failures=0,
+            window_start_ms=self._now,
+            locked_until_ms=0,
+        )
+        window_over = (
+            self._now - table.window_start_ms
+        ) > self._settings.login_failure_window_s * 1000
+        failures = await self._session.scalar(
+            update(table)
+            .where(table.client == client)
+            .values(
+                failures=case((window_over, 1), else_=table.failures + 1),
+                window_start_ms=case((window_over, self._now), else_=table.window_start_ms),
             )
-            self._session.add(row)
-        if self._now - row.window_start_ms > window_ms:
-            row.failures, row.window_start_ms = 0, self._now
-        row.failures += 1
-        if row.failures >= self._settings.login_max_failures:
-            row.failures = 0
-            row.window_start_ms = self._now
-            row.locked_until_ms = self._now + self._settings.login_lockout_s * 1000
-        await self._session.flush()
+            .returning(table.failures)
+        )
+        if failures is not None and failures >= self._settings.login_max_failures:
+            await self._session.execute(
+                update(table)
+                .where(table.client == client)
+                .values(
+                    failures=0,
+                    window_start_ms=self._now,
+                    locked_until_ms=self._now + self._settings.login_lockout_s * 1000,
+                )
+            )
 
     async def clear_failures(self, client: str) -> None:
         await self._session.execute(

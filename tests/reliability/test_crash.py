@@ -233,11 +233,6 @@ async def test_kill_9_mid_stream_loses_nothing_acknowledged(tmp_path: Path, back
     assert "Traceback" not in server_log.split("Application startup complete")[-1]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="uvicorn access log (cli.py _run_servers, access_log on) writes request paths and "
-    "queries: OTA download tokens in /ota/download/{token} and ?token=",
-)
 async def test_server_log_holds_no_download_token(tmp_path: Path) -> None:
     with Server(tmp_path / "data", families=["ota"]) as server:
         async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:

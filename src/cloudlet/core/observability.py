@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
+import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
@@ -145,9 +146,32 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
+# Credentials that travel in URLs: download tokens in the path, tokens and signatures in queries.
+_URL_SECRETS = (
+    (re.compile(r"(/download/)[^/?\s\"]+"), r"\1***"),
+    (
+        re.compile(r"([?&](?:token|access_token|sign|sid|password|passwd|pwd)=)[^&\s\"]*", re.I),
+        r"\1***",
+    ),
+)
+
+
+def redact_url_secrets(text: str) -> str:
+    """``text`` with every URL-borne credential replaced by ``***``."""
+    for pattern, replacement in _URL_SECRETS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
 class _RequestIdFilter(logging.Filter):
+    """Adds the request id, and keeps URL-borne credentials out of access logs."""
+
     def filter(self, record: logging.LogRecord) -> bool:
         record.request_id = request_id_var.get()
+        if record.name == "uvicorn.access" and isinstance(record.args, tuple):
+            record.args = tuple(
+                redact_url_secrets(arg) if isinstance(arg, str) else arg for arg in record.args
+            )
         return True
 
 

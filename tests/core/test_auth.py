@@ -42,3 +42,34 @@ async def test_health(make_client: ClientFactory) -> None:
     answer = await client.get("/healthz")
     assert answer.status_code == 200
     assert answer.json()["status"] == "ok"
+
+
+async def test_ten_wrong_passwords_lock_the_name_for_fifteen_minutes(
+    make_client: ClientFactory, clock: FrozenClock
+) -> None:
+    client = await make_client(families=[])
+    await admin_headers(client, "carol")
+    wrong = {"username": "carol", "password": "nope"}
+    right = {"username": "carol", "password": "Secret123"}
+    for _ in range(10):
+        assert (await client.post("/api/v1/auth/login", json=wrong)).status_code == 401
+    locked = await client.post("/api/v1/auth/login", json=right)
+    assert locked.status_code == 429
+    assert locked.headers["retry-after"] == "900"
+    clock.travel(timedelta(minutes=15, seconds=1))
+    assert (await client.post("/api/v1/auth/login", json=right)).status_code == 200
+
+
+async def test_failures_spread_over_more_than_the_window_do_not_lock(
+    make_client: ClientFactory, clock: FrozenClock
+) -> None:
+    client = await make_client(families=[])
+    await admin_headers(client, "dave")
+    wrong = {"username": "dave", "password": "nope"}
+    for _ in range(9):
+        assert (await client.post("/api/v1/auth/login", json=wrong)).status_code == 401
+    clock.travel(timedelta(minutes=16))
+    for _ in range(9):
+        assert (await client.post("/api/v1/auth/login", json=wrong)).status_code == 401
+    right = {"username": "dave", "password": "Secret123"}
+    assert (await client.post("/api/v1/auth/login", json=right)).status_code == 200

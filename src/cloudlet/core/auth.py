@@ -11,11 +11,28 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cloudlet.core.clock import Clock
-from cloudlet.core.models import AdminUser, ApiToken
+from cloudlet.core.models import AdminLoginFailure, AdminUser, ApiToken
 from cloudlet.core.security import hash_password, new_token, token_digest, verify_password
 from cloudlet.core.services import ServicesDep, SessionDep
+from cloudlet.core.throttle import FailureCounter, LockoutPolicy
 
 TOKEN_LIFETIME = timedelta(days=30)
+# 10 wrong passwords for one user name within 15 minutes lock it for 15 minutes.
+ADMIN_LOGIN_FAILURES = FailureCounter(
+    AdminLoginFailure,
+    AdminLoginFailure.username,
+    LockoutPolicy(max_failures=10, window_ms=15 * 60_000, lockout_ms=15 * 60_000),
+)
+# Verified when the user name is unknown, so timing does not tell which names exist.
+_DUMMY_HASH = hash_password("cloudlet-no-such-user")
+
+
+class LoginLocked(Exception):
+    """Too many failed logins for this user name; retry after ``retry_after`` seconds."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(retry_after)
+        self.retry_after = retry_after
 
 
 class AdminExists(Exception):
@@ -64,9 +81,22 @@ async def issue_token(
 async def authenticate(
     session: AsyncSession, *, clock: Clock, username: str, password: str
 ) -> AdminUser | None:
-    user = await session.scalar(select(AdminUser).where(AdminUser.username == username))
+    """The admin with this name and password, or None; raises LoginLocked after repeated failures.
+
+    Failures are counted and committed here, since the caller answers with an error.
+    """
+    name = username[:64]
+    locked_ms = await ADMIN_LOGIN_FAILURES.locked_ms(session, name, now_ms=clock.millis())
+    if locked_ms > 0:
+        raise LoginLocked(-(-locked_ms // 1000))
+    user = await session.scalar(select(AdminUser).where(AdminUser.username == name))
+    if user is None:
+        verify_password(_DUMMY_HASH, password)
     if user is None or not verify_password(user.password_hash, password):
+        await ADMIN_LOGIN_FAILURES.record(session, name, now_ms=clock.millis())
+        await session.commit()
         return None
+    await ADMIN_LOGIN_FAILURES.clear(session, name)
     return user
 
 
@@ -122,9 +152,16 @@ router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 @router.post("/login")
 async def login(body: LoginBody, services: ServicesDep, session: SessionDep) -> TokenOut:
     """Exchange an admin's name and password for a bearer token."""
-    user = await authenticate(
-        session, clock=services.clock, username=body.username, password=body.password
-    )
+    try:
+        user = await authenticate(
+            session, clock=services.clock, username=body.username, password=body.password
+        )
+    except LoginLocked as locked:
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            "too many failed logins",
+            headers={"Retry-After": str(locked.retry_after)},
+        ) from None
     if user is None:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "wrong username or password")
     token = await issue_token(session, clock=services.clock, user=user, name="login")

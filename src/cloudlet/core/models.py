@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String
+from sqlalchemy import BigInteger, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from cloudlet.core.db import Base, UTCDateTime
@@ -32,3 +32,14 @@ class ApiToken(Base):
     name: Mapped[str] = mapped_column(String(64), default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class AdminLoginFailure(Base):
+    """Failed management logins of one user name, for lockout (see core.throttle)."""
+
+    __tablename__ = "core_admin_login_failure"
+
+    username: Mapped[str] = mapped_column(String(64), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer)
+    window_start_ms: Mapped[int] = mapped_column(BigInteger)
+    locked_until_ms: Mapped[int] = mapped_column(BigInteger)

@@ -14,12 +14,12 @@ import hmac
 import secrets
 from typing import Any, cast
 
-from sqlalchemy import case, delete, func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cloudlet.core.db import insert_if_absent
 from cloudlet.core.security import constant_time_equals, token_digest
+from cloudlet.core.throttle import FailureCounter, LockoutPolicy
 from cloudlet.gateway.config import GatewaySettings
 from cloudlet.gateway.errors import Code, GatewayError
 from cloudlet.gateway.models import GatewayLoginFailure, GatewayNonce, GatewaySession
@@ -69,10 +69,21 @@ class LoginGuard:
         await self._session.flush()
         return nonce
 
+    def _failures(self) -> FailureCounter:
+        return FailureCounter(
+            GatewayLoginFailure,
+            GatewayLoginFailure.client,
+            LockoutPolicy(
+                max_failures=self._settings.login_max_failures,
+                window_ms=self._settings.login_failure_window_s * 1000,
+                lockout_ms=self._settings.login_lockout_s * 1000,
+            ),
+        )
+
     async def check_locked(self, client: str) -> None:
-        row = await self._session.get(GatewayLoginFailure, client)
-        if row is not None and row.locked_until_ms > self._now:
-            seconds = -(-(row.locked_until_ms - self._now) // 1000)
+        remaining = await self._failures().locked_ms(self._session, client, now_ms=self._now)
+        if remaining > 0:
+            seconds = -(-remaining // 1000)
             raise GatewayError(
                 Code.TOO_MANY_ATTEMPTS, f"too many failed logins, retry in {seconds} s"
             )
@@ -94,43 +105,10 @@ class LoginGuard:
         return False
 
     async def record_failure(self, client: str) -> None:
-        """Count one failure atomically (parallel guesses must all count); lock at the limit."""
-        table = GatewayLoginFailure
-        await insert_if_absent(
-            self._session,
-            table,
-            client=client,
-            failures=0,
-            window_start_ms=self._now,
-            locked_until_ms=0,
-        )
-        window_over = (
-            self._now - table.window_start_ms
-        ) > self._settings.login_failure_window_s * 1000
-        failures = await self._session.scalar(
-            update(table)
-            .where(table.client == client)
-            .values(
-                failures=case((window_over, 1), else_=table.failures + 1),
-                window_start_ms=case((window_over, self._now), else_=table.window_start_ms),
-            )
-            .returning(table.failures)
-        )
-        if failures is not None and failures >= self._settings.login_max_failures:
-            await self._session.execute(
-                update(table)
-                .where(table.client == client)
-                .values(
-                    failures=0,
-                    window_start_ms=self._now,
-                    locked_until_ms=self._now + self._settings.login_lockout_s * 1000,
-                )
-            )
+        await self._failures().record(self._session, client, now_ms=self._now)
 
     async def clear_failures(self, client: str) -> None:
-        await self._session.execute(
-            delete(GatewayLoginFailure).where(GatewayLoginFailure.client == client)
-        )
+        await self._failures().clear(self._session, client)
 
     async def new_sid(self) -> str:
         idle = self._settings.sid_idle_ms

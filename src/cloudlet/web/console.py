@@ -11,7 +11,7 @@ from fastapi.templating import Jinja2Templates
 from sqlalchemy import delete
 
 from cloudlet import __version__
-from cloudlet.core.auth import authenticate, issue_token, user_for_token
+from cloudlet.core.auth import LoginLocked, authenticate, issue_token, user_for_token
 from cloudlet.core.models import AdminUser, ApiToken
 from cloudlet.core.security import token_digest
 from cloudlet.core.services import ServicesDep, SessionDep
@@ -52,7 +52,17 @@ async def login(
     username: Annotated[str, Form()],
     password: Annotated[str, Form()],
 ) -> Response:
-    user = await authenticate(session, clock=services.clock, username=username, password=password)
+    try:
+        user = await authenticate(
+            session, clock=services.clock, username=username, password=password
+        )
+    except LoginLocked as locked:
+        return templates.TemplateResponse(
+            request,
+            "login.html",
+            {"error": f"Too many failed logins: try again in {locked.retry_after} s"},
+            status_code=429,
+        )
     if user is None:
         return templates.TemplateResponse(
             request, "login.html", {"error": "Wrong username or password"}, status_code=401

@@ -10,7 +10,6 @@ import os
 import string
 from typing import Any
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -205,11 +204,6 @@ def test_ota_range_well_formed(bounds: tuple[int | None, int | None], size: int)
         assert 0 <= answer[0] <= answer[1] < size
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='ota/ranges.py:36 parse_range("bytes=-5", 0) gives (0, -1) '
-    "(latent: empty uploads are refused)",
-)
 def test_ota_range_on_empty_file() -> None:
     try:
         answer = parse_range("bytes=-5", 0)

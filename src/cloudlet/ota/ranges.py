@@ -31,7 +31,8 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
         if not _digits(last_text):
             return None
         length = int(last_text)
-        if length == 0:
+        if length == 0 or size == 0:
+            # RFC 9110: a suffix range of an empty representation is unsatisfiable.
             raise Unsatisfiable(header)
         return max(size - length, 0), size - 1
     if not _digits(first_text) or (last_text and not _digits(last_text)):

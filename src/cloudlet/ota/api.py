@@ -102,14 +102,24 @@ def _south_router(services: Services) -> APIRouter:
     ctx = context(services)
     router = APIRouter(route_class=envelope_route(OtaEnvelope()), tags=["ota devices"])
 
+    async def south_device(
+        session: AsyncSession, authorization: str | None, dev_id: str | int
+    ) -> OtaDevice | JSONResponse:
+        """The authenticated device, or the errno answer (2 bad id, 1 authentication)."""
+        device_id = p.parse_id(dev_id) if isinstance(dev_id, str) else dev_id
+        if device_id is None:
+            return _answer(Answer(p.PARAMETER_ERROR))
+        device = await service.authenticate(
+            session, ctx=ctx, authorization=authorization, dev_id=device_id
+        )
+        return _answer(Answer(p.AUTH_FAILED)) if device is None else device
+
     async def run_check(
         session: AsyncSession, authorization: str | None, request: CheckRequest
     ) -> JSONResponse:
-        device = await service.authenticate(
-            session, ctx=ctx, authorization=authorization, dev_id=request.dev_id
-        )
-        if device is None:
-            return _answer(Answer(p.AUTH_FAILED))
+        device = await south_device(session, authorization, request.dev_id)
+        if isinstance(device, JSONResponse):
+            return device
         answer = await service.check(session, ctx=ctx, device=device, request=request)
         await session.commit()
         return _answer(answer)
@@ -152,14 +162,11 @@ def _south_router(services: Services) -> APIRouter:
         authorization: Annotated[str | None, Header()] = None,
     ) -> Response:
         """A fresh token for a device already downloading or upgrading."""
-        device_id = p.parse_id(dev_id)
-        if device_id is None or type not in ("1", "2") or cdn not in ("true", "false"):
+        if type not in ("1", "2") or cdn not in ("true", "false"):
             return _answer(Answer(p.PARAMETER_ERROR))
-        device = await service.authenticate(
-            session, ctx=ctx, authorization=authorization, dev_id=device_id
-        )
-        if device is None:
-            return _answer(Answer(p.AUTH_FAILED))
+        device = await south_device(session, authorization, dev_id)
+        if isinstance(device, JSONResponse):
+            return device
         answer = await service.tasking(
             session, ctx=ctx, device=device, task_type=int(type), cdn=cdn == "true"
         )
@@ -174,14 +181,9 @@ def _south_router(services: Services) -> APIRouter:
         authorization: Annotated[str | None, Header()] = None,
     ) -> Response:
         """Verify a download token; the task moves from to-be-upgraded to downloading."""
-        device_id = p.parse_id(dev_id)
-        if device_id is None:
-            return _answer(Answer(p.PARAMETER_ERROR))
-        device = await service.authenticate(
-            session, ctx=ctx, authorization=authorization, dev_id=device_id
-        )
-        if device is None:
-            return _answer(Answer(p.AUTH_FAILED))
+        device = await south_device(session, authorization, dev_id)
+        if isinstance(device, JSONResponse):
+            return device
         answer = await service.verify_token(session, ctx=ctx, device=device, token=token)
         await session.commit()
         return _answer(answer)
@@ -195,14 +197,11 @@ def _south_router(services: Services) -> APIRouter:
         authorization: Annotated[str | None, Header()] = None,
     ) -> Response:
         """Report download (1xx) and upgrade (2xx) results."""
-        device_id = p.parse_id(dev_id)
-        if device_id is None or not token:
+        if not token:
             return _answer(Answer(p.PARAMETER_ERROR))
-        device = await service.authenticate(
-            session, ctx=ctx, authorization=authorization, dev_id=device_id
-        )
-        if device is None:
-            return _answer(Answer(p.AUTH_FAILED))
+        device = await south_device(session, authorization, dev_id)
+        if isinstance(device, JSONResponse):
+            return device
         try:
             body = await read_json(request, max_bytes=ctx.settings.max_body_bytes)
         except BadPayload:
@@ -233,11 +232,9 @@ def _south_router(services: Services) -> APIRouter:
                 return _answer(Answer(p.PARAMETER_ERROR))
             if value is not None:
                 versions[task_type] = value
-        device = await service.authenticate(
-            session, ctx=ctx, authorization=authorization, dev_id=device_id
-        )
-        if device is None:
-            return _answer(Answer(p.AUTH_FAILED))
+        device = await south_device(session, authorization, device_id)
+        if isinstance(device, JSONResponse):
+            return device
         answer = await service.report_version(session, ctx=ctx, device=device, versions=versions)
         await session.commit()
         return _answer(answer)

@@ -34,7 +34,23 @@ from cloudlet.irrigation.protocol import (
     select_status,
     setup_mask,
 )
-from cloudlet.irrigation.schemas import validate_setup, validate_start, validate_valves_setup
+from cloudlet.irrigation.schemas import (
+    AddDeviceBody,
+    CaptchaVerifyBody,
+    CheckDeviceBody,
+    EditDeviceBody,
+    EditUserBody,
+    LoginBody,
+    PasswdBody,
+    RegisterBody,
+    StartBody,
+    model_schema,
+    setup_schema,
+    validate_setup,
+    validate_start,
+    validate_valves_setup,
+    valves_setup_schema,
+)
 
 EXTRA_KEY = "irrigation"
 
@@ -114,19 +130,85 @@ def _client_ip(request: Request) -> str:
     return request.client.host if request.client else ""
 
 
+# -- OpenAPI: the bodies the routes read by hand, and the Appendix 2 envelope ----------------
+
+_INT: dict[str, Any] = {"type": "integer"}
+_STR: dict[str, Any] = {"type": "string"}
+_OBJECT: dict[str, Any] = {"type": "object"}
+ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["code", "error"],
+    "properties": {"code": _INT, "error": _STR},
+    "additionalProperties": False,
+}
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {
+        "description": f"{{code, error}} with the Appendix 2 status ({where})",
+        "content": {"application/json": {"schema": ERROR_SCHEMA}},
+    }
+    for status, where in (("4XX", "codes 101-149"), ("500", "code 150"))
+}
+USER_INFO = ("accountname", "email", "phone", "country", "lastloginip")
+
+
+def _doc(
+    status: int,
+    result: dict[str, dict[str, Any]] | None = None,
+    body: dict[str, Any] | None = None,
+    query: dict[str, tuple[dict[str, Any], bool]] | None = None,
+) -> dict[str, Any]:
+    """Route keywords describing the success answer ``{"code": 0, **result}``, the request
+    body and the query parameters (read by hand, so FastAPI cannot see them)."""
+    success = {
+        "type": "object",
+        "required": ["code", *(result or {})],
+        "properties": {"code": {"type": "integer", "enum": [0]}, **(result or {})},
+    }
+    extra: dict[str, Any] = {
+        "responses": {
+            str(status): {
+                "description": "Success",
+                "content": {"application/json": {"schema": success}},
+            }
+        }
+    }
+    if body is not None:
+        content = {"application/json": {"schema": body}}
+        extra["requestBody"] = {"required": True, "content": content}
+    if query:
+        extra["parameters"] = [
+            {"name": name, "in": "query", "required": required, "schema": schema}
+            for name, (schema, required) in query.items()
+        ]
+    return {"status_code": status, "openapi_extra": extra}
+
+
+_STATUS = {"status": _OBJECT}
+
+
 def vendor_router() -> APIRouter:
-    router = APIRouter(route_class=envelope_route(AifroEnvelope()), include_in_schema=False)
+    router = APIRouter(
+        route_class=envelope_route(AifroEnvelope()),
+        tags=["irrigation: Aifro app"],
+        responses=ERROR_RESPONSES,
+    )
 
     # -- users (00001-00006) --------------------------------------------------------------
 
-    @router.post("/v1/rootusers")
+    @router.post(
+        "/v1/rootusers",
+        **_doc(201, {"name": _STR, "registerdate": _INT}, model_schema(RegisterBody)),
+    )
     async def register(request: Request, services: ServicesDep, session: SessionDep) -> Response:
         body = await _body(request, services)
         user = await service.register_user(session, clock=services.clock, body=body)
         registered = int(user.registered_at.timestamp())
         return _json({"code": 0, "name": user.name, "registerdate": registered}, 201)
 
-    @router.post("/v1/user/login")
+    @router.post(
+        "/v1/user/login",
+        **_doc(200, {"access_token": _STR, "type": _INT}, model_schema(LoginBody)),
+    )
     async def login(request: Request, services: ServicesDep, session: SessionDep) -> Response:
         body = await _body(request, services)
         token = await service.login(
@@ -138,7 +220,7 @@ def vendor_router() -> APIRouter:
         )
         return _json({"code": 0, "access_token": token, "type": 0})
 
-    @router.put("/v1/user/passwd")
+    @router.put("/v1/user/passwd", **_doc(200, body=model_schema(PasswdBody)))
     async def change_password(
         request: Request, services: ServicesDep, session: SessionDep
     ) -> Response:
@@ -148,7 +230,7 @@ def vendor_router() -> APIRouter:
         )
         return _json({"code": 0})
 
-    @router.put("/v1/user/{name}")
+    @router.put("/v1/user/{name}", **_doc(200, body=model_schema(EditUserBody)))
     async def edit_user(
         name: str, request: Request, services: ServicesDep, session: SessionDep, auth: UserDep
     ) -> Response:
@@ -158,13 +240,20 @@ def vendor_router() -> APIRouter:
         await service.edit_user(session, user=user, body=body)
         return _json({"code": 0})
 
-    @router.get("/v1/user/{name}")
+    @router.get(
+        "/v1/user/{name}",
+        **_doc(
+            200,
+            {"name": _STR, "type": _INT, "registerdate": _INT, "lastlogindate": _INT}
+            | {field: _STR for field in USER_INFO},
+        ),
+    )
     async def get_user(name: str, auth: UserDep) -> Response:
         user, _ = auth
         service.check_same_user(user, name)
         return _json(service.user_info(user))
 
-    @router.delete("/v1/user/{name}")
+    @router.delete("/v1/user/{name}", **_doc(200))
     async def logout(name: str, session: SessionDep, auth: UserDep) -> Response:
         user, token = auth
         service.check_same_user(user, name)
@@ -173,7 +262,14 @@ def vendor_router() -> APIRouter:
 
     # -- captcha (00501, 00502) -----------------------------------------------------------
 
-    @router.get("/v1/captcha")
+    @router.get(
+        "/v1/captcha",
+        **_doc(
+            201,
+            {"pngdata": _STR},
+            query={"tokenid": (_STR, True), "type": ({**_INT, "enum": [1, 2, 3]}, True)},
+        ),
+    )
     async def get_captcha(request: Request, services: ServicesDep, session: SessionDep) -> Response:
         png = await service.get_captcha(
             session,
@@ -183,7 +279,7 @@ def vendor_router() -> APIRouter:
         )
         return _json({"code": 0, "pngdata": png}, 201)
 
-    @router.post("/v1/captcha")
+    @router.post("/v1/captcha", **_doc(201, {"result": _INT}, model_schema(CaptchaVerifyBody)))
     async def verify_captcha(
         request: Request, services: ServicesDep, session: SessionDep
     ) -> Response:
@@ -199,7 +295,7 @@ def vendor_router() -> APIRouter:
 
     # -- device management (00101-00105) --------------------------------------------------
 
-    @router.post("/v1/devices")
+    @router.post("/v1/devices", **_doc(201, body=model_schema(AddDeviceBody)))
     async def add_device(
         request: Request, services: ServicesDep, session: SessionDep, auth: UserDep
     ) -> Response:
@@ -213,14 +309,17 @@ def vendor_router() -> APIRouter:
         )
         return _json({"code": 0}, 201)
 
-    @router.get("/v1/devices")
+    @router.get(
+        "/v1/devices",
+        **_doc(200, {"devicenum": _INT, "devicelist": {"type": "array", "items": _OBJECT}}),
+    )
     async def list_devices(services: ServicesDep, session: SessionDep, auth: UserDep) -> Response:
         devices = await service.list_devices(
             session, settings=services.settings.irrigation, user=auth[0]
         )
         return _json({"code": 0, "devicenum": len(devices), "devicelist": devices})
 
-    @router.post("/v1/device/check")
+    @router.post("/v1/device/check", **_doc(201, body=model_schema(CheckDeviceBody)))
     async def check_device(
         request: Request, services: ServicesDep, session: SessionDep, auth: UserDep
     ) -> Response:
@@ -234,12 +333,12 @@ def vendor_router() -> APIRouter:
         )
         return _json({"code": 0}, 201)
 
-    @router.delete("/v1/device/{deviceid}")
+    @router.delete("/v1/device/{deviceid}", **_doc(200))
     async def delete_device(deviceid: str, session: SessionDep, auth: UserDep) -> Response:
         await service.delete_device(session, user=auth[0], raw_id=deviceid)
         return _json({"code": 0})
 
-    @router.put("/v1/device/{deviceid}")
+    @router.put("/v1/device/{deviceid}", **_doc(200, body=model_schema(EditDeviceBody)))
     async def edit_device(
         deviceid: str,
         request: Request,
@@ -253,7 +352,10 @@ def vendor_router() -> APIRouter:
 
     # -- device control (00201-00205) -----------------------------------------------------
 
-    @router.get("/v1/device/{deviceid}/status")
+    @router.get(
+        "/v1/device/{deviceid}/status",
+        **_doc(200, _STATUS, query={"flag": (_STR, True)}),
+    )
     async def device_status(
         deviceid: str, request: Request, session: SessionDep, auth: UserDep
     ) -> Response:
@@ -266,7 +368,7 @@ def vendor_router() -> APIRouter:
         status = select_status(device.state, mask, deviceid=device.deviceid, online=device.online)
         return _json({"code": 0, "status": status})
 
-    @router.post("/v1/device/{deviceid}")
+    @router.post("/v1/device/{deviceid}", **_doc(200, body=model_schema(StartBody)))
     async def start_watering(
         deviceid: str, request: Request, services: ServicesDep, auth: CommandUserDep
     ) -> Response:
@@ -274,13 +376,13 @@ def vendor_router() -> APIRouter:
         await _command(services, auth[0], deviceid, OP_START, args)
         return _json({"code": 0})
 
-    @router.delete("/v1/device/{deviceid}/stoptask")
+    @router.delete("/v1/device/{deviceid}/stoptask", **_doc(200, _STATUS))
     async def stop_watering(deviceid: str, services: ServicesDep, auth: CommandUserDep) -> Response:
         device_key, ack = await _command(services, auth[0], deviceid, OP_STOP, {})
         status = select_status(ack.status or {}, 0xFFFFFFFF, deviceid=device_key, online=True)
         return _json({"code": 0, "status": status})
 
-    @router.put("/v1/device/{deviceid}/setup")
+    @router.put("/v1/device/{deviceid}/setup", **_doc(200, _STATUS, setup_schema()))
     async def setup(
         deviceid: str, request: Request, services: ServicesDep, auth: CommandUserDep
     ) -> Response:
@@ -297,7 +399,7 @@ def vendor_router() -> APIRouter:
         status = select_status(ack.status or {}, mask, deviceid=device_key, online=True)
         return _json({"code": 0, "status": status})
 
-    @router.post("/v1/device/{deviceid}/valvessetup")
+    @router.post("/v1/device/{deviceid}/valvessetup", **_doc(200, body=valves_setup_schema()))
     async def valves_setup(
         deviceid: str, request: Request, services: ServicesDep, auth: CommandUserDep
     ) -> Response:

@@ -6,7 +6,9 @@ the controller runtime uses them again (a controller never trusts its link blind
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from cloudlet.irrigation.errors import INVALID_PARAMS, INVALID_SETUP, AifroError
 from cloudlet.irrigation.protocol import MAX_PROGRAMS, MAX_ZONES, SETUP_FIELD_BITS
@@ -198,3 +200,164 @@ def validate_start(raw: Any) -> dict[str, Any]:
             raise AifroError(INVALID_PARAMS)
         zones.append(int(zone))
     return {"delaytime": int(delay), "tasklist": zones}
+
+
+# -- OpenAPI descriptions ---------------------------------------------------------------------
+# The routes parse bodies with the functions above and the service (lenient keys, the
+# vendor's error codes); these models only describe the bodies in /openapi.json.
+
+DEVICE_ID_PATTERN = r"^\s*[0-9A-Fa-f]{16}\s*$"
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class RegisterBody(_Body):
+    """API 00001."""
+
+    name: Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_.\-]{0,31}$")]
+    passwd: Annotated[str, Field(min_length=6, max_length=32)]
+    email: Annotated[str, Field(max_length=320)]
+    phone: Annotated[str, Field(max_length=20)] = ""
+    accountname: Annotated[str, Field(max_length=32)] = ""
+    country: Annotated[str, Field(max_length=50)] = ""
+
+
+class LoginBody(_Body):
+    """API 00002."""
+
+    name: Annotated[str, Field(min_length=1, max_length=64)]
+    passwd: Annotated[str, Field(min_length=1, max_length=64)]
+
+
+class PasswdBody(LoginBody):
+    """API 00003."""
+
+    passwdnew: Annotated[str, Field(min_length=6, max_length=32)]
+
+
+class EditUserBody(_Body):
+    """API 00004: only the fields given change."""
+
+    email: Annotated[str, Field(max_length=320)] | None = None
+    phone: Annotated[str, Field(max_length=20)] | None = None
+    accountname: Annotated[str, Field(max_length=32)] | None = None
+    country: Annotated[str, Field(max_length=50)] | None = None
+
+
+class CaptchaVerifyBody(_Body):
+    """API 00502."""
+
+    tokenid: Annotated[str, Field(min_length=1, max_length=32)]
+    type: Annotated[int, Field(ge=1, le=3)]
+    word: Annotated[str, Field(max_length=32)]
+
+
+class CheckDeviceBody(_Body):
+    """API 00105."""
+
+    deviceid: Annotated[str, Field(pattern=DEVICE_ID_PATTERN)]
+    password: Annotated[str, Field(min_length=1, max_length=32)]
+
+
+class AddDeviceBody(CheckDeviceBody):
+    """API 00101."""
+
+    type: Annotated[int, Field(ge=1, le=2)] = 1
+    descript: Annotated[str, Field(max_length=50)] = ""
+    icon: Annotated[int, Field(ge=0, le=17)] = 0
+
+
+class EditDeviceBody(_Body):
+    """API 00104."""
+
+    descript: Annotated[str, Field(max_length=50)] | None = None
+    icon: Annotated[int, Field(ge=0, le=17)] | None = None
+
+
+class StartBody(_Body):
+    """API 00202."""
+
+    delaytime: Annotated[int, Field(ge=0, le=86400)] = 0
+    tasklist: Annotated[list[Annotated[int, Field(ge=1, le=MAX_ZONES)]], Field(min_length=1)]
+
+
+class ValvesSetupBody(_Body):
+    """API 00205."""
+
+    valvesindex: Annotated[int, Field(ge=1, le=MAX_ZONES)]
+    valvesname: Annotated[str, Field(max_length=32)] | None = None
+    valvesiconfile: Annotated[str, Field(max_length=36)] | None = None
+
+
+def _int_schema(low: int | None, high: int | None) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "integer"}
+    if low is not None:
+        schema["minimum"] = low
+    if high is not None:
+        schema["maximum"] = high
+    return schema
+
+
+def _inline(node: Any, defs: dict[str, Any]) -> Any:
+    """``node`` with every ``#/$defs/...`` reference replaced by its definition."""
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/"):
+            return _inline(defs[ref.removeprefix("#/$defs/")], defs)
+        return {k: _inline(v, defs) for k, v in node.items() if k != "$defs"}
+    if isinstance(node, list):
+        return [_inline(v, defs) for v in node]
+    return node
+
+
+def model_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """The model's JSON schema, self-contained (no ``$defs``)."""
+    schema = model.model_json_schema(by_alias=True)
+    inlined: dict[str, Any] = _inline(schema, schema.get("$defs", {}))
+    return inlined
+
+
+def valves_setup_schema() -> dict[str, Any]:
+    schema = model_schema(ValvesSetupBody)
+    for name, (low, high) in _VALVE_FIELDS.items():
+        schema["properties"][name] = _int_schema(low, high)
+    return schema
+
+
+def program_schema() -> dict[str, Any]:
+    """One ``timerdata`` entry of API 00204."""
+    ranges = {
+        "time": (0, 2**32 - 1),
+        "interval": (0, 365),
+        "week": (0, 0x7F),
+        "hour": (0, 23),
+        "minute": (0, 59),
+        "enabled": (0, 1),
+        "delay": (0, 255),
+        "addedflag": (0, 1),
+    }
+    properties: dict[str, Any] = {name: _int_schema(*r) for name, r in ranges.items()}
+    properties["name"] = {"type": "string", "maxLength": 32}
+    properties["tasklist"] = {"type": "array", "items": _int_schema(1, MAX_ZONES)}
+    return {"type": "object", "properties": properties}
+
+
+def setup_schema() -> dict[str, Any]:
+    """The body of API 00204: ``{"setup": {...}}``, every setup field optional."""
+    properties: dict[str, Any] = {n: _int_schema(*r) for n, r in _INT_RANGES.items()}
+    properties |= {n: {"type": "string", "maxLength": m} for n, m in _STR_LIMITS.items()}
+    properties["weather"] = {"type": "integer", "enum": sorted(WEATHER_CODES)}
+    properties["timerdata"] = {
+        "type": "array",
+        "maxItems": MAX_PROGRAMS,
+        "items": program_schema(),
+    }
+    window = ("starthour", 23), ("startminute", 59), ("endhour", 23), ("endminute", 59)
+    properties["restrictiontime"] = {
+        "type": "object",
+        "properties": {name: _int_schema(0, high) for name, high in window},
+    }
+    setup = {"type": "object", "properties": properties}
+    return {"type": "object", "required": ["setup"], "properties": {"setup": setup}}

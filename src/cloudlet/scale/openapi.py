@@ -38,15 +38,33 @@ def body_schema(model: type[BaseModel]) -> dict[str, Any]:
     return inlined
 
 
+# Every answer: errorCode 0 with the endpoint's ``data``/``code``, or errorCode 1 and a text.
+ENVELOPE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["errorCode", "text"],
+    "properties": {
+        "errorCode": {"type": "integer", "enum": [0, 1]},
+        "text": {"type": "string"},
+        "code": {"type": "integer"},
+        "data": {},
+    },
+}
+RESPONSES: dict[str, Any] = {
+    "200": {
+        "description": "errorCode 0 (success) or 1 (refused; see docs/scale.md)",
+        "content": {"application/json": {"schema": ENVELOPE_SCHEMA, "example": ERROR_EXAMPLE}},
+    },
+    "500": {
+        "description": "errorCode 1: a server fault (the scale keeps its record and retries)",
+        "content": {"application/json": {"schema": ENVELOPE_SCHEMA}},
+    },
+}
+
+
 def _body(schema: dict[str, Any]) -> dict[str, Any]:
     return {
         "requestBody": {"required": True, "content": {"application/json": {"schema": schema}}},
-        "responses": {
-            "200": {
-                "description": "errorCode 0 (success) or 1 (refused; see docs/scale.md)",
-                "content": {"application/json": {"example": ERROR_EXAMPLE}},
-            }
-        },
+        "responses": RESPONSES,
     }
 
 
@@ -57,7 +75,8 @@ def _query(model: type[BaseModel]) -> dict[str, Any]:
         "parameters": [
             {"name": name, "in": "query", "required": name in required, "schema": prop}
             for name, prop in schema["properties"].items()
-        ]
+        ],
+        "responses": RESPONSES,
     }
 
 

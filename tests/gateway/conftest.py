@@ -7,7 +7,8 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import pytest
 
 from cloudlet.gateway.auth import login_hash, password_hmac
 from cloudlet.gateway.runtime import GatewayRuntime
+from cloudlet.gateway.simstore import SimWorld, stored_world
 from tests.conftest import ClientFactory, services_of
 
 PASSWORD = "goodpass1"
@@ -24,6 +26,16 @@ PASSWORD = "goodpass1"
 def runtime_of(client: httpx.AsyncClient) -> GatewayRuntime:
     runtime: GatewayRuntime = services_of(client).extras["gateway"]
     return runtime
+
+
+@asynccontextmanager
+async def sim_world(client: httpx.AsyncClient) -> AsyncIterator[SimWorld]:
+    """The simulated world in the database, saved and committed when the block ends."""
+    services = services_of(client)
+    async with services.db.session() as session:
+        async with stored_world(session, clock=services.clock) as world:
+            yield world
+        await session.commit()
 
 
 async def login(client: httpx.AsyncClient, password: str = PASSWORD) -> httpx.Response:

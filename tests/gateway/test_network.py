@@ -8,7 +8,7 @@ import pytest
 
 from cloudlet.gateway.simnet import SimAccessPoint
 from tests.conftest import services_of
-from tests.gateway.conftest import Box, runtime_of
+from tests.gateway.conftest import Box, sim_world
 from tests.gateway.test_otbr import bad
 
 HOME = {"ssid": "HomeWiFi", "pwd": "homepass123", "auth_mode": 3}
@@ -42,9 +42,8 @@ async def test_eth_static_and_back(box: Box) -> None:
 
 
 async def test_eth_no_cable(box: Box) -> None:
-    world = runtime_of(box.client).network_world
-    assert world is not None
-    world.eth_cable = False
+    async with sim_world(box.client) as world:
+        world.links.world.eth_cable = False
     assert await box.ok("GET", "/eth/get_status") == {"status": 3, "protocol": "dhcp"}
     assert (await box.ok("GET", "/sys/get_info"))["wan_status"] == 0
 
@@ -148,9 +147,10 @@ async def test_wifi_open_network(box: Box) -> None:
 
 
 async def test_at_most_three_saved(box: Box) -> None:
-    world = runtime_of(box.client).network_world
-    assert world is not None
-    world.access_points.append(SimAccessPoint("Attic", "aa:bb:cc:00:00:04", 3, -70, "atticpass"))
+    async with sim_world(box.client) as world:
+        world.links.world.access_points.append(
+            SimAccessPoint("Attic", "aa:bb:cc:00:00:04", 3, -70, "atticpass")
+        )
     await box.ok("POST", "/wifi/start", {**HOME, "enable_wifi_save": True})
     await box.ok(
         "POST",

@@ -19,6 +19,7 @@ from cloudlet.gateway import schemas as w
 from cloudlet.gateway.errors import Code, GatewayError
 from cloudlet.gateway.runtime import build_runtime
 from cloudlet.gateway.service import GatewayService
+from cloudlet.gateway.simstore import ensure_world, stored_world
 from cloudlet.gateway.simthread import JoinerDevice
 
 PREFIXES = ("/ui", "/otbr", "/eth", "/wifi", "/wan_failover", "/sys")
@@ -291,7 +292,7 @@ def management_router() -> APIRouter:
     @router.get("/status")
     async def status(_admin: AdminDep, service: ServiceDep) -> dict[str, Any]:
         """Backend in use, initialization and the Thread role (Cloudlet's own API)."""
-        info = await service.runtime.thread.info()
+        info = await service.thread.info()
         ui = await service.ui()
         return {
             "backend": service.settings.backend,
@@ -305,10 +306,11 @@ def management_router() -> APIRouter:
         body: SimJoinerIn, _admin: AdminDep, service: ServiceDep
     ) -> dict[str, Any]:
         """Put a joiner device in range of the simulated radio."""
-        world = service.runtime.thread_world
-        if world is None:
+        if not service.runtime.simulated:
             raise HTTPException(409, "the linux backend has no simulated world")
-        world.joiners.append(JoinerDevice(body.eui64, body.pskd, body.join_delay_s))
+        async with stored_world(service.session, clock=service.services.clock) as world:
+            world.radio.world.joiners.append(JoinerDevice(body.eui64, body.pskd, body.join_delay_s))
+        await service.session.commit()
         return {"eui64": body.eui64, "pskd": body.pskd, "join_delay_s": body.join_delay_s}
 
     return router
@@ -334,7 +336,11 @@ async def _lifespan(services: Services) -> AsyncIterator[None]:
                 service = GatewayService(services, session)
                 await service.identity()
                 await service.otbr()
-                if services.extras["gateway"].simulated:
+                # The first worker on a database powers the simulated box on; later
+                # workers (and restarts) find its world already running.
+                if services.extras["gateway"].simulated and await ensure_world(
+                    session, clock=services.clock
+                ):
                     await service.restore()
                 await session.commit()
             break

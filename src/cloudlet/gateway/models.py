@@ -71,3 +71,16 @@ class GatewayLog(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     at_ms: Mapped[int] = mapped_column(BigInteger, index=True)
     message: Mapped[str] = mapped_column(Text)
+
+
+class GatewaySimWorld(Base):
+    """One part of the simulated world ("thread", "network") as JSON, shared by every worker.
+
+    Each request loads the part with a row lock, changes it and saves it in its own
+    transaction, so workers agree and two changes at once are serialized.
+    """
+
+    __tablename__ = "gateway_sim_world"
+
+    part: Mapped[str] = mapped_column(String(16), primary_key=True)
+    state: Mapped[str] = mapped_column(Text)

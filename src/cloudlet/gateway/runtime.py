@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import httpx
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from cloudlet.core.clock import Clock
 from cloudlet.gateway.config import GatewaySettings
@@ -15,8 +16,7 @@ from cloudlet.gateway.network import NetworkBackend
 from cloudlet.gateway.nmcli import NmcliNetworkBackend
 from cloudlet.gateway.otctl import OtCtlThreadBackend
 from cloudlet.gateway.runner import CommandRunner, SubprocessRunner
-from cloudlet.gateway.simnet import NetworkWorld, SimNetworkBackend, default_network_world
-from cloudlet.gateway.simthread import SimThreadBackend, ThreadWorld, default_world
+from cloudlet.gateway.simstore import StoredSimNetwork, StoredSimThread
 from cloudlet.gateway.thread import ThreadBackend
 
 Fetcher = Callable[[str], Awaitable[bytes]]
@@ -48,8 +48,17 @@ class GatewayRuntime:
     fetch: Fetcher
     simulated: bool
     runner: CommandRunner | None = None
-    thread_world: ThreadWorld | None = None
-    network_world: NetworkWorld | None = None
+
+    def thread_for(self, session: AsyncSession) -> ThreadBackend:
+        """The radio as one request sees it (the simulated one lives in the database)."""
+        if isinstance(self.thread, StoredSimThread):
+            return self.thread.bind(session)
+        return self.thread
+
+    def network_for(self, session: AsyncSession) -> NetworkBackend:
+        if isinstance(self.network, StoredSimNetwork):
+            return self.network.bind(session)
+        return self.network
 
 
 def firmware_source(settings: GatewaySettings, *, ota_beside: bool) -> FirmwareSource:
@@ -81,15 +90,12 @@ def build_runtime(
             simulated=False,
             runner=runner,
         )
-    thread_world = default_world()
-    network_world = default_network_world()
+    # The simulated world is one row of the database, shared by every worker.
     return GatewayRuntime(
         settings=settings,
-        thread=SimThreadBackend(thread_world, clock=clock),
-        network=SimNetworkBackend(network_world),
+        thread=StoredSimThread(clock=clock),
+        network=StoredSimNetwork(clock=clock),
         firmware=firmware,
         fetch=http_fetch,
         simulated=True,
-        thread_world=thread_world,
-        network_world=network_world,
     )

@@ -24,7 +24,13 @@ from cloudlet.gateway.models import (
     GatewayNonce,
     GatewaySession,
 )
-from cloudlet.gateway.network import WIFI_CONNECTED, WIFI_FAILED, WIFI_IDLE, Ipv4Config
+from cloudlet.gateway.network import (
+    WIFI_CONNECTED,
+    WIFI_FAILED,
+    WIFI_IDLE,
+    Ipv4Config,
+    NetworkBackend,
+)
 from cloudlet.gateway.pskc import compute_pskc
 from cloudlet.gateway.runtime import GatewayRuntime
 from cloudlet.gateway.simthread import mesh_local_prefix_for
@@ -46,7 +52,13 @@ from cloudlet.gateway.store import (
     random_mac,
     save,
 )
-from cloudlet.gateway.thread import JOINER_STATES, ROLE_NUMBERS, Dataset, JoinerRequest
+from cloudlet.gateway.thread import (
+    JOINER_STATES,
+    ROLE_NUMBERS,
+    Dataset,
+    JoinerRequest,
+    ThreadBackend,
+)
 
 # /otbr/get_joiner_list DeviceList[x].Status
 JOINER_READY, JOINER_JOINING, JOINER_JOINED, JOINER_TIMEOUT = 0, 1, 2, 3
@@ -86,6 +98,8 @@ class GatewayService:
         self.session = session
         self.runtime: GatewayRuntime = services.extras["gateway"]
         self.settings = self.runtime.settings
+        self.thread: ThreadBackend = self.runtime.thread_for(session)
+        self.network: NetworkBackend = self.runtime.network_for(session)
         self.box = services.secrets
 
     @property
@@ -238,7 +252,7 @@ class GatewayService:
 
     async def otbr_status(self) -> dict[str, Any]:
         otbr = await self.otbr()
-        info = await self.runtime.thread.info()
+        info = await self.thread.info()
         stored = self.dataset_of(otbr)
         dataset = info.dataset or stored
         passphrase = self.box.decrypt(otbr.passphrase_enc)
@@ -277,7 +291,7 @@ class GatewayService:
         }
 
     async def scan(self) -> dict[str, Any]:
-        results = await self.runtime.thread.discover()
+        results = await self.thread.discover()
         return {
             "ScanList": [
                 {
@@ -293,7 +307,7 @@ class GatewayService:
         }
 
     async def join(self, body: w.Join) -> None:
-        thread = self.runtime.thread
+        thread = self.thread
         if body.CredentialType == "pskdType":
             assert body.PSKd is not None
             await thread.joiner_start(body.PSKd)
@@ -310,7 +324,7 @@ class GatewayService:
         await self.log(f"joining network on channel {body.Channel} with a network key")
 
     async def join_status(self) -> dict[str, Any]:
-        state = await self.runtime.thread.joiner_state()
+        state = await self.thread.joiner_state()
         if state == "joined":
             await self._adopt_radio_network(await self.otbr())
         return {"status": JOINER_STATES.get(state, 0)}
@@ -320,7 +334,7 @@ class GatewayService:
         if otbr.commissioner:
             await self._joiners_back_to_ready()
         otbr.enabled, otbr.commissioner = True, False
-        info = await self.runtime.thread.info()
+        info = await self.thread.info()
         d = info.dataset
         if d is not None:
             otbr.channel, otbr.pan_id = d.channel, d.pan_id
@@ -344,10 +358,10 @@ class GatewayService:
     async def _apply_network(self, otbr: OtbrState) -> None:
         """Save ``otbr`` and, when Thread runs, re-form on it (the commissioner stops)."""
         if otbr.enabled:
-            await self.runtime.thread.form(self.dataset_of(otbr))
-            await self.runtime.thread.set_txpower(otbr.txpower)
+            await self.thread.form(self.dataset_of(otbr))
+            await self.thread.set_txpower(otbr.txpower)
             if otbr.bbr:
-                await self.runtime.thread.set_bbr(True)
+                await self.thread.set_bbr(True)
         if otbr.commissioner:
             otbr.commissioner = False
             await self._joiners_back_to_ready()
@@ -355,7 +369,7 @@ class GatewayService:
 
     async def stop(self) -> None:
         otbr = await self.otbr()
-        await self.runtime.thread.stop()
+        await self.thread.stop()
         otbr.enabled, otbr.commissioner = False, False
         await self._joiners_back_to_ready()
         await save(self.session, otbr)
@@ -379,7 +393,7 @@ class GatewayService:
     async def set_txpower(self, dbm: int) -> None:
         otbr = await self.otbr()
         if otbr.enabled:
-            await self.runtime.thread.set_txpower(dbm)
+            await self.thread.set_txpower(dbm)
         otbr.txpower = dbm
         await save(self.session, otbr)
 
@@ -387,7 +401,7 @@ class GatewayService:
         otbr = await self.otbr()
         if enable and not otbr.enabled:
             raise GatewayError(Code.THREAD_DISABLED, "thread network is not enabled")
-        await self.runtime.thread.set_commissioner(enable)
+        await self.thread.set_commissioner(enable)
         otbr.commissioner = enable
         if not enable:
             await self._joiners_back_to_ready()
@@ -395,10 +409,10 @@ class GatewayService:
         await self.log("commissioner " + ("started" if enable else "stopped"))
 
     async def commissioning_status(self) -> dict[str, Any]:
-        return {"State": 1 if await self.runtime.thread.commissioner_active() else 0}
+        return {"State": 1 if await self.thread.commissioner_active() else 0}
 
     async def _require_commissioner(self) -> None:
-        if not await self.runtime.thread.commissioner_active():
+        if not await self.thread.commissioner_active():
             raise GatewayError(Code.COMMISSIONER_INACTIVE, "commissioner is not active")
 
     async def _joiners(self) -> list[GatewayJoiner]:
@@ -406,7 +420,7 @@ class GatewayService:
         return list(rows.all())
 
     async def _push_joiner(self, row: GatewayJoiner, timeout_s: int) -> None:
-        await self.runtime.thread.joiner_add(row.eui64, self.box.decrypt(row.pskd_enc), timeout_s)
+        await self.thread.joiner_add(row.eui64, self.box.decrypt(row.pskd_enc), timeout_s)
         row.status, row.timeout_s = JOINER_JOINING, timeout_s
         row.added_ms, row.joined_ms = self.now_ms, 0
 
@@ -431,7 +445,7 @@ class GatewayService:
         row.pskd_enc = self.box.encrypt(body.PSKd)
         row.timeout_s, row.added_ms, row.joined_ms = body.Timeout, self.now_ms, 0
         row.status = JOINER_READY
-        if await self.runtime.thread.commissioner_active():
+        if await self.thread.commissioner_active():
             await self._push_joiner(row, body.Timeout)
         await self.session.flush()
         await self.log(f"joiner {body.EUI64} added")
@@ -441,7 +455,7 @@ class GatewayService:
         rows = await self._joiners()
         joining = [r for r in rows if r.status == JOINER_JOINING]
         if joining:
-            joined = await self.runtime.thread.joined(
+            joined = await self.thread.joined(
                 [
                     JoinerRequest(r.eui64, self.box.decrypt(r.pskd_enc), r.added_ms, r.timeout_s)
                     for r in joining
@@ -486,10 +500,10 @@ class GatewayService:
         missing = [e for e in eui64s if e not in rows]
         if missing:
             raise GatewayError(Code.JOINER_NOT_FOUND, f"joiner not in list: {missing[0]}")
-        active = await self.runtime.thread.commissioner_active()
+        active = await self.thread.commissioner_active()
         for eui64 in dict.fromkeys(eui64s):
             if active and rows[eui64].status == JOINER_JOINING:
-                await self.runtime.thread.joiner_remove(eui64)
+                await self.thread.joiner_remove(eui64)
             await self.session.delete(rows[eui64])
         await self.session.flush()
         await self.log(f"{len(set(eui64s))} joiner(s) removed")
@@ -522,7 +536,7 @@ class GatewayService:
         await self.session.flush()
 
     async def bbr_status(self) -> dict[str, Any]:
-        state = await self.runtime.thread.bbr_state()
+        state = await self.thread.bbr_state()
         return {"State": 0 if state.lower() == "disabled" else 1}
 
     async def set_bbr(self, enable: bool) -> None:
@@ -530,7 +544,7 @@ class GatewayService:
         if enable and not otbr.enabled:
             raise GatewayError(Code.THREAD_DISABLED, "thread network is not enabled")
         if otbr.enabled:
-            await self.runtime.thread.set_bbr(enable)
+            await self.thread.set_bbr(enable)
         otbr.bbr = enable
         await save(self.session, otbr)
 
@@ -538,7 +552,7 @@ class GatewayService:
 
     async def eth_status(self) -> dict[str, Any]:
         eth = await self.eth()
-        link = await self.runtime.network.eth_link()
+        link = await self.network.eth_link()
         result: dict[str, Any] = {
             "status": link.status,
             "protocol": "dhcp" if eth.dhcp else "static",
@@ -557,7 +571,7 @@ class GatewayService:
 
     async def set_eth_config(self, body: w.EthSetConfig) -> None:
         eth = EthState(dhcp=body.protocol == "dhcp", ipv4=_static(body.ipv4))
-        await self.runtime.network.eth_apply(_ipv4_or_none(eth.dhcp, eth.ipv4))
+        await self.network.eth_apply(_ipv4_or_none(eth.dhcp, eth.ipv4))
         await save(self.session, eth)
         await self.log(f"ethernet set to {body.protocol}")
 
@@ -568,7 +582,7 @@ class GatewayService:
         status, fail_msg = wifi.status, wifi.fail_msg
         link = None
         if status == WIFI_CONNECTED:
-            link = await self.runtime.network.wifi_link()
+            link = await self.network.wifi_link()
             status = link.status
         result: dict[str, Any] = {"status": status, "ssid": wifi.ssid, "bssid": wifi.bssid}
         if status == WIFI_FAILED:
@@ -581,13 +595,13 @@ class GatewayService:
 
     async def wifi_stop(self) -> None:
         wifi = await self.wifi()
-        await self.runtime.network.wifi_disconnect()
+        await self.network.wifi_disconnect()
         wifi.on, wifi.status, wifi.fail_msg = False, WIFI_IDLE, ""
         await save(self.session, wifi)
         await self.log("wifi disconnected")
 
     async def _connect(self, saved: SavedWifi) -> str | None:
-        return await self.runtime.network.wifi_connect(
+        return await self.network.wifi_connect(
             ssid=saved.ssid,
             password=self.box.decrypt(saved.pwd_enc) if saved.pwd_enc else "",
             bssid=saved.bssid if saved.lock_bssid and saved.bssid else None,
@@ -628,7 +642,7 @@ class GatewayService:
         wifi.status = WIFI_CONNECTED if connected else WIFI_FAILED
         wifi.fail_msg = "" if connected else fail_msg or ""
         if connected:
-            link = await self.runtime.network.wifi_link()
+            link = await self.network.wifi_link()
             wifi.bssid = link.bssid or wifi.bssid
             await self.log(f"wifi connected to {current.ssid}")
         await save(self.session, wifi)
@@ -664,7 +678,7 @@ class GatewayService:
         await save(self.session, wifi)
 
     async def wifi_scan(self) -> dict[str, Any]:
-        aps = sorted(await self.runtime.network.wifi_scan(), key=lambda a: -a.rssi)
+        aps = sorted(await self.network.wifi_scan(), key=lambda a: -a.rssi)
         return {
             "list": [
                 {"ssid": a.ssid, "bssid": a.bssid, "auth_mode": a.auth_mode, "rssi": a.rssi}
@@ -722,18 +736,16 @@ class GatewayService:
     # ---- /sys -------------------------------------------------------------------------
 
     async def sys_info(self) -> dict[str, Any]:
-        eth = await self.runtime.network.eth_link()
+        eth = await self.network.eth_link()
         wifi = await self.wifi()
         wifi_up = wifi.status == WIFI_CONNECTED and (
-            (await self.runtime.network.wifi_link()).status == WIFI_CONNECTED
+            (await self.network.wifi_link()).status == WIFI_CONNECTED
         )
-        info = await self.runtime.thread.info()
+        info = await self.thread.info()
         return {
             "wan_status": 2 if eth.status == 1 or wifi_up else 0,
             "thread_nwk_status": 1 if info.role in ("child", "router", "leader") else 0,
-            "thread_commissioner_status": (
-                1 if await self.runtime.thread.commissioner_active() else 0
-            ),
+            "thread_commissioner_status": (1 if await self.thread.commissioner_active() else 0),
         }
 
     async def sys_status(self) -> dict[str, Any]:
@@ -921,7 +933,7 @@ class GatewayService:
             )
         if cfg.eth_dhcp_cfg is not None:
             eth = EthState(dhcp=cfg.eth_dhcp_cfg.enable, ipv4=_static(cfg.eth_dhcp_cfg.static_ipv4))
-            await self.runtime.network.eth_apply(_ipv4_or_none(eth.dhcp, eth.ipv4))
+            await self.network.eth_apply(_ipv4_or_none(eth.dhcp, eth.ipv4))
             await save(self.session, eth)
         f = await self.failover()
         for cfg_side, side in ((cfg.eth_failover_cfg, f.eth), (cfg.wifi_failover_cfg, f.wifi)):
@@ -966,7 +978,7 @@ class GatewayService:
 
     async def _reconnect_wifi(self, wifi: WifiState) -> None:
         if not wifi.on:
-            await self.runtime.network.wifi_disconnect()
+            await self.network.wifi_disconnect()
             wifi.status, wifi.fail_msg = WIFI_IDLE, ""
             return
         fail_msg = await self._connect(
@@ -998,7 +1010,7 @@ class GatewayService:
         otbr.txpower, otbr.bbr = c.txpower, bool(c.bbr_on_off)
         otbr.enabled = bool(c.nwk_on_off)
         if was_enabled and not otbr.enabled:
-            await self.runtime.thread.stop()
+            await self.thread.stop()
             otbr.commissioner = False
             await self._joiners_back_to_ready()
         await self._apply_network(otbr)
@@ -1018,9 +1030,9 @@ class GatewayService:
 
     async def reset(self, *, keep_upgrade: UpgradeState | None = None) -> None:
         """Factory defaults: uninitialized, new Thread network, no WiFi, no joiners."""
-        await self.runtime.thread.stop()
-        await self.runtime.network.wifi_disconnect()
-        await self.runtime.network.eth_apply(None)
+        await self.thread.stop()
+        await self.network.wifi_disconnect()
+        await self.network.eth_apply(None)
         await drop(self.session, *RESET_SECTIONS)
         for table in (GatewayJoiner, GatewaySession, GatewayNonce, GatewayLoginFailure):
             await self.session.execute(delete(table))
@@ -1042,18 +1054,18 @@ class GatewayService:
         """Bring the simulated radio and links back to the stored configuration."""
         otbr = await self.otbr()
         if otbr.enabled:
-            await self.runtime.thread.form(self.dataset_of(otbr))
+            await self.thread.form(self.dataset_of(otbr))
             if otbr.bbr:
-                await self.runtime.thread.set_bbr(True)
+                await self.thread.set_bbr(True)
         else:
-            await self.runtime.thread.stop()
-        await self.runtime.thread.set_txpower(otbr.txpower)
+            await self.thread.stop()
+        await self.thread.set_txpower(otbr.txpower)
         if otbr.commissioner:
             otbr.commissioner = False
             await self._joiners_back_to_ready()
             await save(self.session, otbr)
         eth = await self.eth()
-        await self.runtime.network.eth_apply(_ipv4_or_none(eth.dhcp, eth.ipv4))
+        await self.network.eth_apply(_ipv4_or_none(eth.dhcp, eth.ipv4))
         wifi = await self.wifi()
         if wifi.on and wifi.status == WIFI_CONNECTED:
             await self._reconnect_wifi(wifi)

@@ -57,8 +57,8 @@ class SimNetworkBackend:
 
     def __init__(self, world: NetworkWorld) -> None:
         self.world = world
-        self._wifi = LinkStatus(status=WIFI_IDLE)
-        self._eth_static: Ipv4Config | None = None
+        self.wifi = LinkStatus(status=WIFI_IDLE)
+        self.eth_static: Ipv4Config | None = None
 
     async def wifi_scan(self) -> list[AccessPoint]:
         return [AccessPoint(a.ssid, a.bssid, a.auth_mode, a.rssi) for a in self.world.access_points]
@@ -78,7 +78,7 @@ class SimNetworkBackend:
             if a.ssid == ssid and (bssid is None or a.bssid.lower() == bssid.lower())
         ]
         if not candidates:
-            self._wifi = LinkStatus(status=WIFI_IDLE, ssid=ssid)
+            self.wifi = LinkStatus(status=WIFI_IDLE, ssid=ssid)
             return FAIL_NOT_FOUND
         ap = max(candidates, key=lambda a: a.rssi)
         if ap.auth_mode == AUTH_ENTERPRISE or auth_mode == AUTH_ENTERPRISE:
@@ -87,7 +87,7 @@ class SimNetworkBackend:
             return FAIL_WRONG_PASSWORD
         ip = static.ip if static else "192.168.8.100"
         gateway = static.gateway if static else "192.168.8.1"
-        self._wifi = LinkStatus(
+        self.wifi = LinkStatus(
             status=WIFI_CONNECTED,
             ipv4_ip=ip,
             ipv4_gateway=gateway,
@@ -98,18 +98,18 @@ class SimNetworkBackend:
         return None
 
     async def wifi_disconnect(self) -> None:
-        self._wifi = LinkStatus(status=WIFI_IDLE)
+        self.wifi = LinkStatus(status=WIFI_IDLE)
 
     async def wifi_link(self) -> LinkStatus:
-        return LinkStatus(**vars(self._wifi))
+        return LinkStatus(**vars(self.wifi))
 
     async def eth_apply(self, static: Ipv4Config | None) -> None:
-        self._eth_static = static
+        self.eth_static = static
 
     async def eth_link(self) -> LinkStatus:
         if not self.world.eth_cable:
             return LinkStatus(status=ETH_NO_CABLE)
-        static = self._eth_static
+        static = self.eth_static
         return LinkStatus(
             status=ETH_CONNECTED,
             ipv4_ip=static.ip if static else "192.168.1.100",

@@ -99,8 +99,8 @@ class SimThreadBackend:
         self.txpower = 0
         self.commissioner = False
         self.bbr = False
-        self._joining: tuple[str, int] | None = None  # (pskd, started ms)
-        self._joined_network: NeighbourNetwork | None = None
+        self.joining: tuple[str, int] | None = None  # (pskd, started ms)
+        self.joined_network: NeighbourNetwork | None = None
 
     def _network_role(self) -> str:
         if self.dataset is None:
@@ -181,24 +181,24 @@ class SimThreadBackend:
         self.txpower = dbm
 
     async def joiner_start(self, pskd: str) -> None:
-        self._joining = (pskd, self._clock.millis())
-        self._joined_network = None
+        self.joining = (pskd, self._clock.millis())
+        self.joined_network = None
 
     async def joiner_state(self) -> str:
-        if self._joining is None:
-            return "joined" if self._joined_network is not None else "idle"
-        pskd, started = self._joining
+        if self.joining is None:
+            return "joined" if self.joined_network is not None else "idle"
+        pskd, started = self.joining
         elapsed = (self._clock.millis() - started) / 1000
         target = next((n for n in self.world.neighbours if n.joiner_pskd == pskd), None)
         if target is None:
             if elapsed >= 3.0:  # discovery finds no commissioner accepting this PSKd
-                self._joining = None
+                self.joining = None
                 return "idle"
             return "discover"
         if elapsed < target.join_delay_s:
             return "connecting" if elapsed >= target.join_delay_s / 2 else "discover"
-        self._joining = None
-        self._joined_network = target
+        self.joining = None
+        self.joined_network = target
         self.dataset = Dataset(
             network_name=target.network_name,
             ext_pan_id=target.ext_pan_id,

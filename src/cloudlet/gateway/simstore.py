@@ -1,0 +1,296 @@
+"""The simulated world kept in the database, so every worker sees one radio and one network.
+
+The whole world (neighbour networks, joiner devices, the radio's state, access points and
+the links) is one JSON row of gateway_sim_world. Each backend call loads it with a row lock
+(PostgreSQL ``SELECT ... FOR UPDATE``; SQLite serializes writers itself), runs the in-memory
+simulation on it and saves it back in the request's transaction. Time-based transitions
+(join progress) are computed from stored timestamps and the injectable clock, so no
+background task is needed and no state stays in one process.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cloudlet.core.clock import Clock
+from cloudlet.gateway.models import GatewaySimWorld
+from cloudlet.gateway.network import AccessPoint, Ipv4Config, LinkStatus
+from cloudlet.gateway.simnet import (
+    NetworkWorld,
+    SimAccessPoint,
+    SimNetworkBackend,
+    default_network_world,
+)
+from cloudlet.gateway.simthread import (
+    JoinerDevice,
+    NeighbourNetwork,
+    SimThreadBackend,
+    ThreadWorld,
+    default_world,
+)
+from cloudlet.gateway.thread import Dataset, JoinerRequest, ScanResult, ThreadInfo
+
+WORLD_PART = "world"
+
+
+# ---- (de)serialization ------------------------------------------------------------------
+
+
+def thread_state(radio: SimThreadBackend) -> dict[str, Any]:
+    return {
+        "neighbours": [asdict(n) for n in radio.world.neighbours],
+        "joiners": [asdict(j) for j in radio.world.joiners],
+        "dataset": asdict(radio.dataset) if radio.dataset else None,
+        "role": radio.role,
+        "txpower": radio.txpower,
+        "commissioner": radio.commissioner,
+        "bbr": radio.bbr,
+        "joining": list(radio.joining) if radio.joining else None,
+        "joined_network": asdict(radio.joined_network) if radio.joined_network else None,
+    }
+
+
+def thread_radio(state: dict[str, Any], *, clock: Clock) -> SimThreadBackend:
+    world = ThreadWorld(
+        neighbours=[NeighbourNetwork(**n) for n in state["neighbours"]],
+        joiners=[JoinerDevice(**j) for j in state["joiners"]],
+    )
+    radio = SimThreadBackend(world, clock=clock)
+    radio.dataset = Dataset(**state["dataset"]) if state["dataset"] else None
+    radio.role = state["role"]
+    radio.txpower = state["txpower"]
+    radio.commissioner = state["commissioner"]
+    radio.bbr = state["bbr"]
+    joining = state["joining"]
+    radio.joining = (str(joining[0]), int(joining[1])) if joining else None
+    joined = state["joined_network"]
+    radio.joined_network = NeighbourNetwork(**joined) if joined else None
+    return radio
+
+
+def network_state(links: SimNetworkBackend) -> dict[str, Any]:
+    return {
+        "access_points": [asdict(a) for a in links.world.access_points],
+        "eth_cable": links.world.eth_cable,
+        "wifi": asdict(links.wifi),
+        "eth_static": asdict(links.eth_static) if links.eth_static else None,
+    }
+
+
+def network_links(state: dict[str, Any]) -> SimNetworkBackend:
+    world = NetworkWorld(
+        access_points=[SimAccessPoint(**a) for a in state["access_points"]],
+        eth_cable=state["eth_cable"],
+    )
+    links = SimNetworkBackend(world)
+    links.wifi = LinkStatus(**state["wifi"])
+    links.eth_static = Ipv4Config(**state["eth_static"]) if state["eth_static"] else None
+    return links
+
+
+def initial_state(*, clock: Clock) -> dict[str, Any]:
+    """The world a new box starts in: default neighbours, joiners and access points."""
+    return {
+        "thread": thread_state(SimThreadBackend(default_world(), clock=clock)),
+        "network": network_state(SimNetworkBackend(default_network_world())),
+    }
+
+
+# ---- the row ----------------------------------------------------------------------------
+
+
+async def _locked_row(session: AsyncSession) -> GatewaySimWorld | None:
+    if session.get_bind().dialect.name == "sqlite":
+        # SQLite ignores FOR UPDATE, and its driver starts a transaction only at the first
+        # write: a no-op UPDATE takes the database's write lock before the world is read,
+        # so a second writer waits instead of overwriting this change with a stale copy.
+        await session.execute(
+            update(GatewaySimWorld)
+            .where(GatewaySimWorld.part == WORLD_PART)
+            .values(state=GatewaySimWorld.state)
+        )
+    query = (
+        select(GatewaySimWorld)
+        .where(GatewaySimWorld.part == WORLD_PART)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def ensure_world(session: AsyncSession, *, clock: Clock) -> bool:
+    """Create the world row if this database has none; True when it was created."""
+    if await _locked_row(session) is not None:
+        return False
+    session.add(GatewaySimWorld(part=WORLD_PART, state=json.dumps(initial_state(clock=clock))))
+    await session.flush()
+    return True
+
+
+@asynccontextmanager
+async def stored_world(session: AsyncSession, *, clock: Clock) -> AsyncIterator[SimWorld]:
+    """The world, locked for this transaction; saved when the block ends without error."""
+    row = await _locked_row(session)
+    if row is None:
+        row = GatewaySimWorld(part=WORLD_PART, state=json.dumps(initial_state(clock=clock)))
+        session.add(row)
+    before = row.state
+    data = json.loads(before)
+    world = SimWorld(
+        radio=thread_radio(data["thread"], clock=clock), links=network_links(data["network"])
+    )
+    yield world
+    after = json.dumps({"thread": thread_state(world.radio), "network": network_state(world.links)})
+    if after != before:
+        row.state = after
+    await session.flush()
+
+
+@dataclass
+class SimWorld:
+    radio: SimThreadBackend
+    links: SimNetworkBackend
+
+
+# ---- backends over the stored world ---------------------------------------------------
+
+
+class StoredSimThread:
+    """ThreadBackend of the simulated radio stored in the database (bind to a session first)."""
+
+    def __init__(self, *, clock: Clock, session: AsyncSession | None = None) -> None:
+        self.clock = clock
+        self._session = session
+
+    def bind(self, session: AsyncSession) -> StoredSimThread:
+        return StoredSimThread(clock=self.clock, session=session)
+
+    @asynccontextmanager
+    async def _radio(self) -> AsyncIterator[SimThreadBackend]:
+        if self._session is None:
+            raise RuntimeError("the stored simulated radio is used without a session")
+        async with stored_world(self._session, clock=self.clock) as world:
+            yield world.radio
+
+    async def info(self) -> ThreadInfo:
+        async with self._radio() as radio:
+            return await radio.info()
+
+    async def form(self, dataset: Dataset) -> None:
+        async with self._radio() as radio:
+            await radio.form(dataset)
+
+    async def start(self) -> None:
+        async with self._radio() as radio:
+            await radio.start()
+
+    async def stop(self) -> None:
+        async with self._radio() as radio:
+            await radio.stop()
+
+    async def discover(self) -> list[ScanResult]:
+        async with self._radio() as radio:
+            return await radio.discover()
+
+    async def set_txpower(self, dbm: int) -> None:
+        async with self._radio() as radio:
+            await radio.set_txpower(dbm)
+
+    async def joiner_start(self, pskd: str) -> None:
+        async with self._radio() as radio:
+            await radio.joiner_start(pskd)
+
+    async def joiner_state(self) -> str:
+        async with self._radio() as radio:
+            return await radio.joiner_state()
+
+    async def attach_with_key(self, *, network_key: str, channel: int, pan_id: int) -> None:
+        async with self._radio() as radio:
+            await radio.attach_with_key(network_key=network_key, channel=channel, pan_id=pan_id)
+
+    async def set_commissioner(self, enable: bool) -> None:
+        async with self._radio() as radio:
+            await radio.set_commissioner(enable)
+
+    async def commissioner_active(self) -> bool:
+        async with self._radio() as radio:
+            return await radio.commissioner_active()
+
+    async def joiner_add(self, eui64: str, pskd: str, timeout_s: int) -> None:
+        async with self._radio() as radio:
+            await radio.joiner_add(eui64, pskd, timeout_s)
+
+    async def joiner_remove(self, eui64: str) -> None:
+        async with self._radio() as radio:
+            await radio.joiner_remove(eui64)
+
+    async def joined(self, requests: Sequence[JoinerRequest]) -> dict[str, int]:
+        async with self._radio() as radio:
+            return await radio.joined(requests)
+
+    async def set_bbr(self, enable: bool) -> None:
+        async with self._radio() as radio:
+            await radio.set_bbr(enable)
+
+    async def bbr_state(self) -> str:
+        async with self._radio() as radio:
+            return await radio.bbr_state()
+
+
+class StoredSimNetwork:
+    """NetworkBackend of the simulated links stored in the database (bind to a session first)."""
+
+    def __init__(self, *, clock: Clock, session: AsyncSession | None = None) -> None:
+        self.clock = clock
+        self._session = session
+
+    def bind(self, session: AsyncSession) -> StoredSimNetwork:
+        return StoredSimNetwork(clock=self.clock, session=session)
+
+    @asynccontextmanager
+    async def _links(self) -> AsyncIterator[SimNetworkBackend]:
+        if self._session is None:
+            raise RuntimeError("the stored simulated network is used without a session")
+        async with stored_world(self._session, clock=self.clock) as world:
+            yield world.links
+
+    async def wifi_scan(self) -> list[AccessPoint]:
+        async with self._links() as links:
+            return await links.wifi_scan()
+
+    async def wifi_connect(
+        self,
+        *,
+        ssid: str,
+        password: str,
+        bssid: str | None,
+        auth_mode: int,
+        static: Ipv4Config | None,
+    ) -> str | None:
+        async with self._links() as links:
+            return await links.wifi_connect(
+                ssid=ssid, password=password, bssid=bssid, auth_mode=auth_mode, static=static
+            )
+
+    async def wifi_disconnect(self) -> None:
+        async with self._links() as links:
+            await links.wifi_disconnect()
+
+    async def wifi_link(self) -> LinkStatus:
+        async with self._links() as links:
+            return await links.wifi_link()
+
+    async def eth_apply(self, static: Ipv4Config | None) -> None:
+        async with self._links() as links:
+            await links.eth_apply(static)
+
+    async def eth_link(self) -> LinkStatus:
+        async with self._links() as links:
+            return await links.eth_link()

@@ -527,11 +527,6 @@ async def _gateway_sid(client: httpx.AsyncClient) -> dict[str, str]:
     return {"Token": answer.json()["result"]["sid"]}
 
 
-@pytest.mark.xfail(
-    reason="gateway simulated backend: each worker simulates its own radio in memory "
-    "(docs/scaleout.md, 'Known per-worker state')",
-    strict=False,
-)
 async def test_gateway_simulated_radio_is_one_radio(fleet: Fleet) -> None:
     async with fleet.client() as client:
         answer = await client.get("/ui/check_initialized")

@@ -122,3 +122,21 @@ async def test_concurrent_changes_keep_the_world_whole(make_client: Any) -> None
     radio, links = state["thread"], state["network"]
     assert (radio["role"], radio["txpower"], radio["commissioner"]) == ("leader", 12, True)
     assert links["wifi"]["ssid"] == "HomeWiFi"
+
+
+async def test_settings_and_radio_changed_at_once_on_two_workers(make_client: Any) -> None:
+    # Each of these writes the otbr settings row and changes the radio: run side by side on
+    # two workers they all succeed and both workers end up reading one radio.
+    from tests.gateway.test_otbr import NETWORK
+
+    w0, w1 = await _two_boxes(make_client)
+    for _round in range(3):
+        answers = await asyncio.gather(
+            w0.post("/otbr/set_config", NETWORK),
+            w1.post("/otbr/start"),
+            w1.post("/otbr/stop"),
+            w0.post("/otbr/start"),
+        )
+        assert [a["code"] for a in answers] == [0, 0, 0, 0], answers
+    status0 = await w0.ok("GET", "/otbr/get_status")
+    assert status0 == await w1.ok("GET", "/otbr/get_status")

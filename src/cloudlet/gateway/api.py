@@ -95,6 +95,7 @@ async def parse(request: Request, model: type[M]) -> M:
 
 async def done(service: GatewayService, action: Awaitable[Any]) -> JSONResponse:
     """Run ``action``, commit, answer ``{"code":0,"result":{...}}``."""
+    await service.lock_simulation()
     result = await action
     await service.session.commit()
     return ok(result if isinstance(result, dict) else None)
@@ -334,13 +335,15 @@ async def _lifespan(services: Services) -> AsyncIterator[None]:
         try:
             async with services.db.session() as session:
                 service = GatewayService(services, session)
+                # The first worker on a database powers the simulated box on; later
+                # workers (and restarts) find its world already running. The world is
+                # locked first, as in every request.
+                powered_on = services.extras["gateway"].simulated and await ensure_world(
+                    session, clock=services.clock
+                )
                 await service.identity()
                 await service.otbr()
-                # The first worker on a database powers the simulated box on; later
-                # workers (and restarts) find its world already running.
-                if services.extras["gateway"].simulated and await ensure_world(
-                    session, clock=services.clock
-                ):
+                if powered_on:
                     await service.restore()
                 await session.commit()
             break

@@ -33,6 +33,7 @@ from cloudlet.gateway.network import (
 )
 from cloudlet.gateway.pskc import compute_pskc
 from cloudlet.gateway.runtime import GatewayRuntime
+from cloudlet.gateway.simstore import StoredSimNetwork, StoredSimThread, lock_world
 from cloudlet.gateway.simthread import mesh_local_prefix_for
 from cloudlet.gateway.store import (
     CertificateState,
@@ -101,6 +102,15 @@ class GatewayService:
         self.thread: ThreadBackend = self.runtime.thread_for(session)
         self.network: NetworkBackend = self.runtime.network_for(session)
         self.box = services.secrets
+
+    async def lock_simulation(self) -> None:
+        """Lock the simulated world before any other row, so requests lock in one order.
+
+        A request that wrote a settings row and then waited for the world while another held
+        the world and waited for that row would deadlock on PostgreSQL.
+        """
+        if isinstance(self.thread, StoredSimThread) or isinstance(self.network, StoredSimNetwork):
+            await lock_world(self.session)
 
     @property
     def now_ms(self) -> int:

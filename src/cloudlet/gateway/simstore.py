@@ -125,6 +125,11 @@ async def _locked_row(session: AsyncSession) -> GatewaySimWorld | None:
     return (await session.execute(query)).scalar_one_or_none()
 
 
+async def lock_world(session: AsyncSession) -> None:
+    """Take the world's lock now (it is held until the transaction ends)."""
+    await _locked_row(session)
+
+
 async def ensure_world(session: AsyncSession, *, clock: Clock) -> bool:
     """Create the world row if this database has none; True when it was created."""
     if await _locked_row(session) is not None:

@@ -254,6 +254,34 @@ async def test_huge_ints_in_scale_management_api(make_client: ClientFactory) -> 
     assert all(status < 500 for *_, status in statuses), statuses
 
 
+async def test_nul_in_irrigation_text_fields(make_client: ClientFactory) -> None:
+    """Regression: a NUL in a name, e-mail or captcha id reached PostgreSQL (500); now 110."""
+    client = await make_client(irrigation=link_settings(f"nul-{uuid.uuid4().hex[:8]}"))
+    user = {"name": "nuluser1", "passwd": "Fuzzer1234", "email": "n@example.com"}
+    assert (await client.post("/v1/rootusers", json=user)).status_code == 201
+    login = await client.post("/v1/user/login", json={"name": "nuluser1", "passwd": "Fuzzer1234"})
+    auth = {"Authorization": login.json()["access_token"]}
+    add = {"deviceid": "11010F60BA50CF0D", "password": "12345678", "type": 1}
+    assert (await client.post("/v1/devices", headers=auth, json=add)).status_code == 201
+    nul = "a\x00b"
+    calls: list[tuple[str, str, dict[str, Any], dict[str, str]]] = [
+        ("POST", "/v1/rootusers", {**user, "name": "other1", "email": f"{nul}@x.com"}, {}),
+        ("POST", "/v1/user/login", {"name": nul, "passwd": "x"}, {}),
+        ("PUT", "/v1/user/passwd", {"name": nul, "passwd": "x", "passwdnew": "Abcdef12"}, {}),
+        ("PUT", "/v1/user/nuluser1", {"country": nul}, auth),
+        ("POST", "/v1/captcha", {"tokenid": nul, "type": 1, "word": "ABCD"}, {}),
+        ("PUT", "/v1/device/11010F60BA50CF0D", {"descript": nul}, auth),
+    ]
+    for method, path, body, headers in calls:
+        answer = await client.request(method, path, json=body, headers=headers)
+        assert (answer.status_code, answer.json()) == (
+            400,
+            {"code": 110, "error": "sorry, invalid parameters"},
+        ), (method, path)
+    captcha = await client.get("/v1/captcha", params={"tokenid": nul, "type": "1"})
+    assert captcha.json()["code"] == 110
+
+
 @pytest.fixture(scope="module")
 def live_server(tmp_path_factory: pytest.TempPathFactory) -> Any:
     """A real server: on SQLite, or on the PostgreSQL pass on a private PostgreSQL cluster."""

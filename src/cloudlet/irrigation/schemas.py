@@ -37,7 +37,9 @@ def require_int(value: Any, low: int | None = None, high: int | None = None) -> 
 
 
 def require_str(value: Any, max_bytes: int) -> str:
-    if not isinstance(value, str):
+    """A string without NUL (110 otherwise: PostgreSQL cannot store one) within
+    ``max_bytes`` (109 otherwise)."""
+    if not isinstance(value, str) or "\x00" in value:
         raise AifroError(INVALID_PARAMS)
     if len(value.encode()) > max_bytes:
         raise AifroError(INVALID_SETUP)

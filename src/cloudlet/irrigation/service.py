@@ -50,7 +50,8 @@ def _text(body: dict[str, Any], name: str, max_bytes: int, *, required: bool = F
     value = body.get(name, "")
     if value is None:
         value = ""
-    if not isinstance(value, str) or len(value.encode()) > max_bytes:
+    # PostgreSQL text cannot hold NUL: refused here rather than failing in the database.
+    if not isinstance(value, str) or "\x00" in value or len(value.encode()) > max_bytes:
         raise AifroError(e.INVALID_PARAMS)
     if required and not value:
         raise AifroError(e.INVALID_PARAMS)
@@ -341,6 +342,8 @@ def _captcha_query(params: dict[str, Any]) -> tuple[str, int]:
     tokenid = params.get("tokenid")
     raw_type = params.get("type")
     if not isinstance(tokenid, str) or not tokenid.strip() or len(tokenid.strip()) > 32:
+        raise AifroError(e.INVALID_PARAMS)
+    if "\x00" in tokenid:
         raise AifroError(e.INVALID_PARAMS)
     try:
         captcha_type = int(raw_type) if raw_type is not None else -1

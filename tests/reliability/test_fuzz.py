@@ -228,8 +228,10 @@ async def test_mutation_fuzz_vendor_paths(make_client: ClientFactory, family: st
 # -- schemathesis over OpenAPI, against a real server --------------------------------------
 
 # Known bugs, each pinned by a strict xfail: left out of the fuzz verdict so CI stays green,
-# reported in docs/reliability.md. Empty now: the scale family bounded its integers (329e5ba).
-KNOWN_5XX: set[tuple[str, str]] = set()
+# reported in docs/reliability.md (the scale family bounded its integers in 329e5ba).
+# A NUL in the admin login name, PostgreSQL only: test_nul_in_admin_login_name.
+KNOWN_5XX: set[tuple[str, str]] = {("POST", "/api/v1/auth/login")}
+KNOWN_CODE = "cloudlet/core/auth.py"
 HUGE = 20131704397899871436144640  # past any database integer
 
 
@@ -280,6 +282,19 @@ async def test_nul_in_irrigation_text_fields(make_client: ClientFactory) -> None
         ), (method, path)
     captcha = await client.get("/v1/captcha", params={"tokenid": nul, "type": "1"})
     assert captcha.json()["code"] == 110
+
+
+@pytest.mark.xfail(
+    bool(os.environ.get("CLOUDLET_TEST_DATABASE_URL")),
+    reason="core/auth.py: an admin login name with a NUL reaches PostgreSQL (500)",
+    strict=True,
+)
+async def test_nul_in_admin_login_name(make_client: ClientFactory) -> None:
+    """Found by schemathesis (random run, PostgreSQL): ``POST /api/v1/auth/login`` with a
+    NUL in ``username`` answers 500; a name no user can have should be a plain 401."""
+    client = await make_client("scale")
+    answer = await client.post("/api/v1/auth/login", json={"username": "a\x00b", "password": "x"})
+    assert answer.status_code == 401
 
 
 @pytest.fixture(scope="module")
@@ -379,7 +394,9 @@ def test_schemathesis_openapi(live_server: Server) -> None:
     assert problems == [], "\n".join(problems[:20])
     # Nothing failed behind an answer either (streamed bodies, background work).
     log = live_server.log()
-    assert "Traceback" not in log, log[log.find("Traceback") - 300 :][:3000]
+    # (Except the known ones' own tracebacks, which name the code of that known bug.)
+    unknown = [t for t in log.split("Traceback")[1:] if not known or KNOWN_CODE not in t]
+    assert not unknown, unknown[0][:3000]
 
 
 async def test_far_future_timestamp_cannot_poison_listings(make_client: ClientFactory) -> None:

@@ -33,7 +33,7 @@ async def sim_world(client: httpx.AsyncClient) -> AsyncIterator[SimWorld]:
     """The simulated world in the database, saved and committed when the block ends."""
     services = services_of(client)
     async with services.db.session() as session:
-        async with stored_world(session, clock=services.clock) as world:
+        async with stored_world(session, clock=services.clock, box=services.secrets) as world:
             yield world
         await session.commit()
 

@@ -118,7 +118,8 @@ async def test_concurrent_changes_keep_the_world_whole(make_client: Any) -> None
     async with services.db.session() as session:
         rows = (await session.execute(select(GatewaySimWorld))).scalars().all()
     assert [row.part for row in rows] == ["world"]
-    state = json.loads(rows[0].state)
+    assert "HomeWiFi" not in rows[0].state  # encrypted at rest
+    state = json.loads(services.secrets.decrypt(rows[0].state))
     radio, links = state["thread"], state["network"]
     assert (radio["role"], radio["txpower"], radio["commissioner"]) == ("leader", 12, True)
     assert links["wifi"]["ssid"] == "HomeWiFi"

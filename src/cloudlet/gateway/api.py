@@ -309,7 +309,9 @@ def management_router() -> APIRouter:
         """Put a joiner device in range of the simulated radio."""
         if not service.runtime.simulated:
             raise HTTPException(409, "the linux backend has no simulated world")
-        async with stored_world(service.session, clock=service.services.clock) as world:
+        async with stored_world(
+            service.session, clock=service.services.clock, box=service.services.secrets
+        ) as world:
             world.radio.world.joiners.append(JoinerDevice(body.eui64, body.pskd, body.join_delay_s))
         await service.session.commit()
         return {"eui64": body.eui64, "pskd": body.pskd, "join_delay_s": body.join_delay_s}
@@ -326,6 +328,7 @@ async def _lifespan(services: Services) -> AsyncIterator[None]:
     services.extras["gateway"] = build_runtime(
         services.settings.gateway,
         clock=services.clock,
+        box=services.secrets,
         # Served apart (--gateway-port), this app's families are ["gateway"] while the OTA
         # family runs in the main app of the same Cloudlet and database.
         ota_beside="ota" in services.settings.families
@@ -339,7 +342,7 @@ async def _lifespan(services: Services) -> AsyncIterator[None]:
                 # workers (and restarts) find its world already running. The world is
                 # locked first, as in every request.
                 powered_on = services.extras["gateway"].simulated and await ensure_world(
-                    session, clock=services.clock
+                    session, clock=services.clock, box=services.secrets
                 )
                 await service.identity()
                 await service.otbr()

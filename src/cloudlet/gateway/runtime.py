@@ -9,6 +9,7 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cloudlet.core.clock import Clock
+from cloudlet.core.security import SecretBox
 from cloudlet.gateway.config import GatewaySettings
 from cloudlet.gateway.errors import Code, GatewayError
 from cloudlet.gateway.firmware import FirmwareSource, LocalFirmwareSource, OtaFirmwareSource
@@ -70,7 +71,7 @@ def firmware_source(settings: GatewaySettings, *, ota_beside: bool) -> FirmwareS
 
 
 def build_runtime(
-    settings: GatewaySettings, *, clock: Clock, ota_beside: bool = False
+    settings: GatewaySettings, *, clock: Clock, box: SecretBox, ota_beside: bool = False
 ) -> GatewayRuntime:
     """The backends GatewaySettings.backend names."""
     firmware = firmware_source(settings, ota_beside=ota_beside)
@@ -93,8 +94,8 @@ def build_runtime(
     # The simulated world is one row of the database, shared by every worker.
     return GatewayRuntime(
         settings=settings,
-        thread=StoredSimThread(clock=clock),
-        network=StoredSimNetwork(clock=clock),
+        thread=StoredSimThread(clock=clock, box=box),
+        network=StoredSimNetwork(clock=clock, box=box),
         firmware=firmware,
         fetch=http_fetch,
         simulated=True,

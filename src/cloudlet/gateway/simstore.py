@@ -20,6 +20,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cloudlet.core.clock import Clock
+from cloudlet.core.security import SecretBox
 from cloudlet.gateway.models import GatewaySimWorld
 from cloudlet.gateway.network import AccessPoint, Ipv4Config, LinkStatus
 from cloudlet.gateway.simnet import (
@@ -130,23 +131,30 @@ async def lock_world(session: AsyncSession) -> None:
     await _locked_row(session)
 
 
-async def ensure_world(session: AsyncSession, *, clock: Clock) -> bool:
+def _sealed(state: dict[str, Any], box: SecretBox) -> str:
+    # The world holds the network key, PSKds and WiFi passwords: encrypted at rest.
+    return box.encrypt(json.dumps(state))
+
+
+async def ensure_world(session: AsyncSession, *, clock: Clock, box: SecretBox) -> bool:
     """Create the world row if this database has none; True when it was created."""
     if await _locked_row(session) is not None:
         return False
-    session.add(GatewaySimWorld(part=WORLD_PART, state=json.dumps(initial_state(clock=clock))))
+    session.add(GatewaySimWorld(part=WORLD_PART, state=_sealed(initial_state(clock=clock), box)))
     await session.flush()
     return True
 
 
 @asynccontextmanager
-async def stored_world(session: AsyncSession, *, clock: Clock) -> AsyncIterator[SimWorld]:
+async def stored_world(
+    session: AsyncSession, *, clock: Clock, box: SecretBox
+) -> AsyncIterator[SimWorld]:
     """The world, locked for this transaction; saved when the block ends without error."""
     row = await _locked_row(session)
     if row is None:
-        row = GatewaySimWorld(part=WORLD_PART, state=json.dumps(initial_state(clock=clock)))
+        row = GatewaySimWorld(part=WORLD_PART, state=_sealed(initial_state(clock=clock), box))
         session.add(row)
-    before = row.state
+    before = box.decrypt(row.state)
     data = json.loads(before)
     world = SimWorld(
         radio=thread_radio(data["thread"], clock=clock), links=network_links(data["network"])
@@ -154,7 +162,7 @@ async def stored_world(session: AsyncSession, *, clock: Clock) -> AsyncIterator[
     yield world
     after = json.dumps({"thread": thread_state(world.radio), "network": network_state(world.links)})
     if after != before:
-        row.state = after
+        row.state = box.encrypt(after)
     await session.flush()
 
 
@@ -170,18 +178,21 @@ class SimWorld:
 class StoredSimThread:
     """ThreadBackend of the simulated radio stored in the database (bind to a session first)."""
 
-    def __init__(self, *, clock: Clock, session: AsyncSession | None = None) -> None:
+    def __init__(
+        self, *, clock: Clock, box: SecretBox, session: AsyncSession | None = None
+    ) -> None:
         self.clock = clock
+        self.box = box
         self._session = session
 
     def bind(self, session: AsyncSession) -> StoredSimThread:
-        return StoredSimThread(clock=self.clock, session=session)
+        return StoredSimThread(clock=self.clock, box=self.box, session=session)
 
     @asynccontextmanager
     async def _radio(self) -> AsyncIterator[SimThreadBackend]:
         if self._session is None:
             raise RuntimeError("the stored simulated radio is used without a session")
-        async with stored_world(self._session, clock=self.clock) as world:
+        async with stored_world(self._session, clock=self.clock, box=self.box) as world:
             yield world.radio
 
     async def info(self) -> ThreadInfo:
@@ -252,18 +263,21 @@ class StoredSimThread:
 class StoredSimNetwork:
     """NetworkBackend of the simulated links stored in the database (bind to a session first)."""
 
-    def __init__(self, *, clock: Clock, session: AsyncSession | None = None) -> None:
+    def __init__(
+        self, *, clock: Clock, box: SecretBox, session: AsyncSession | None = None
+    ) -> None:
         self.clock = clock
+        self.box = box
         self._session = session
 
     def bind(self, session: AsyncSession) -> StoredSimNetwork:
-        return StoredSimNetwork(clock=self.clock, session=session)
+        return StoredSimNetwork(clock=self.clock, box=self.box, session=session)
 
     @asynccontextmanager
     async def _links(self) -> AsyncIterator[SimNetworkBackend]:
         if self._session is None:
             raise RuntimeError("the stored simulated network is used without a session")
-        async with stored_world(self._session, clock=self.clock) as world:
+        async with stored_world(self._session, clock=self.clock, box=self.box) as world:
             yield world.links
 
     async def wifi_scan(self) -> list[AccessPoint]:

@@ -229,8 +229,8 @@ async def test_mutation_fuzz_vendor_paths(make_client: ClientFactory, family: st
 
 # Known bugs, each pinned by a strict xfail: left out of the fuzz verdict so CI stays green,
 # reported in docs/reliability.md (the scale family bounded its integers in 329e5ba).
-# A NUL in the admin login name, PostgreSQL only: test_nul_in_admin_login_name.
-KNOWN_5XX: set[tuple[str, str]] = {("POST", "/api/v1/auth/login")}
+# None known: the admin-login NUL (test_nul_in_admin_login_name) is fixed.
+KNOWN_5XX: set[tuple[str, str]] = set()
 KNOWN_CODE = "cloudlet/core/auth.py"
 HUGE = 20131704397899871436144640  # past any database integer
 
@@ -284,11 +284,6 @@ async def test_nul_in_irrigation_text_fields(make_client: ClientFactory) -> None
     assert captcha.json()["code"] == 110
 
 
-@pytest.mark.xfail(
-    bool(os.environ.get("CLOUDLET_TEST_DATABASE_URL")),
-    reason="core/auth.py: an admin login name with a NUL reaches PostgreSQL (500)",
-    strict=True,
-)
 async def test_nul_in_admin_login_name(make_client: ClientFactory) -> None:
     """Found by schemathesis (random run, PostgreSQL): ``POST /api/v1/auth/login`` with a
     NUL in ``username`` answers 500; a name no user can have should be a plain 401."""

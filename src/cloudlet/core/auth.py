@@ -86,6 +86,10 @@ async def authenticate(
     Failures are counted and committed here, since the caller answers with an error.
     """
     name = username[:64]
+    if "\x00" in name:
+        # No user can have it, and PostgreSQL cannot store it: a plain failure, not counted.
+        verify_password(_DUMMY_HASH, password)
+        return None
     locked_ms = await ADMIN_LOGIN_FAILURES.locked_ms(session, name, now_ms=clock.millis())
     if locked_ms > 0:
         raise LoginLocked(-(-locked_ms // 1000))

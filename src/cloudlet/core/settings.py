@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any, ClassVar
 
-from pydantic import Field, model_validator
+from pydantic import BaseModel, Field, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -84,3 +84,15 @@ class Settings(BaseSettings):
 def load_settings(**overrides: Any) -> Settings:
     """Settings from the environment and config file, with explicit overrides on top."""
     return Settings(**overrides)
+
+
+def environment_names(model: type[BaseModel] = Settings, prefix: str = "CLOUDLET_") -> list[str]:
+    """Every setting's environment variable, nested models flattened with ``__``."""
+    names: list[str] = []
+    for name, field in model.model_fields.items():
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            names.extend(environment_names(annotation, f"{prefix}{name.upper()}__"))
+        else:
+            names.append(f"{prefix}{name.upper()}")
+    return names

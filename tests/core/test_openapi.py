@@ -11,9 +11,26 @@ from cloudlet.app import create_app
 from cloudlet.core.settings import Settings
 from tests.reliability.helpers import app_routes, family_of
 
-DESCRIBED = ("scale", "irrigation")
+DESCRIBED = ("scale", "irrigation", "ota", "gateway")
 # The answer body each family's envelope requires, success and error alike.
-ENVELOPE_KEYS = {"scale": {"errorCode", "text"}, "irrigation": {"code"}}
+ENVELOPE_KEYS = {
+    "scale": {"errorCode", "text"},
+    "irrigation": {"code"},
+    "ota": {"errno", "error"},
+    "gateway": {"code"},
+}
+# POST paths that take no body (the box's actions without parameters).
+BODILESS = {
+    "/ui/logout",
+    "/otbr/stop",
+    "/otbr/start",
+    "/otbr/disable_bbr",
+    "/otbr/enable_bbr",
+    "/wifi/stop",
+    "/sys/export_sys_config",
+    "/sys/reset",
+    "/sys/restart",
+}
 
 
 @pytest.fixture
@@ -39,11 +56,18 @@ def test_vendor_paths_described(app_and_spec: tuple[Any, dict[str, Any]], family
     }
     assert served and served == set(described), served ^ set(described)
     for (method, path), op in described.items():
-        if method in ("POST", "PUT"):
-            schema = op["requestBody"]["content"]["application/json"]["schema"]
-            assert schema.get("properties") or schema.get("oneOf"), (method, path)
+        if method in ("POST", "PUT") and path not in BODILESS:
+            for media, content in op["requestBody"]["content"].items():
+                schema = content["schema"]
+                described_body = schema.get("properties") or schema.get("oneOf")
+                assert described_body or schema.get("type") == "string", (method, path, media)
+        elif method in ("POST", "PUT"):
+            assert "requestBody" not in op, (method, path)
         assert "422" not in op["responses"], (method, path)  # never FastAPI's own error
         for status, answer in op["responses"].items():
+            if "application/json" not in answer["content"]:  # OTA package bytes
+                assert set(answer["content"]) == {"application/octet-stream"}, (path, status)
+                continue
             schema = answer["content"]["application/json"]["schema"]
             assert ENVELOPE_KEYS[family] <= set(schema["required"]), (method, path, status)
 
@@ -60,3 +84,22 @@ def test_irrigation_bodies_match_the_wire(app_and_spec: tuple[Any, dict[str, Any
     assert fields["connectedvalves"] == {"type": "integer", "minimum": 1, "maximum": 52}
     flag = paths["/v1/device/{deviceid}/status"]["get"]["parameters"]
     assert {"name": "flag", "in": "query", "required": True, "schema": {"type": "string"}} in flag
+
+
+def test_ota_and_gateway_bodies_match_the_wire(app_and_spec: tuple[Any, dict[str, Any]]) -> None:
+    _, spec = app_and_spec
+    paths = spec["paths"]
+    check = paths["/ota/south/check"]["post"]
+    body = check["requestBody"]["content"]["application/json"]["schema"]
+    assert set(body["required"]) == {"dev_id", "manuf", "model", "type", "version", "cdn"}
+    assert set(check["responses"]) == {"200", "4XX", "500"}
+    report = paths["/ota/south/report"]["post"]["requestBody"]["content"]["application/json"]
+    assert report["schema"]["required"] == ["result"]
+    download = paths["/ota/download/{token}"]["get"]["responses"]
+    assert {"200", "206"} <= set(download)
+    login = paths["/ui/login"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert {"username", "hash"} <= set(login["properties"])
+    txpower = paths["/otbr/set_txpower"]["post"]["requestBody"]["content"]["application/json"]
+    assert "TXPower" in txpower["schema"]["properties"]
+    error = paths["/otbr/join"]["post"]["responses"]["4XX"]["content"]["application/json"]
+    assert set(error["schema"]["required"]) == {"code", "err_msg"}

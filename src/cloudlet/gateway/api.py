@@ -105,30 +105,105 @@ def _client(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
+# -- OpenAPI: the bodies the routes parse by hand, and the {code, result | err_msg} envelope --
+
+_ENVELOPE_ERROR: dict[str, Any] = {
+    "type": "object",
+    "required": ["code", "err_msg"],
+    "properties": {"code": {"type": "integer"}, "err_msg": {"type": "string"}},
+}
+_ENVELOPE_ANY: dict[str, Any] = {
+    "type": "object",
+    "required": ["code"],
+    "properties": {
+        "code": {"type": "integer"},
+        "result": {"type": "object"},
+        "err_msg": {"type": "string"},
+    },
+}
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"description": what, "content": {"application/json": {"schema": _ENVELOPE_ERROR}}}
+    for status, what in (
+        ("4XX", "{code, err_msg}: 404 unknown method, 405 wrong HTTP method"),
+        ("500", "{code, err_msg}: internal error"),
+    )
+}
+_SUCCESS: dict[str, Any] = {
+    "200": {
+        "description": '{"code": 0, "result": {...}}, or a refusal {"code": N, "err_msg": ...}'
+        " (HTTP 200, see docs/gateway.md)",
+        "content": {"application/json": {"schema": _ENVELOPE_ANY}},
+    }
+}
+
+
+def _inline(node: Any, defs: dict[str, Any]) -> Any:
+    """``node`` with every ``#/$defs/...`` reference replaced by its definition."""
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/"):
+            return _inline(defs[ref.removeprefix("#/$defs/")], defs)
+        return {k: _inline(v, defs) for k, v in node.items() if k != "$defs"}
+    if isinstance(node, list):
+        return [_inline(v, defs) for v in node]
+    return node
+
+
+def _doc(model: type[BaseModel] | None = None) -> dict[str, Any]:
+    """``openapi_extra`` for a route: the answer envelope and the body ``model`` describes."""
+    extra: dict[str, Any] = {"responses": _SUCCESS}
+    if model is not None:
+        schema = model.model_json_schema(by_alias=True)
+        content = {"application/json": {"schema": _inline(schema, schema.get("$defs", {}))}}
+        extra["requestBody"] = {"required": True, "content": content}
+    return extra
+
+
+_CERTIFICATE_DOC: dict[str, Any] = {
+    "responses": _SUCCESS,
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/x-pem-file": {"schema": {"type": "string"}},
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {"file": {"type": "string", "format": "binary"}},
+                }
+            },
+        },
+    },
+}
+
+
 def vendor_router() -> APIRouter:
-    router = APIRouter(route_class=envelope_route(GatewayEnvelope()), tags=["gateway"])
+    router = APIRouter(
+        route_class=envelope_route(GatewayEnvelope()),
+        tags=["gateway"],
+        responses=ERROR_RESPONSES,
+    )
 
     # ---- /ui
-    @router.get("/ui/challenge")
+    @router.get("/ui/challenge", openapi_extra=_doc())
     async def challenge(service: ServiceDep) -> Response:
         return await done(service, service.challenge())
 
-    @router.post("/ui/login")
+    @router.post("/ui/login", openapi_extra=_doc(w.Login))
     async def login(request: Request, service: ServiceDep) -> Response:
         body = await parse(request, w.Login)
         sid = await service.login(username=body.username, hash_=body.hash, client=_client(request))
         await service.session.commit()
         return ok({"sid": sid})
 
-    @router.post("/ui/logout")
+    @router.post("/ui/logout", openapi_extra=_doc())
     async def logout(service: ServiceDep, sid: Sid) -> Response:
         return await done(service, service.logout(sid))
 
-    @router.get("/ui/check_initialized")
+    @router.get("/ui/check_initialized", openapi_extra=_doc())
     async def check_initialized(service: ServiceDep) -> Response:
         return await done(service, service.check_initialized())
 
-    @router.post("/ui/set_init")
+    @router.post("/ui/set_init", openapi_extra=_doc(w.SetInit))
     async def set_init(request: Request, service: ServiceDep) -> Response:
         body = await parse(request, w.SetInit)
         return await done(service, service.set_init(lang=body.lang, password=body.password))
@@ -138,13 +213,13 @@ def vendor_router() -> APIRouter:
         async def endpoint(service: ServiceDep, _sid: Sid) -> Response:
             return await done(service, action(service))
 
-        router.add_api_route(path, endpoint, methods=["GET"], name=path)
+        router.add_api_route(path, endpoint, methods=["GET"], name=path, openapi_extra=_doc())
 
     def simple_post(path: str, action: Callable[[GatewayService], Awaitable[Any]]) -> None:
         async def endpoint(service: ServiceDep, _sid: Sid) -> Response:
             return await done(service, action(service))
 
-        router.add_api_route(path, endpoint, methods=["POST"], name=path)
+        router.add_api_route(path, endpoint, methods=["POST"], name=path, openapi_extra=_doc())
 
     def body_post(
         path: str, model: type[M], action: Callable[[GatewayService, M], Awaitable[Any]]
@@ -153,7 +228,7 @@ def vendor_router() -> APIRouter:
             body = await parse(request, model)
             return await done(service, action(service, body))
 
-        router.add_api_route(path, endpoint, methods=["POST"], name=path)
+        router.add_api_route(path, endpoint, methods=["POST"], name=path, openapi_extra=_doc(model))
 
     simple_get("/otbr/get_status", lambda s: s.otbr_status())
     simple_get("/otbr/scan", lambda s: s.scan())
@@ -232,14 +307,14 @@ def vendor_router() -> APIRouter:
     simple_post("/sys/reset", lambda s: s.reset())
     simple_post("/sys/restart", lambda s: s.restart())
 
-    @router.post("/sys/upgrade_local_certificate")
+    @router.post("/sys/upgrade_local_certificate", openapi_extra=_CERTIFICATE_DOC)
     async def upgrade_local_certificate(
         request: Request, service: ServiceDep, _sid: Sid
     ) -> Response:
         data = await _certificate_body(request)
         return await done(service, service.install_certificate(data, source="local upload"))
 
-    @router.post("/sys/set_admin_pwd")
+    @router.post("/sys/set_admin_pwd", openapi_extra=_doc(w.SetAdminPwd))
     async def set_admin_pwd(request: Request, service: ServiceDep, sid: Sid) -> Response:
         body = await parse(request, w.SetAdminPwd)
         return await done(

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Path, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.routing import APIRoute
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -36,6 +36,7 @@ from cloudlet.ota.schemas import (
     ProductCreated,
     ProductIn,
     ProductOut,
+    ReportBody,
     StrategyIn,
     StrategyOut,
     TaskCreated,
@@ -43,6 +44,7 @@ from cloudlet.ota.schemas import (
     TaskDeviceOut,
     TaskIn,
     TaskOut,
+    VersionBody,
 )
 from cloudlet.ota.service import Answer, CheckRequest, OtaContext, OtaProblem
 
@@ -95,12 +97,65 @@ class OtaEnvelope:
         return None
 
 
+# -- OpenAPI: the bodies the south routes read by hand, and OneNET's errno envelope ----------
+
+_ERRNO: dict[str, Any] = {
+    "type": "object",
+    "required": ["errno", "error"],
+    "properties": {"errno": {"type": "integer"}, "error": {"type": "string"}},
+}
+_ANSWER: dict[str, Any] = {
+    "type": "object",
+    "required": ["errno", "error"],
+    "properties": {**_ERRNO["properties"], "data": {"type": "object"}},
+}
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"description": what, "content": {"application/json": {"schema": _ERRNO}}}
+    for status, what in (
+        ("4XX", "{errno, error}: 404 unknown path, 405 wrong method, download refusals"),
+        ("500", "{errno, error}: internal error"),
+    )
+}
+_SUCCESS: dict[str, Any] = {
+    "200": {
+        "description": '{"errno": 0, "error": "succ"[, "data"]} or a refusal {"errno": N,'
+        ' "error": ...}: HTTP 200 in every case (docs/ota.md)',
+        "content": {"application/json": {"schema": _ANSWER}},
+    }
+}
+_PACKAGE_BYTES: dict[str, Any] = {
+    "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
+}
+_DOWNLOAD_DOC: dict[str, Any] = {
+    "responses": {
+        "200": {"description": "The package", **_PACKAGE_BYTES},
+        "206": {"description": "The requested Range of the package", **_PACKAGE_BYTES},
+    }
+}
+
+
+def _doc(model: type[BaseModel] | None = None) -> dict[str, Any]:
+    """``openapi_extra`` for a south route: the errno answer and the body ``model`` describes."""
+    extra: dict[str, Any] = {"responses": _SUCCESS}
+    if model is not None:
+        schema = model.model_json_schema(by_alias=True)
+        extra["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": schema}},
+        }
+    return extra
+
+
 # ---------------------------------------------------------------- south API (devices)
 
 
 def _south_router(services: Services) -> APIRouter:
     ctx = context(services)
-    router = APIRouter(route_class=envelope_route(OtaEnvelope()), tags=["ota devices"])
+    router = APIRouter(
+        route_class=envelope_route(OtaEnvelope()),
+        tags=["ota devices"],
+        responses=ERROR_RESPONSES,
+    )
 
     async def south_device(
         session: AsyncSession, authorization: str | None, dev_id: str | int
@@ -124,7 +179,7 @@ def _south_router(services: Services) -> APIRouter:
         await session.commit()
         return _answer(answer)
 
-    @router.post(f"{PREFIX}/south/check")
+    @router.post(f"{PREFIX}/south/check", openapi_extra=_doc(CheckBody))
     async def check(
         request: Request,
         session: SessionDep,
@@ -141,7 +196,7 @@ def _south_router(services: Services) -> APIRouter:
             return _answer(Answer(p.PARAMETER_ERROR))
         return await run_check(session, authorization, CheckRequest(**body.model_dump()))
 
-    @router.get(f"{PREFIX}/south/check")
+    @router.get(f"{PREFIX}/south/check", openapi_extra=_doc())
     async def check_by_query(
         request: Request,
         session: SessionDep,
@@ -153,7 +208,7 @@ def _south_router(services: Services) -> APIRouter:
             return _answer(Answer(p.PARAMETER_ERROR))
         return await run_check(session, authorization, parsed)
 
-    @router.get(f"{PREFIX}/south/tasking")
+    @router.get(f"{PREFIX}/south/tasking", openapi_extra=_doc())
     async def tasking(
         session: SessionDep,
         dev_id: Annotated[str, Query()] = "",
@@ -173,7 +228,7 @@ def _south_router(services: Services) -> APIRouter:
         await session.commit()
         return _answer(answer)
 
-    @router.get(f"{PREFIX}/south/download/{{token}}/check")
+    @router.get(f"{PREFIX}/south/download/{{token}}/check", openapi_extra=_doc())
     async def token_check(
         token: str,
         session: SessionDep,
@@ -188,7 +243,7 @@ def _south_router(services: Services) -> APIRouter:
         await session.commit()
         return _answer(answer)
 
-    @router.post(f"{PREFIX}/south/report")
+    @router.post(f"{PREFIX}/south/report", openapi_extra=_doc(ReportBody))
     async def report(
         request: Request,
         session: SessionDep,
@@ -211,7 +266,7 @@ def _south_router(services: Services) -> APIRouter:
         await session.commit()
         return _answer(answer)
 
-    @router.post(f"{PREFIX}/device/version")
+    @router.post(f"{PREFIX}/device/version", openapi_extra=_doc(VersionBody))
     async def device_version(
         request: Request,
         session: SessionDep,
@@ -308,7 +363,14 @@ def _south_router(services: Services) -> APIRouter:
         return await download(request, token, dev_id, authorization)
 
     for path in (f"{PREFIX}/download/{{token}}", f"{PREFIX}/south/download/{{token}}"):
-        router.add_api_route(path, download_route, methods=["GET"], name=f"download {path}")
+        router.add_api_route(
+            path,
+            download_route,
+            methods=["GET"],
+            name=f"download {path}",
+            response_class=Response,  # the package bytes: no JSON 200 in the OpenAPI
+            openapi_extra=_DOWNLOAD_DOC,
+        )
         router.add_api_route(
             path, download_route, methods=["HEAD"], include_in_schema=False, name=f"head {path}"
         )

@@ -25,6 +25,21 @@ class CheckBody(BaseModel):
     powers: int | None = Field(default=None, ge=INT32_MIN, le=INT32_MAX)
 
 
+class ReportBody(BaseModel):
+    """``POST /ota/south/report`` body (describe-only: the route reads ``result`` by hand).
+
+    1xx are download results, 2xx upgrade results (docs/ota.md)."""
+
+    result: int
+
+
+class VersionBody(BaseModel):
+    """``POST /ota/device/version`` body (describe-only: the route reads it by hand)."""
+
+    f_version: str | None = Field(default=None, description="module (FOTA) version")
+    s_version: str | None = Field(default=None, description="application (SOTA) version")
+
+
 # ---------------------------------------------------------------- management API
 
 TaskType = Literal[1, 2]  # 1 FOTA, 2 SOTA

@@ -128,6 +128,35 @@ async def register_user(
     return user
 
 
+async def _user_with_password(
+    session: AsyncSession,
+    *,
+    clock: Clock,
+    settings: IrrigationSettings,
+    name: str,
+    passwd: str,
+    captcha: int,
+) -> tuple[IrrigationUser, str]:
+    """The user ``name`` past the captcha gate when ``passwd`` is right, and its failure subject.
+
+    A wrong password is counted toward the captcha requirement and answered 101.
+    """
+    subject = f"user:{name.lower()}"
+    await _require_captcha_if_needed(
+        session,
+        clock=clock,
+        settings=settings,
+        subject=subject,
+        tokenid=name.lower(),
+        captcha_type=captcha,
+    )
+    user = await _user_by_name(session, name)
+    if user is None or not await asyncio.to_thread(verify_password, user.password_hash, passwd):
+        await _record_failure(session, clock=clock, settings=settings, subject=subject)
+        raise AifroError(e.WRONG_PASSWORD)
+    return user, subject
+
+
 async def _user_by_name(session: AsyncSession, name: str) -> IrrigationUser | None:
     result: IrrigationUser | None = await session.scalar(
         select(IrrigationUser).where(IrrigationUser.name_key == name.strip().lower())
@@ -196,19 +225,9 @@ async def login(
     passwd = _text(body, "passwd", 64)
     if not name or not passwd:
         raise AifroError(e.EMPTY_CREDENTIALS)
-    subject = f"user:{name.lower()}"
-    await _require_captcha_if_needed(
-        session,
-        clock=clock,
-        settings=settings,
-        subject=subject,
-        tokenid=name.lower(),
-        captcha_type=CAPTCHA_LOGIN,
+    user, subject = await _user_with_password(
+        session, clock=clock, settings=settings, name=name, passwd=passwd, captcha=CAPTCHA_LOGIN
     )
-    user = await _user_by_name(session, name)
-    if user is None or not await asyncio.to_thread(verify_password, user.password_hash, passwd):
-        await _record_failure(session, clock=clock, settings=settings, subject=subject)
-        raise AifroError(e.WRONG_PASSWORD)
     await _clear_failures(session, subject)
     token = new_token(32)
     now = clock.now()
@@ -234,19 +253,9 @@ async def change_password(
     passwdnew = _text(body, "passwdnew", 64)
     if not name or not passwd or not passwdnew:
         raise AifroError(e.EMPTY_CREDENTIALS)
-    subject = f"user:{name.lower()}"
-    await _require_captcha_if_needed(
-        session,
-        clock=clock,
-        settings=settings,
-        subject=subject,
-        tokenid=name.lower(),
-        captcha_type=CAPTCHA_PASSWD,
+    user, subject = await _user_with_password(
+        session, clock=clock, settings=settings, name=name, passwd=passwd, captcha=CAPTCHA_PASSWD
     )
-    user = await _user_by_name(session, name)
-    if user is None or not await asyncio.to_thread(verify_password, user.password_hash, passwd):
-        await _record_failure(session, clock=clock, settings=settings, subject=subject)
-        raise AifroError(e.WRONG_PASSWORD)
     check_password_rules(passwdnew)
     await _clear_failures(session, subject)
     user.password_hash = await asyncio.to_thread(hash_password, passwdnew)

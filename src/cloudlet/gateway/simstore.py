@@ -14,7 +14,7 @@ import json
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Self
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -175,8 +175,8 @@ class SimWorld:
 # ---- backends over the stored world ---------------------------------------------------
 
 
-class StoredSimThread:
-    """ThreadBackend of the simulated radio stored in the database (bind to a session first)."""
+class _StoredWorldBackend:
+    """A backend over the stored world; ``bind`` gives a copy tied to one request's session."""
 
     def __init__(
         self, *, clock: Clock, box: SecretBox, session: AsyncSession | None = None
@@ -185,14 +185,23 @@ class StoredSimThread:
         self.box = box
         self._session = session
 
-    def bind(self, session: AsyncSession) -> StoredSimThread:
-        return StoredSimThread(clock=self.clock, box=self.box, session=session)
+    def bind(self, session: AsyncSession) -> Self:
+        return type(self)(clock=self.clock, box=self.box, session=session)
+
+    @asynccontextmanager
+    async def _world(self) -> AsyncIterator[SimWorld]:
+        if self._session is None:
+            raise RuntimeError(f"{type(self).__name__} is used without a session")
+        async with stored_world(self._session, clock=self.clock, box=self.box) as world:
+            yield world
+
+
+class StoredSimThread(_StoredWorldBackend):
+    """ThreadBackend of the simulated radio stored in the database (bind to a session first)."""
 
     @asynccontextmanager
     async def _radio(self) -> AsyncIterator[SimThreadBackend]:
-        if self._session is None:
-            raise RuntimeError("the stored simulated radio is used without a session")
-        async with stored_world(self._session, clock=self.clock, box=self.box) as world:
+        async with self._world() as world:
             yield world.radio
 
     async def info(self) -> ThreadInfo:
@@ -260,24 +269,12 @@ class StoredSimThread:
             return await radio.bbr_state()
 
 
-class StoredSimNetwork:
+class StoredSimNetwork(_StoredWorldBackend):
     """NetworkBackend of the simulated links stored in the database (bind to a session first)."""
-
-    def __init__(
-        self, *, clock: Clock, box: SecretBox, session: AsyncSession | None = None
-    ) -> None:
-        self.clock = clock
-        self.box = box
-        self._session = session
-
-    def bind(self, session: AsyncSession) -> StoredSimNetwork:
-        return StoredSimNetwork(clock=self.clock, box=self.box, session=session)
 
     @asynccontextmanager
     async def _links(self) -> AsyncIterator[SimNetworkBackend]:
-        if self._session is None:
-            raise RuntimeError("the stored simulated network is used without a session")
-        async with stored_world(self._session, clock=self.clock, box=self.box) as world:
+        async with self._world() as world:
             yield world.links
 
     async def wifi_scan(self) -> list[AccessPoint]:

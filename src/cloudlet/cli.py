@@ -44,6 +44,7 @@ async def _run_servers(settings: Settings, *, log_level: str) -> int:
     import uvicorn
 
     from cloudlet.app import create_app
+    from cloudlet.core.wire import server_config
 
     apps: list[tuple[str, int, Settings]] = []
     gateway_apart = "gateway" in settings.families and settings.gateway.port is not None
@@ -60,14 +61,7 @@ async def _run_servers(settings: Settings, *, log_level: str) -> int:
             f"Cloudlet {app_settings.families} on http://{host}:{port}",
             f"(data in {settings.data_dir})",
         )
-        config = uvicorn.Config(
-            create_app(app_settings),
-            host=host,
-            port=port,
-            http="httptools",
-            log_level=log_level,
-            log_config=None,
-        )
+        config = server_config(create_app(app_settings), host=host, port=port, log_level=log_level)
         servers.append(uvicorn.Server(config))
     await asyncio.gather(*(server.serve() for server in servers))
     return 0

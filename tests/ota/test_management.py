@@ -27,8 +27,11 @@ async def test_catalog_lists_both_tables(fleet: Fleet) -> None:
         "model": "ESP32",
         "manuf_no": "101",
         "model_no": "10101",
+        "manufacturer_zh": "乐鑫",
+        "model_zh": "ESP32",
     }
     assert len(rows) == 63
+    assert {r["manufacturer_zh"] for r in rows} >= {"中国移动", "移远通信", "其他"}
 
 
 async def test_device_manuf_model_validated_and_keys_encrypted(fleet: Fleet) -> None:

@@ -23,7 +23,11 @@ from cloudlet.ota.ranges import Unsatisfiable, parse_range
         ("bytes=-10", (90, 99)),
         ("bytes=-500", (0, 99)),
         ("bytes=90-200", (90, 99)),
-        ("bytes=9-3", None),
+        # OneNET's rules: bare "a-b"; start > end or past the end means from 0.
+        ("50-99", (50, 99)),
+        ("bytes=9-3", (0, 3)),
+        ("bytes=100-", (0, 99)),
+        ("bytes=150-160", (0, 99)),
         ("bytes=0-1,5-6", None),
         ("items=0-1", None),
         ("bytes=x-1", None),
@@ -35,10 +39,16 @@ def test_parse_range(header: str | None, expected: tuple[int, int] | None) -> No
     assert parse_range(header, 100) == expected
 
 
-@pytest.mark.parametrize("header", ["bytes=100-", "bytes=150-160", "bytes=-0"])
+@pytest.mark.parametrize("header", ["bytes=-0"])
 def test_unsatisfiable_range(header: str) -> None:
     with pytest.raises(Unsatisfiable):
         parse_range(header, 100)
+
+
+@pytest.mark.parametrize("header", ["bytes=0-", "0-9", "bytes=-5"])
+def test_an_empty_package_is_unsatisfiable(header: str) -> None:
+    with pytest.raises(Unsatisfiable):
+        parse_range(header, 0)
 
 
 def test_token_matches_onenet_formula() -> None:

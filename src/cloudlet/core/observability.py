@@ -117,7 +117,9 @@ class RequestContextMiddleware:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 headers = list(message.get("headers", []))
-                headers.append((REQUEST_ID_HEADER.encode(), request_id.encode("latin-1")))
+                # First, not last: firmware that finds the body after the "Range" header
+                # line (OneNET OTA clients) needs Content-Range to stay the last header.
+                headers.insert(0, (REQUEST_ID_HEADER.encode(), request_id.encode("latin-1")))
                 message = {**message, "headers": headers}
             await send(message)
 

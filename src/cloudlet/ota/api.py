@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.routing import APIRoute
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -21,6 +21,7 @@ from cloudlet.core.family import Family
 from cloudlet.core.services import Services, SessionDep
 from cloudlet.ota import catalog, service
 from cloudlet.ota import protocol as p
+from cloudlet.ota.metrics import OtaCounters
 from cloudlet.ota.models import OtaDevice, OtaPackage, OtaProduct, OtaStrategy, OtaTask
 from cloudlet.ota.ranges import Unsatisfiable, parse_range
 from cloudlet.ota.schemas import (
@@ -30,12 +31,14 @@ from cloudlet.ota.schemas import (
     DeviceCreated,
     DeviceIn,
     DeviceOut,
+    DevInfoBody,
     DiffIn,
     KeyOut,
     PackageOut,
     ProductCreated,
     ProductIn,
     ProductOut,
+    ProgressBody,
     ReportBody,
     StrategyIn,
     StrategyOut,
@@ -46,7 +49,7 @@ from cloudlet.ota.schemas import (
     TaskOut,
     VersionBody,
 )
-from cloudlet.ota.service import Answer, CheckRequest, OtaContext, OtaProblem
+from cloudlet.ota.service import Answer, CheckRequest, OtaContext, OtaProblem, parse_check
 
 PREFIX = "/ota"
 RowId = Annotated[int, Path(ge=1, le=p.INT32_MAX)]
@@ -63,6 +66,7 @@ def context(services: Services) -> OtaContext:
             clock=services.clock,
             secrets=services.secrets,
             blobs=FileBlobStore(services.settings.data_dir / "blobs"),
+            counters=OtaCounters(services.metrics.registry),
         )
         services.extras["ota"] = ctx
     assert isinstance(ctx, OtaContext)
@@ -72,6 +76,26 @@ def context(services: Services) -> OtaContext:
 def _answer(answer: Answer) -> JSONResponse:
     # OneNET answers HTTP 200 and puts the outcome in errno.
     return JSONResponse(answer.body())
+
+
+def _download_headers(
+    package: OtaPackage, *, start: int, end: int, partial: bool
+) -> dict[str, str]:
+    """Download headers in the order firmware parses them (the wire layer writes the names
+    as ``Content-Length`` etc.): MCU clients find the body with ``strstr(resp, "Range")`` and
+    the blank line after it, so a 206 ends with ``Content-Range`` and has no
+    ``Accept-Ranges`` before it; a whole-file 200 announces ``Accept-Ranges: bytes``."""
+    headers = {
+        "Content-Type": "application/octet-stream",
+        "Content-Length": str(end - start + 1),
+        "Content-Disposition": f'attachment; filename="{package.filename or "package.bin"}"',
+        "ETag": f'"{package.md5}"',
+    }
+    if partial:
+        headers["Content-Range"] = f"bytes {start}-{end}/{package.size}"
+    else:
+        headers["Accept-Ranges"] = "bytes"
+    return headers
 
 
 def _errno(errno: int, status: int = 200, error: str | None = None) -> JSONResponse:
@@ -170,13 +194,21 @@ def _south_router(services: Services) -> APIRouter:
         return _answer(Answer(p.AUTH_FAILED)) if device is None else device
 
     async def run_check(
-        session: AsyncSession, authorization: str | None, request: CheckRequest
+        session: AsyncSession, authorization: str | None, request: CheckRequest | None
     ) -> JSONResponse:
+        if request is None:
+            return _counted_check(Answer(p.PARAMETER_ERROR))
         device = await south_device(session, authorization, request.dev_id)
         if isinstance(device, JSONResponse):
             return device
         answer = await service.check(session, ctx=ctx, device=device, request=request)
+        # A poll that changed nothing has issued no UPDATE/INSERT: this commit writes nothing.
         await session.commit()
+        return _counted_check(answer)
+
+    def _counted_check(answer: Answer) -> JSONResponse:
+        if ctx.counters is not None:
+            ctx.counters.checks.labels(str(answer.errno)).inc()
         return _answer(answer)
 
     @router.post(f"{PREFIX}/south/check", openapi_extra=_doc(CheckBody))
@@ -185,16 +217,14 @@ def _south_router(services: Services) -> APIRouter:
         session: SessionDep,
         authorization: Annotated[str | None, Header()] = None,
     ) -> Response:
-        """Detect an upgrade task (spec 003)."""
-        content_type = request.headers.get("content-type", "")
-        if content_type.split(";")[0].strip().lower() != "application/json":
-            return _answer(Answer(p.PARAMETER_ERROR))
+        """Detect an upgrade task (spec 003): the fields as a JSON body, or as a query."""
+        body = await request.body()
+        if not body.strip():
+            return await run_check(session, authorization, parse_check(request.query_params))
         raw = await read_json(request, max_bytes=ctx.settings.max_body_bytes)
-        try:
-            body = CheckBody.model_validate(raw)
-        except ValidationError:
-            return _answer(Answer(p.PARAMETER_ERROR))
-        return await run_check(session, authorization, CheckRequest(**body.model_dump()))
+        if not isinstance(raw, dict):
+            return _counted_check(Answer(p.PARAMETER_ERROR))
+        return await run_check(session, authorization, parse_check(raw))
 
     @router.get(f"{PREFIX}/south/check", openapi_extra=_doc())
     async def check_by_query(
@@ -202,11 +232,8 @@ def _south_router(services: Services) -> APIRouter:
         session: SessionDep,
         authorization: Annotated[str | None, Header()] = None,
     ) -> Response:
-        """The same check with query parameters, as OneNET's own examples send it."""
-        parsed = _query_check(dict(request.query_params))
-        if parsed is None:
-            return _answer(Answer(p.PARAMETER_ERROR))
-        return await run_check(session, authorization, parsed)
+        """The same check with query parameters, as OneNET documents it and its SDK sends it."""
+        return await run_check(session, authorization, parse_check(request.query_params))
 
     @router.get(f"{PREFIX}/south/tasking", openapi_extra=_doc())
     async def tasking(
@@ -264,7 +291,90 @@ def _south_router(services: Services) -> APIRouter:
         result = body.get("result") if isinstance(body, dict) else None
         answer = await service.report(session, ctx=ctx, device=device, token=token, result=result)
         await session.commit()
+        return _counted_report(result, answer)
+
+    def _counted_report(result: object, answer: Answer) -> JSONResponse:
+        if ctx.counters is not None and isinstance(result, int) and result > p.FULL_PROGRESS:
+            label = str(result) if result in p.RESULT_CODES else "other"
+            ctx.counters.reports.labels(label, str(answer.errno)).inc()
         return _answer(answer)
+
+    @router.post(
+        f"{PREFIX}/south/device/download/{{token}}/progress", openapi_extra=_doc(ProgressBody)
+    )
+    async def report_progress(
+        token: str,
+        request: Request,
+        session: SessionDep,
+        dev_id: Annotated[str, Query()] = "",
+        authorization: Annotated[str | None, Header()] = None,
+    ) -> Response:
+        """OneNET's "report upgrade status": ``{"step": 0-100}`` is download progress, a
+        larger step a result code (101-208) as on ``/ota/south/report``."""
+        device = await south_device(session, authorization, dev_id)
+        if isinstance(device, JSONResponse):
+            return device
+        try:
+            body = await read_json(request, max_bytes=ctx.settings.max_body_bytes)
+        except BadPayload:
+            return _answer(Answer(p.RESULT_ERROR))
+        step = body.get("step") if isinstance(body, dict) else None
+        answer = await service.progress(session, ctx=ctx, device=device, token=token, step=step)
+        await session.commit()
+        return _counted_report(step, answer)
+
+    @router.get(f"{PREFIX}/device/version", openapi_extra=_doc())
+    async def recorded_versions(
+        session: SessionDep,
+        dev_id: Annotated[str, Query()] = "",
+        authorization: Annotated[str | None, Header()] = None,
+    ) -> Response:
+        """The versions on record: ``data`` has ``f_version``/``s_version`` if ever reported."""
+        device = await south_device(session, authorization, dev_id)
+        if isinstance(device, JSONResponse):
+            return device
+        return _answer(service.recorded_versions(device))
+
+    async def dev_info(
+        request: Request, session: SessionDep, authorization: str | None
+    ) -> JSONResponse:
+        fields: dict[str, Any] = dict(request.query_params)
+        if (await request.body()).strip():
+            raw = await read_json(request, max_bytes=ctx.settings.max_body_bytes)
+            if not isinstance(raw, dict):
+                return _answer(Answer(p.PARAMETER_ERROR))
+            fields.update(raw)
+        product_id = service.wire_int(fields.get("pid"), 1, p.INT32_MAX)
+        unique_name = fields.get("authInfo")
+        if product_id is None or not isinstance(unique_name, str) or not unique_name:
+            return _answer(Answer(p.PARAMETER_ERROR))
+        answer = await service.device_id_for(
+            session,
+            ctx=ctx,
+            authorization=authorization,
+            product_id=product_id,
+            unique_name=unique_name,
+        )
+        return _answer(answer)
+
+    @router.get(f"{PREFIX}/devInfo", openapi_extra=_doc(DevInfoBody))
+    async def dev_info_get(
+        request: Request,
+        session: SessionDep,
+        authorization: Annotated[str | None, Header()] = None,
+    ) -> Response:
+        """The dev_id of a device known by its unique name (OneNET documents GET with a JSON
+        body; ``pid``/``authInfo`` as query parameters work too)."""
+        return await dev_info(request, session, authorization)
+
+    @router.post(f"{PREFIX}/devInfo", openapi_extra=_doc(DevInfoBody))
+    async def dev_info_post(
+        request: Request,
+        session: SessionDep,
+        authorization: Annotated[str | None, Header()] = None,
+    ) -> Response:
+        """The same lookup by POST, as the clients that proxy it send it."""
+        return await dev_info(request, session, authorization)
 
     @router.post(f"{PREFIX}/device/version", openapi_extra=_doc(VersionBody))
     async def device_version(
@@ -329,29 +439,25 @@ def _south_router(services: Services) -> APIRouter:
             log.error("package %s: blob %s missing or resized", package.id, package.blob_id)
             return _errno(p.INTERNAL_ERROR, 500)
         size = package.size
-        headers = {
-            "Accept-Ranges": "bytes",
-            "ETag": f'"{package.md5}"',
-            "Content-Type": "application/octet-stream",
-        }
         try:
             wanted = parse_range(request.headers.get("range"), size)
         except Unsatisfiable:
-            headers["Content-Range"] = f"bytes */{size}"
-            return Response(status_code=416, headers=headers)
+            return Response(status_code=416, headers={"Content-Range": f"bytes */{size}"})
         start, end = wanted if wanted is not None else (0, size - 1)
-        headers["Content-Length"] = str(end - start + 1)
-        status = 200
-        if wanted is not None:
-            status = 206
-            headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+        headers = _download_headers(package, start=start, end=end, partial=wanted is not None)
         if request.method == "HEAD":
-            return Response(status_code=status, headers=headers)
+            return Response(status_code=206 if wanted else 200, headers=headers)
         return StreamingResponse(
-            ctx.blobs.read(package.blob_id, start=start, end=end),
-            status_code=status,
+            _counted(ctx.blobs.read(package.blob_id, start=start, end=end)),
+            status_code=206 if wanted else 200,
             headers=headers,
         )
+
+    async def _counted(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        async for chunk in chunks:
+            if ctx.counters is not None:
+                ctx.counters.download_bytes.inc(len(chunk))
+            yield chunk
 
     async def download_route(
         request: Request,
@@ -376,34 +482,6 @@ def _south_router(services: Services) -> APIRouter:
         )
 
     return router
-
-
-def _query_check(query: dict[str, str]) -> CheckRequest | None:
-    """A check from query parameters, or None when one is missing or mistyped."""
-    try:
-        dev_id, manuf, model = query["dev_id"], query["manuf"], query["model"]
-        task_type, version, cdn = query["type"], query["version"], query["cdn"]
-    except KeyError:
-        return None
-    optional: dict[str, int | None] = {}
-    for name in ("signals", "powers"):
-        value = query.get(name)
-        optional[name] = None if value is None else p.parse_int32(value)
-        if value is not None and optional[name] is None:
-            return None
-    device_id = p.parse_id(dev_id)
-    if device_id is None or task_type not in ("1", "2") or cdn not in ("true", "false"):
-        return None
-    return CheckRequest(
-        dev_id=device_id,
-        manuf=manuf,
-        model=model,
-        type=int(task_type),
-        version=version,
-        cdn=cdn == "true",
-        signals=optional["signals"],
-        powers=optional["powers"],
-    )
 
 
 # ---------------------------------------------------------------- management API (admins)
@@ -544,8 +622,10 @@ def _management_router(services: Services) -> APIRouter:
         manuf: Annotated[str, Query()],
         model: Annotated[str, Query()],
         type: Annotated[int, Query(ge=1, le=2)] = 1,
+        filename: Annotated[str, Query(max_length=128)] = "",
     ) -> PackageOut:
-        """Upload a full image as the raw request body (streamed to the blob store)."""
+        """Upload a full image as the raw request body (streamed to the blob store);
+        ``filename`` is what devices see in ``Content-Disposition``."""
         product = await service.get_product(session, product_id)
         package = await service.add_full_package(
             session,
@@ -556,6 +636,7 @@ def _management_router(services: Services) -> APIRouter:
             model=model,
             version=version,
             chunks=request.stream(),
+            filename=filename,
         )
         await session.commit()
         return PackageOut.model_validate(package, from_attributes=True)
@@ -575,6 +656,7 @@ def _management_router(services: Services) -> APIRouter:
             model=body.model,
             source_version=body.source_version,
             target_version=body.target_version,
+            patch_format=body.format,
         )
         await session.commit()
         return PackageOut.model_validate(package, from_attributes=True)
@@ -689,7 +771,7 @@ def _management_router(services: Services) -> APIRouter:
     return router
 
 
-_ASSIGNMENT_FIELDS = ("state", "initial_version", "failures", "result", "updated_at")
+_ASSIGNMENT_FIELDS = ("state", "initial_version", "failures", "result", "progress", "updated_at")
 
 
 def _spec(body: TaskIn | StrategyIn) -> service.TaskSpec:

@@ -1,8 +1,9 @@
 """The chip-platform and module tables of OneNET OTA, shipped as data and validated on load.
 
-Devices name their manufacturer and model either by name ("China Mobile", "M5310") or by
-number ("001", "00107"), as OneNET's own examples do both; :func:`resolve` maps either
-to the canonical names, which is what Cloudlet stores and compares.
+Devices name their manufacturer and model by English name ("China Mobile", "M5310"), by
+OneNET's original Chinese name ("中国移动") or by number ("001", "00107"), as OneNET's own
+examples do all three; :func:`resolve` maps each to the canonical (English) names, which is
+what Cloudlet stores and compares.
 """
 
 from __future__ import annotations
@@ -20,6 +21,15 @@ class CatalogEntry:
     model: str
     manuf_no: str
     model_no: str
+    # OneNET's original tables name manufacturers in Chinese ("中国移动"); devices send those.
+    manufacturer_zh: str = ""
+    model_zh: str = ""
+
+    def names_manufacturer(self, folded: str) -> bool:
+        return folded in (_fold(self.manufacturer), _fold(self.manufacturer_zh), self.manuf_no)
+
+    def names_model(self, folded: str) -> bool:
+        return folded in (_fold(self.model), _fold(self.model_zh), self.model_no)
 
 
 class CatalogError(ValueError):
@@ -61,7 +71,7 @@ def resolve(manuf: str, model: str) -> CatalogEntry | None:
     """The row a device's ``manuf``/``model`` pair names (by name or number), if any."""
     m, d = _fold(manuf), _fold(model)
     for row in entries():
-        if m in (_fold(row.manufacturer), row.manuf_no) and d in (_fold(row.model), row.model_no):
+        if row.names_manufacturer(m) and row.names_model(d):
             return row
     return None
 

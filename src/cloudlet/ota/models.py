@@ -66,6 +66,10 @@ class OtaPackage(Base):
     blob_id: Mapped[str] = mapped_column(String(64))
     size: Mapped[int] = mapped_column(BigInteger)
     md5: Mapped[str] = mapped_column(String(32))
+    # Sent as ``Content-Disposition: attachment; filename=...`` with the bytes.
+    filename: Mapped[str] = mapped_column(String(128), default="")
+    # Differential packages: the patch format (``bsdiff4`` or ``detools-heatshrink``).
+    patch_format: Mapped[str] = mapped_column(String(32), default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
@@ -113,11 +117,17 @@ class OtaTaskDevice(Base):
     last_failure_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     # Last result code the device reported (101, 201, ...), or the check errno that failed it.
     result: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # Download progress 0-100 the device reported on OneNET's progress API.
+    progress: Mapped[int | None] = mapped_column(Integer, nullable=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class OtaDownloadToken(Base):
-    """A download token (only its digest): one device, one task, one package, 2 days."""
+    """A download token: one device, one task, one package, 2 days.
+
+    Looked up by digest; the token itself is kept encrypted so that a device polling again
+    while it is valid is answered the same token (OneNET's one token per device task).
+    """
 
     __tablename__ = "ota_download_token"
 
@@ -127,6 +137,7 @@ class OtaDownloadToken(Base):
         ForeignKey("ota_task_device.id", ondelete="CASCADE"), index=True
     )
     package_id: Mapped[int] = mapped_column(ForeignKey("ota_package.id", ondelete="CASCADE"))
+    token_enc: Mapped[str] = mapped_column(String(255), default="")
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 

@@ -67,6 +67,11 @@ DOWNLOAD_FAILURES = frozenset(range(102, 108))
 UPGRADED = 201
 UPGRADE_FAILURES = frozenset(range(202, 207))
 FINAL_FAILURES = frozenset({207, 208})  # retries exhausted, upgrade expired
+RESULT_CODES = (
+    frozenset({DOWNLOADED, UPGRADED}) | DOWNLOAD_FAILURES | UPGRADE_FAILURES | FINAL_FAILURES
+)
+# The progress API's step: 0-100 is download progress, larger values are result codes.
+FULL_PROGRESS = 100
 
 
 MAX_ID = 2**63 - 1  # dev_id is a "long"

@@ -1,4 +1,17 @@
-"""HTTP ``Range: bytes=...`` for resumable downloads (RFC 9110 §14), single ranges only."""
+"""The ``Range`` header of package downloads, read as OneNET's download API reads it.
+
+OneNET documents ``Range: bytes={start}-{end}``, ``bytes={start}-`` and ``bytes=-{n}``, and
+device code in the field also sends the bare ``{start}-{end}`` (no ``bytes=``). Its edge rules
+replace RFC 9110's 416 so that a device asking slightly wrong still gets bytes:
+
+- ``{start}-``: a start at or past the end means from 0;
+- ``{start}-{end}``: an end at or past the end is clamped to the last byte; a start greater
+  than the end means from 0;
+- ``-{n}``: the last n bytes; n larger than the file means the whole file.
+
+Only an empty package (or ``-0``) is unsatisfiable. Multi-range and unreadable headers are
+ignored: a full 200 is always a valid answer to Range.
+"""
 
 from __future__ import annotations
 
@@ -8,42 +21,37 @@ def _digits(text: str) -> bool:
 
 
 class Unsatisfiable(ValueError):
-    """The range lies wholly past the end: answer 416 with ``Content-Range: bytes */size``."""
+    """Nothing to send (empty package, or ``-0``): answer 416 with ``bytes */size``."""
 
 
 def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
-    """``(first, last)`` inclusive for a single byte range, or None to send the whole file.
-
-    Syntactically invalid or multi-range headers are ignored (a full 200 is always a valid
-    answer to Range); ranges starting past the end are unsatisfiable.
-    """
+    """``(first, last)`` inclusive for a single byte range, or None to send the whole file."""
     if not header:
         return None
-    unit, _, spec = header.partition("=")
-    if unit.strip().lower() != "bytes" or "," in spec:
+    unit, equals, spec = header.partition("=")
+    if not equals:
+        spec = unit  # OneNET's bare "a-b"
+    elif unit.strip().lower() != "bytes":
+        return None
+    if "," in spec:
         return None
     first_text, dash, last_text = spec.strip().partition("-")
-    if not dash:
-        return None
     first_text, last_text = first_text.strip(), last_text.strip()
-    if first_text == "":
-        # Suffix range: the last N bytes.
-        if not _digits(last_text):
+    if not dash or (first_text and not _digits(first_text)):
+        return None
+    if last_text and not _digits(last_text):
+        return None
+    if not first_text:
+        if not last_text:
             return None
         length = int(last_text)
         if length == 0 or size == 0:
-            # RFC 9110: a suffix range of an empty representation is unsatisfiable.
             raise Unsatisfiable(header)
         return max(size - length, 0), size - 1
-    if not _digits(first_text) or (last_text and not _digits(last_text)):
-        return None
+    if size == 0:
+        raise Unsatisfiable(header)
     first = int(first_text)
-    last = int(last_text) if last_text else size - 1
-    if last < first:
-        # Either "first > last" as written (invalid: ignore) or a start past the end.
-        if last_text:
-            return None
-        raise Unsatisfiable(header)
-    if first >= size:
-        raise Unsatisfiable(header)
-    return first, min(last, size - 1)
+    if not last_text:
+        return (0 if first >= size else first), size - 1
+    last = min(int(last_text), size - 1)
+    return (0 if first > last else first), last

@@ -11,18 +11,41 @@ from cloudlet.ota.protocol import INT32_MAX, INT32_MIN, MAX_ID
 
 
 class CheckBody(BaseModel):
-    """``POST /ota/south/check`` body (spec 003); strict: a string dev_id is a parameter error."""
+    """``/ota/south/check`` fields, as a JSON body (POST) or query parameters (GET).
 
-    model_config = ConfigDict(strict=True, extra="ignore")
+    Describe-only: the route reads them by hand (``service.parse_check``) so that what
+    OneNET's device code sends is accepted: ``dev_id`` and numbers as JSON strings, ``cdn``
+    left out (false), ``signal``/``power`` (the task table's spelling) beside
+    ``signals``/``powers``.
+    """
 
-    dev_id: int = Field(ge=0, le=MAX_ID)
+    model_config = ConfigDict(extra="ignore")
+
+    dev_id: int | str = Field(description="device id (a number, or digits as a string)")
     manuf: str
     model: str
-    type: Literal[1, 2]
+    type: Literal[1, 2] | Literal["1", "2"]
     version: str
-    cdn: bool
+    cdn: bool | Literal["true", "false"] = False
     signals: int | None = Field(default=None, ge=INT32_MIN, le=INT32_MAX)
     powers: int | None = Field(default=None, ge=INT32_MIN, le=INT32_MAX)
+    signal: int | None = Field(default=None, description="alias of signals")
+    power: int | None = Field(default=None, description="alias of powers")
+
+
+class ProgressBody(BaseModel):
+    """``POST /ota/south/device/download/{token}/progress`` body (describe-only).
+
+    0-100 is download progress; above 100 a result code as on ``/ota/south/report``."""
+
+    step: int
+
+
+class DevInfoBody(BaseModel):
+    """``/ota/devInfo`` body (describe-only): the product and the device's unique name."""
+
+    pid: int | str
+    authInfo: str
 
 
 class ReportBody(BaseModel):
@@ -103,7 +126,12 @@ class PackageOut(BaseModel):
     source_version: str
     size: int
     md5: str
+    filename: str
+    patch_format: str = Field(description='"" for full images, else the patch format')
     created_at: datetime
+
+
+PatchFormat = Literal["bsdiff4", "detools-heatshrink"]
 
 
 class DiffIn(BaseModel):
@@ -112,6 +140,11 @@ class DiffIn(BaseModel):
     model: str
     source_version: str
     target_version: str
+    format: PatchFormat = Field(
+        default="bsdiff4",
+        description="bsdiff4 (BSDIFF40, needs MBs of RAM) or detools-heatshrink"
+        " (a sequential patch a microcontroller streams in a few KB); see docs/ota.md",
+    )
 
 
 class GateFields(BaseModel):
@@ -144,6 +177,7 @@ class TaskDeviceOut(BaseModel):
     initial_version: str | None
     failures: int
     result: int | None
+    progress: int | None = Field(description="download progress 0-100 the device reported")
     updated_at: datetime
 
 
@@ -200,3 +234,5 @@ class CatalogRow(BaseModel):
     model: str
     manuf_no: str
     model_no: str
+    manufacturer_zh: str
+    model_zh: str

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, Sequence
+from collections.abc import AsyncIterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -18,6 +18,7 @@ from cloudlet.core.security import SecretBox, new_token, token_digest
 from cloudlet.ota import auth, catalog, delta
 from cloudlet.ota import protocol as p
 from cloudlet.ota.config import OtaSettings
+from cloudlet.ota.metrics import OtaCounters
 from cloudlet.ota.models import (
     OtaDevice,
     OtaDownloadToken,
@@ -29,6 +30,10 @@ from cloudlet.ota.models import (
 )
 
 FIRST_DEV_ID = 100000
+# A check answers the device's live token unless it expires sooner than this; then a new one.
+TOKEN_REISSUE_MARGIN = timedelta(hours=1)
+# How stale ``last_check_at`` may get before a poll that changes nothing else writes it.
+LAST_CHECK_RESOLUTION = timedelta(minutes=1)
 
 
 @dataclass(frozen=True)
@@ -39,6 +44,7 @@ class OtaContext:
     clock: Clock
     secrets: SecretBox
     blobs: BlobStore
+    counters: OtaCounters | None = None
 
 
 @dataclass
@@ -71,9 +77,68 @@ class CheckRequest:
     model: str
     type: int
     version: str
-    cdn: bool
+    cdn: bool = False
     signals: int | None = None
     powers: int | None = None
+
+
+def wire_int(value: object, low: int, high: int) -> int | None:
+    """An integer sent as a JSON number or as decimal text (device code sends both)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if low <= value <= high else None
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    digits = text[1:] if text.startswith("-") else text
+    if not p.ascii_digits(digits) or len(digits) > 19:
+        return None
+    number = int(text)
+    return number if low <= number <= high else None
+
+
+def _wire_bool(value: object) -> bool | None:
+    if value is None or value is False or value in ("false", ""):
+        return False
+    if value is True or value == "true":
+        return True
+    return None
+
+
+def parse_check(fields: Mapping[str, object]) -> CheckRequest | None:
+    """A check from a JSON body or query parameters, or None when a field is unusable.
+
+    Accepts what device code sends besides the documented form: ``dev_id``/``type`` as
+    strings, no ``cdn`` (false), ``signal``/``power`` for ``signals``/``powers``.
+    """
+    dev_id = wire_int(fields.get("dev_id"), 0, p.MAX_ID)
+    task_type = wire_int(fields.get("type"), p.FOTA, p.SOTA)
+    manuf, model, version = fields.get("manuf"), fields.get("model"), fields.get("version")
+    cdn = _wire_bool(fields.get("cdn"))
+    if dev_id is None or task_type is None or cdn is None:
+        return None
+    if not (isinstance(manuf, str) and isinstance(model, str) and isinstance(version, str)):
+        return None
+    gauges: dict[str, int | None] = {}
+    for name, alias in (("signals", "signal"), ("powers", "power")):
+        value = fields.get(name, fields.get(alias))
+        if value is None or value == "":
+            gauges[name] = None
+            continue
+        gauges[name] = wire_int(value, p.INT32_MIN, p.INT32_MAX)
+        if gauges[name] is None:
+            return None
+    return CheckRequest(
+        dev_id=dev_id,
+        manuf=manuf,
+        model=model,
+        type=task_type,
+        version=version,
+        cdn=cdn,
+        signals=gauges["signals"],
+        powers=gauges["powers"],
+    )
 
 
 # ---------------------------------------------------------------- device authentication
@@ -126,23 +191,16 @@ async def check(
     if not p.valid_version(request.version):
         return Answer(p.VERSION_FORMAT)
     now = ctx.clock.now()
-    # The reported version is recorded whatever the outcome (spec 003).
-    if request.type == p.FOTA:
-        device.fota_version = request.version
-    else:
-        device.sota_version = request.version
-    device.last_check_at = now
-    device.last_signal = request.signals
-    device.last_power = request.powers
+    _record_check(device, request, now)
 
     found = await _active_assignment(session, device_id=device.id, task_type=request.type)
     if found is None:
         found = await _auto_add(session, ctx=ctx, device=device, request=request)
         if found is None:
             return Answer(p.NO_TASK)
+    # After a failure report the task stays visible: retry and interval are the device's to
+    # apply (OneNET answers the task again), so no server-side wait here.
     assignment, task = found
-    if assignment.state == p.State.PENDING and _in_retry_wait(assignment, task, now):
-        return Answer(p.NO_TASK)
 
     if catalog.canonical(request.manuf, request.model) != (task.manuf, task.model):
         _finish(assignment, p.State.FAILED, result=p.MANUF_MODEL_MISMATCH, now=now)
@@ -158,8 +216,27 @@ async def check(
     if task.kind == p.DIFF and request.version != package.source_version:
         _finish(assignment, p.State.FAILED, result=p.VERSION_MISMATCH, now=now)
         return Answer(p.VERSION_MISMATCH)
-    token = await _issue_token(session, ctx=ctx, assignment=assignment, package=package)
-    return Answer(p.OK, _task_data(ctx, task, assignment, package, token, cdn=request.cdn))
+    token = await _live_token(session, ctx=ctx, assignment=assignment, package=package)
+    return Answer(p.OK, _task_data(ctx, task, package, token, cdn=request.cdn))
+
+
+def _record_check(device: OtaDevice, request: CheckRequest, now: datetime) -> None:
+    """Keep what the check tells (version, gauges, when), writing only what changed.
+
+    The reported version is recorded whatever the outcome (spec 003); a check without
+    signals/powers keeps the last known values; ``last_check_at`` has minute resolution so
+    that a poll that changes nothing writes nothing.
+    """
+    field = "fota_version" if request.type == p.FOTA else "sota_version"
+    if getattr(device, field) != request.version:
+        setattr(device, field, request.version)
+    if request.signals is not None and device.last_signal != request.signals:
+        device.last_signal = request.signals
+    if request.powers is not None and device.last_power != request.powers:
+        device.last_power = request.powers
+    last = device.last_check_at
+    if last is None or now - last >= LAST_CHECK_RESOLUTION or now < last:
+        device.last_check_at = now
 
 
 async def tasking(
@@ -173,37 +250,28 @@ async def tasking(
     package = await _package_for(session, task=task, assignment=assignment)
     if package is None:
         return Answer(p.INTERNAL_ERROR)
-    token = await _issue_token(session, ctx=ctx, assignment=assignment, package=package)
-    return Answer(p.OK, _task_data(ctx, task, assignment, package, token, cdn=cdn))
+    token = await _live_token(session, ctx=ctx, assignment=assignment, package=package)
+    return Answer(p.OK, _task_data(ctx, task, package, token, cdn=cdn))
 
 
 def _task_data(
-    ctx: OtaContext,
-    task: OtaTask,
-    assignment: OtaTaskDevice,
-    package: OtaPackage,
-    token: str,
-    *,
-    cdn: bool,
+    ctx: OtaContext, task: OtaTask, package: OtaPackage, token: str, *, cdn: bool
 ) -> dict[str, Any]:
+    # Real OneNET's field order: devices read this with sscanf("target\":\"%[^\"]\",
+    # \"token\":...,\"size\":%d,\"md5\":...") after strstr(body, "target"), so the order
+    # is part of the wire format. ``retry`` is the configured count (the device applies it).
     return {
         "target": task.target_version,
         "token": token,
         "size": package.size,
+        "md5": package.md5,
         "signal": task.signal,
         "power": task.power,
-        # Retries left, so a device that already failed sees its remaining budget.
-        "retry": max(task.retry - assignment.failures, 0),
+        "retry": task.retry,
         "interval": task.interval,
-        "md5": package.md5,
-        "ipPort": ctx.settings.public_host if cdn else ctx.settings.public_ip_port,
         "type": task.kind,
+        "ipPort": ctx.settings.public_host if cdn else ctx.settings.public_ip_port,
     }
-
-
-def _in_retry_wait(assignment: OtaTaskDevice, task: OtaTask, now: datetime) -> bool:
-    last = assignment.last_failure_at
-    return last is not None and now < last + timedelta(seconds=task.interval)
 
 
 async def _active_assignment(
@@ -246,12 +314,26 @@ async def _package_for(
     return package
 
 
-async def _issue_token(
+async def _live_token(
     session: AsyncSession, *, ctx: OtaContext, assignment: OtaTaskDevice, package: OtaPackage
 ) -> str:
-    token = p.TOKEN_PREFIX + new_token(p.TOKEN_LENGTH)
+    """The device task's valid token, or a new one: one token per device task at a time."""
     now = ctx.clock.now()
-    # Devices poll; expired tokens of this assignment are dropped as new ones are made.
+    live = await session.scalar(
+        select(OtaDownloadToken)
+        .where(
+            OtaDownloadToken.task_device_id == assignment.id,
+            OtaDownloadToken.package_id == package.id,
+            OtaDownloadToken.expires_at > now + TOKEN_REISSUE_MARGIN,
+            OtaDownloadToken.token_enc != "",
+        )
+        .order_by(OtaDownloadToken.expires_at.desc())
+        .limit(1)
+    )
+    if live is not None:
+        return ctx.secrets.decrypt(live.token_enc)
+    token = p.TOKEN_PREFIX + new_token(p.TOKEN_LENGTH)
+    # Expired tokens of this assignment are dropped as new ones are made.
     await session.execute(
         delete(OtaDownloadToken).where(
             OtaDownloadToken.task_device_id == assignment.id, OtaDownloadToken.expires_at <= now
@@ -262,6 +344,7 @@ async def _issue_token(
             digest=token_digest(token),
             task_device_id=assignment.id,
             package_id=package.id,
+            token_enc=ctx.secrets.encrypt(token),
             expires_at=now + timedelta(seconds=ctx.settings.download_token_seconds),
         )
     )
@@ -276,16 +359,14 @@ def _finish(
     assignment.updated_at = now
 
 
-def _record_failure(
-    assignment: OtaTaskDevice, task: OtaTask, *, result: int, now: datetime
-) -> None:
-    """A failed download or upgrade: back to pending while retries remain, else failed."""
+def _record_failure(assignment: OtaTaskDevice, *, result: int, now: datetime) -> None:
+    """A failed download or upgrade: the task is to be upgraded again (the device keeps
+    seeing it and retries as ``retry``/``interval`` tell it); 207/208 end it as failed."""
     assignment.failures += 1
     assignment.last_failure_at = now
-    if result in p.FINAL_FAILURES or assignment.failures > task.retry:
-        _finish(assignment, p.State.FAILED, result=result, now=now)
-    else:
-        _finish(assignment, p.State.PENDING, result=result, now=now)
+    assignment.progress = None
+    state = p.State.FAILED if result in p.FINAL_FAILURES else p.State.PENDING
+    _finish(assignment, state, result=result, now=now)
 
 
 async def _auto_add(
@@ -441,43 +522,129 @@ async def verify_token(
     return Answer(p.OK)
 
 
+async def _reported_download(
+    session: AsyncSession, *, ctx: OtaContext, device: OtaDevice, token: str
+) -> Download | Answer:
+    """The token's download for a report, or the refusal: 1 (not this device's, expired),
+    20 (task completed), 22 (cancelled)."""
+    download = await resolve_token(session, ctx=ctx, token=token)
+    if download is None or download.device.id != device.id or download.expired:
+        return Answer(p.AUTH_FAILED)
+    refusal = state_refusal(download)
+    return Answer(refusal) if refusal is not None else download
+
+
 async def report(
     session: AsyncSession, *, ctx: OtaContext, device: OtaDevice, token: str, result: object
 ) -> Answer:
     """``/ota/south/report``: move the task along after a 1xx or 2xx result."""
-    download = await resolve_token(session, ctx=ctx, token=token)
-    if download is None or download.device.id != device.id or download.expired:
-        return Answer(p.AUTH_FAILED)
+    download = await _reported_download(session, ctx=ctx, device=device, token=token)
+    if isinstance(download, Answer):
+        return download
     if not isinstance(result, int) or isinstance(result, bool):
         return Answer(p.RESULT_ERROR)
-    known = {p.DOWNLOADED, p.UPGRADED} | p.DOWNLOAD_FAILURES | p.UPGRADE_FAILURES | p.FINAL_FAILURES
-    if result not in known:
+    if result not in p.RESULT_CODES:
         return Answer(p.PARAMETER_ERROR)
-    refusal = state_refusal(download)
-    if refusal is not None:
-        return Answer(refusal)
-    assignment, task, now = download.assignment, download.task, ctx.clock.now()
+    return _apply_result(download, result, now=ctx.clock.now())
+
+
+async def progress(
+    session: AsyncSession, *, ctx: OtaContext, device: OtaDevice, token: str, step: object
+) -> Answer:
+    """``/ota/south/device/download/{token}/progress``: 0-100 is download progress (100 moves
+    downloading to upgrading); a larger step is a result code, as on ``/ota/south/report``."""
+    download = await _reported_download(session, ctx=ctx, device=device, token=token)
+    if isinstance(download, Answer):
+        return download
+    if not isinstance(step, int) or isinstance(step, bool):
+        return Answer(p.RESULT_ERROR)
+    now = ctx.clock.now()
+    if step > p.FULL_PROGRESS:
+        if step not in p.RESULT_CODES:
+            return Answer(p.PARAMETER_ERROR)
+        return _apply_result(download, step, now=now)
+    if step < 0:
+        return Answer(p.PARAMETER_ERROR)
+    assignment = download.assignment
+    state = p.State(assignment.state)
+    if state == p.State.UPGRADING:
+        # A device re-sending its last "100" is answered as before; anything else is
+        # OneNET's "invalid state".
+        return Answer(p.OK if step == p.FULL_PROGRESS else p.INVALID_STATUS)
+    # OneNET takes progress only while downloading; a device that skipped the token check
+    # but is downloading (and says so) is downloading.
+    assignment.progress = step
+    next_state = p.State.UPGRADING if step == p.FULL_PROGRESS else p.State.DOWNLOADING
+    _finish(assignment, next_state, result=assignment.result, now=now)
+    return Answer(p.OK)
+
+
+def _apply_result(download: Download, result: int, *, now: datetime) -> Answer:
+    """A result code's effect, under OneNET's state rules: to be upgraded and downloading may
+    report download (1xx) and upgrade (2xx) codes, upgrading only upgrade codes."""
+    assignment, task, device = download.assignment, download.task, download.device
     state = p.State(assignment.state)
     if result == p.DOWNLOADED:
+        if state != p.State.UPGRADING:  # again while upgrading: answered, nothing changes
+            assignment.progress = p.FULL_PROGRESS
+            _finish(assignment, p.State.UPGRADING, result=result, now=now)
+    elif result in p.DOWNLOAD_FAILURES:
         if state == p.State.UPGRADING:
-            return Answer(p.OK)
-        _finish(assignment, p.State.UPGRADING, result=result, now=now)
-    elif result == p.UPGRADED:
-        if state == p.State.PENDING:
             return Answer(p.INVALID_OPERATION)
+        _record_failure(assignment, result=result, now=now)
+    elif result == p.UPGRADED:
         _finish(assignment, p.State.SUCCESS, result=result, now=now)
         if task.type == p.FOTA:
             device.fota_version = task.target_version
         else:
             device.sota_version = task.target_version
-    elif result in p.UPGRADE_FAILURES and state != p.State.UPGRADING:
-        return Answer(p.INVALID_OPERATION)
-    else:
-        _record_failure(assignment, task, result=result, now=now)
+    else:  # 202-206 upgrade failures, 207/208 final
+        _record_failure(assignment, result=result, now=now)
     return Answer(p.OK)
 
 
+def recorded_versions(device: OtaDevice) -> Answer:
+    """``GET /ota/device/version``: the versions on record, each only if ever reported."""
+    data: dict[str, Any] = {}
+    if device.fota_version is not None:
+        data["f_version"] = device.fota_version
+    if device.sota_version is not None:
+        data["s_version"] = device.sota_version
+    return Answer(p.OK, data)
+
+
+async def device_id_for(
+    session: AsyncSession,
+    *,
+    ctx: OtaContext,
+    authorization: str | None,
+    product_id: int,
+    unique_name: str,
+) -> Answer:
+    """``/ota/devInfo``: the dev_id of the product's device named ``unique_name``.
+
+    OneNET's "unique identifier" is the device name given at creation (the IMEI for NB
+    devices); the caller signs with the product key or that device's own key.
+    """
+    device = await session.scalar(
+        select(OtaDevice).where(OtaDevice.product_id == product_id, OtaDevice.name == unique_name)
+    )
+    if device is None:
+        return Answer(p.AUTH_FAILED)
+    found = await authenticate(session, ctx=ctx, authorization=authorization, dev_id=device.dev_id)
+    if found is None:
+        return Answer(p.AUTH_FAILED)
+    return Answer(p.OK, {"dev_id": str(found.dev_id)})
+
+
 # ---------------------------------------------------------------- management: products, devices
+
+
+def download_filename(name: str, *, fallback: str) -> str:
+    """A file name safe inside ``Content-Disposition`` (ASCII letters, digits, ``._-``)."""
+    safe = "".join(c if c.isascii() and (c.isalnum() or c in "._-") else "_" for c in name)
+    safe = safe.strip("._")[:128]
+    return safe or download_filename(fallback, fallback="package.bin")
 
 
 def _catalog_pair(manuf: str, model: str) -> tuple[str, str]:
@@ -571,10 +738,12 @@ async def add_full_package(
     model: str,
     version: str,
     chunks: AsyncIterable[bytes],
+    filename: str = "",
 ) -> OtaPackage:
     """Store an uploaded image (streamed to the blob store) as a full package."""
     manuf, model = _catalog_pair(manuf, model)
     _check_version(version)
+    filename = download_filename(filename, fallback=f"{model}_{version}.bin")
     try:
         info = await ctx.blobs.put(chunks, max_size=ctx.settings.max_package_bytes)
     except BlobTooLarge as exc:
@@ -594,6 +763,7 @@ async def add_full_package(
         version=version,
         source_version="",
         blob=(info.blob_id, info.size, info.md5),
+        filename=filename,
     )
 
 
@@ -607,8 +777,9 @@ async def build_diff_package(
     model: str,
     source_version: str,
     target_version: str,
+    patch_format: str = delta.BSDIFF4,
 ) -> OtaPackage:
-    """A differential package from two stored full images (bsdiff4, see docs/ota.md)."""
+    """A differential package from two stored full images in ``patch_format`` (docs/ota.md)."""
     manuf, model = _catalog_pair(manuf, model)
     _check_version(source_version, "source_version")
     _check_version(target_version, "target_version")
@@ -629,7 +800,7 @@ async def build_diff_package(
         if full is None:
             raise OtaProblem(404, f"no full package for version {version}")
         images.append(await ctx.blobs.read_all(full.blob_id))
-    patch = await to_thread.run_sync(delta.make_patch, images[0], images[1])
+    patch = await to_thread.run_sync(delta.make_patch, images[0], images[1], patch_format)
     info = await ctx.blobs.put_bytes(patch)
     return await _add_package(
         session,
@@ -642,6 +813,8 @@ async def build_diff_package(
         version=target_version,
         source_version=source_version,
         blob=(info.blob_id, info.size, info.md5),
+        filename=f"{model}_{source_version}_to_{target_version}.{patch_format}",
+        patch_format=patch_format,
     )
 
 
@@ -657,6 +830,8 @@ async def _add_package(
     version: str,
     source_version: str,
     blob: tuple[str, int, str],
+    filename: str,
+    patch_format: str = "",
 ) -> OtaPackage:
     package = OtaPackage(
         product_id=product.id,
@@ -669,6 +844,8 @@ async def _add_package(
         blob_id=blob[0],
         size=blob[1],
         md5=blob[2],
+        filename=download_filename(filename, fallback=f"{version}.bin"),
+        patch_format=patch_format,
         created_at=ctx.clock.now(),
     )
     session.add(package)
@@ -717,18 +894,7 @@ async def create_task(
         _check_version(initial_version, "initial_version")
     if (dev_ids is None) == (versions is None):
         raise OtaProblem(422, "give exactly one of devices or versions")
-    packages = await session.scalar(
-        select(func.count(OtaPackage.id)).where(
-            OtaPackage.product_id == product.id,
-            OtaPackage.type == spec.task_type,
-            OtaPackage.kind == spec.kind,
-            OtaPackage.manuf == manuf,
-            OtaPackage.model == model,
-            OtaPackage.version == spec.target_version,
-        )
-    )
-    if not packages:
-        raise OtaProblem(422, "no package of that kind for the target version")
+    await _require_package(session, product=product, spec=spec, manuf=manuf, model=model)
 
     query = select(OtaDevice).where(OtaDevice.product_id == product.id)
     if dev_ids is not None:
@@ -747,6 +913,9 @@ async def create_task(
                 )
             )
         )
+    if not devices:
+        # A task nobody can ever see would only fail later, silently.
+        raise OtaProblem(422, "no device of the product matches the task")
     now = ctx.clock.now()
     task = OtaTask(
         product_id=product.id,
@@ -798,6 +967,24 @@ async def create_task(
     return task, added, skipped
 
 
+async def _require_package(
+    session: AsyncSession, *, product: OtaProduct, spec: TaskSpec, manuf: str, model: str
+) -> None:
+    """422 unless a package of the spec's kind exists for its target (else devices fail later)."""
+    packages = await session.scalar(
+        select(func.count(OtaPackage.id)).where(
+            OtaPackage.product_id == product.id,
+            OtaPackage.type == spec.task_type,
+            OtaPackage.kind == spec.kind,
+            OtaPackage.manuf == manuf,
+            OtaPackage.model == model,
+            OtaPackage.version == spec.target_version,
+        )
+    )
+    if not packages:
+        raise OtaProblem(422, "no package of that kind for the target version")
+
+
 async def get_task(session: AsyncSession, task_id: int) -> OtaTask:
     task = await session.get(OtaTask, task_id)
     if task is None:
@@ -840,6 +1027,7 @@ async def create_strategy(
         _check_version(source_version, "source_version")
     if source_version == spec.target_version:
         raise OtaProblem(422, "source and target versions are the same")
+    await _require_package(session, product=product, spec=spec, manuf=manuf, model=model)
     strategy = OtaStrategy(
         product_id=product.id,
         type=spec.task_type,

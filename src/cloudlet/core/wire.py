@@ -1,0 +1,85 @@
+"""HTTP/1.1 as device firmware reads it: header names on the wire in their canonical case.
+
+HTTP header names are case-insensitive, but firmware is not: OneNET's OTA SDK compares
+``strcmp(field, "Content-Length")`` and other clients ``strstr`` for ``"Range"``. uvicorn's
+httptools protocol lowercases every response header name; this protocol writes each
+response's status line and header block with names as ``Content-Length``, ``Content-Range``,
+``ETag`` and so on, and changes nothing else (values, order and body bytes are as sent).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+_SPECIAL = {
+    b"etag": b"ETag",
+    b"www-authenticate": b"WWW-Authenticate",
+    b"content-md5": b"Content-MD5",
+}
+
+
+def canonical_name(name: bytes) -> bytes:
+    """``content-length`` → ``Content-Length`` (``etag`` → ``ETag``)."""
+    special = _SPECIAL.get(name.lower())
+    if special is not None:
+        return special
+    return b"-".join(part[:1].upper() + part[1:].lower() for part in name.split(b"-"))
+
+
+def canonical_head(head: bytes) -> bytes:
+    """A response's status line and headers with every header name canonical."""
+    lines = head.split(b"\r\n")
+    for index in range(1, len(lines)):
+        name, colon, value = lines[index].partition(b":")
+        if colon:
+            lines[index] = canonical_name(name) + colon + value
+    return b"\r\n".join(lines)
+
+
+class _HeadTransport:
+    """One response cycle's transport: its first non-1xx status line and headers are made
+    canonical on their way out; everything else passes through."""
+
+    __slots__ = ("_head_sent", "_transport")
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self._transport = transport
+        self._head_sent = False
+
+    def write(self, data: bytes) -> None:
+        if not self._head_sent and data.startswith(b"HTTP/1.1 "):
+            # A "100 Continue" line may come first; the response head follows it.
+            self._head_sent = not data.startswith(b"HTTP/1.1 1")
+            data = canonical_head(data)
+        self._transport.write(data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
+class CanonicalHeadersProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with canonical response header names."""
+
+    def on_headers_complete(self) -> None:
+        before = self.cycle
+        super().on_headers_complete()
+        cycle = self.cycle
+        if cycle is not None and cycle is not before:
+            # The cycle's task has not run yet (created, or queued behind a pipelined one).
+            cycle.transport = _HeadTransport(self.transport)  # type: ignore[assignment]
+
+
+def server_config(app: Any, *, host: str, port: int, log_level: str) -> uvicorn.Config:
+    """The uvicorn configuration ``cloudlet serve`` and the wire tests both use."""
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        http=CanonicalHeadersProtocol,
+        log_level=log_level,
+        log_config=None,
+    )

@@ -165,7 +165,9 @@ async def test_onenet_c_sdk_completes_an_upgrade(fleet: Fleet) -> None:
         assert task["errno"] == 0, task
         token, size, md5 = task["data"]["token"], task["data"]["size"], task["data"]["md5"]
         checked = await sdk.exchange(
-            (sdk_head(f"GET /ota/south/download/{token}/check?dev_id={dev}", auth) + "\r\n").encode()
+            (
+                sdk_head(f"GET /ota/south/download/{token}/check?dev_id={dev}", auth) + "\r\n"
+            ).encode()
         )
         assert cjson_errno(checked) == 0
         received = b""
@@ -185,7 +187,7 @@ async def test_onenet_c_sdk_completes_an_upgrade(fleet: Fleet) -> None:
                 (
                     sdk_head(f"POST /ota/south/device/download/{token}/progress?dev_id={dev}", auth)
                     + f"Content-Length: {sdk_progress_length(step)}\r\n\r\n"
-                    + '{"step":%d}' % step
+                    + f'{{"step":{step}}}'
                 ).encode()
             )
             assert cjson_errno(progress) == 0
@@ -231,7 +233,9 @@ async def test_gprs_ota_c_completes_an_upgrade(fleet: Fleet) -> None:
     image = bytes((i * 13 + 5) % 256 for i in range(5000))  # its resume path wants 3072-473088
     dev = await fleet.device("gprs-1", 566468806, "Miscellaneous", "Miscellaneous")
     await fleet.package("V2.0", image, "100", "10001", type=2)
-    await fleet.task(type=2, kind=1, manuf="100", model="10001", target_version="V2.0", devices=[dev])
+    await fleet.task(
+        type=2, kind=1, manuf="100", model="10001", target_version="V2.0", devices=[dev]
+    )
     auth = fleet.product_token()
     assert "res=products%2F" in auth
     async with fleet.live.connect() as gprs:
@@ -283,7 +287,7 @@ async def test_gprs_ota_c_completes_an_upgrade(fleet: Fleet) -> None:
                     f"POST /ota/south/device/download/{token}/progress?dev_id={dev} HTTP/1.1\r\n"
                     f"Authorization:{auth}\r\nHost:ota.heclouds.com\r\n"
                     f"Content-Type:application/json\r\nContent-Length:{9 + digits}\r\n\r\n"
-                    + '{"step":%d}' % step,
+                    + f'{{"step":{step}}}',
                 )
                 assert b"succ" in progress.raw
         assert hashlib.md5(received).hexdigest() == md5
@@ -293,7 +297,7 @@ async def test_gprs_ota_c_completes_an_upgrade(fleet: Fleet) -> None:
                 f"POST /ota/south/report?dev_id={dev}&token={token} HTTP/1.1\r\n"
                 f"Authorization:{auth}\r\nHost:ota.heclouds.com\r\n"
                 f"Content-Type:application/json\r\nContent-Length:14\r\n\r\n"
-                + '{"result":%d}' % result,
+                + f'{{"result":{result}}}',
             )
             assert b"succ" in reported.raw, reported.raw
     assignment, device = await fleet.assignment(dev)
@@ -348,7 +352,9 @@ async def test_libhv_client_completes_an_upgrade(fleet: Fleet) -> None:
     assert assignment.progress == 80
     for result in (101, 201):
         r = await client.post(
-            f"/ota/south/report?dev_id={dev}&token={token}", json={"result": result}, headers=headers
+            f"/ota/south/report?dev_id={dev}&token={token}",
+            json={"result": result},
+            headers=headers,
         )
         assert r.status_code == 200 and r.json()["errno"] == 0
     r = await client.post(
@@ -374,7 +380,9 @@ async def test_cat1_module_reports_success_on_the_progress_api(fleet: Fleet) -> 
     image = bytes(range(256)) * 16
     dev = await fleet.device("cat1", 700001, "中国移动", "M5311", fota_version="1.0")
     await fleet.package("1.1", image, "中国移动", "M5311", type=1)
-    await fleet.task(type=1, kind=1, manuf="001", model="00108", target_version="1.1", devices=[dev])
+    await fleet.task(
+        type=1, kind=1, manuf="001", model="00108", target_version="1.1", devices=[dev]
+    )
     auth = fleet.product_token()
     check_body = json.dumps(
         {"dev_id": dev, "manuf": "中国移动", "model": "M5311", "type": 1, "version": "1.0"},
@@ -518,7 +526,9 @@ async def test_differential_packages_apply_byte_exact(fleet: Fleet) -> None:
             headers=fleet.admin,
         )
         assert r.status_code == 201 and r.json()["patch_format"] == fmt, r.text
-        await fleet.task(type=1, kind=2, manuf="001", model=model, target_version="2", devices=[dev])
+        await fleet.task(
+            type=1, kind=2, manuf="001", model=model, target_version="2", devices=[dev]
+        )
         params = {"dev_id": dev, "manuf": "001", "model": model, "type": 1, "version": "1"}
         headers = {"Authorization": fleet.device_token(dev)}
         data = (
@@ -559,9 +569,9 @@ async def test_raw_download_response_bytes(fleet: Fleet) -> None:
     await fleet.task(type=1, kind=1, manuf="001", model="00107", target_version="2", devices=[dev])
     params = {"dev_id": dev, "manuf": "001", "model": "00107", "type": 1, "version": "1"}
     headers = {"Authorization": fleet.device_token(dev)}
-    data = (
-        await fleet.live.client.get("/ota/south/check", params=params, headers=headers)
-    ).json()["data"]
+    data = (await fleet.live.client.get("/ota/south/check", params=params, headers=headers)).json()[
+        "data"
+    ]
     async with fleet.live.connect() as conn:
         part = await conn.exchange(
             f"GET /ota/south/download/{data['token']} HTTP/1.1\r\nRange: 50-59\r\n\r\n".encode()

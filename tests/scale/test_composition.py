@@ -124,13 +124,43 @@ def test_vendor_encrypted_cannot_decode() -> None:
         (0, ["500"], 500.0),
         (None, ["512.5"], 512.5),
         (90, ["520", "480"], 520.0),
-        (5, ["200", "190", "210", "200", "25", "20", "230", "220", "235", "225"], 455.0),
+        # Each segment at 50 kHz: r20 + (r100 - r20)·ln(2.5)/ln(5), ln(2.5)/ln(5) = 0.569323:
+        # right arm 200 - 10·0.569323, trunk 25 - 5·0.569323, right leg 230 - 10·0.569323.
+        (5, ["200", "190", "210", "200", "25", "20", "230", "220", "235", "225"], 440.766),
     ],
 )
 def test_plain_ohms(scale_type: int | None, values: list[str], expected: float) -> None:
     decoded = get_decoder(PLAIN_OHMS).decode(scale_type=scale_type, impedances=values)
     assert isinstance(decoded, WholeBody)
-    assert decoded.resistance_ohm == expected
+    assert decoded.resistance_ohm == pytest.approx(expected, abs=0.001)
+
+
+def test_four_electrode_is_named_foot_to_foot() -> None:
+    decoded = get_decoder(PLAIN_OHMS).decode(scale_type=0, impedances=["500"])
+    assert isinstance(decoded, WholeBody) and decoded.method.startswith("foot to foot")
+
+
+def test_implausible_estimates_are_withheld_but_bmr_is_given() -> None:
+    # The case: 200 cm, 40 kg, 100 ohm → Sun 2003 FFM 262 kg, body fat -555 %.
+    result = body_composition(
+        Subject(sex="male", age_years=30, height_cm=200, weight_kg=40), resistance_ohm=100
+    )
+    assert result["available"] is False
+    assert "fat-free mass of 262" in result["reason"]
+    assert "bodyFatPercent" not in result and "fatFreeMassKg" not in result
+    # 10·40 + 6.25·200 - 5·30 + 5 = 1505
+    assert result["bmrKcal"] == 1505
+    # Body fat outside 3-70 %: -10.678 + 0.652·32400/380 + 0.262·70 + 0.015·380 = 68.95 kg
+    # of 70 kg is 1.5 % fat; -9.529 + 0.696·22500/1500 + 0.168·200 + 0.016·1500 = 58.51 kg of
+    # 200 kg is 70.7 %.
+    lean = body_composition(
+        Subject(sex="male", age_years=30, height_cm=180, weight_kg=70), resistance_ohm=380
+    )
+    assert lean["available"] is False and "1.5 % body fat" in lean["reason"]
+    obese = body_composition(
+        Subject(sex="female", age_years=40, height_cm=150, weight_kg=200), resistance_ohm=1500
+    )
+    assert obese["available"] is False and "70.7 % body fat" in obese["reason"]
 
 
 @pytest.mark.parametrize("values", [[], ["0"], ["abc"], ["920589"], ["1", "2", "3"]], ids=str)
@@ -154,10 +184,21 @@ def test_unknown_decoder_says_so() -> None:
         ("1000.2.01025", "1000.2.01024", 1),
         ("0.0.8", "0.0.9", -1),
         ("V1.5", "V1.5b", -1),  # not both numeric: string order
+        # The vendor versions images "002", "005"; a real CF636 reports "0.0.2".
+        ("002", "0.0.2", 0),
+        ("0.0.2", "002", 0),
+        ("005", "0.0.2", 1),
+        ("0.0.5", "004", 1),
+        ("010", "0.0.9", 1),
     ],
 )
 def test_compare_versions(a: str, b: str, order: int) -> None:
     assert compare_versions(a, b) == order
+
+
+def test_the_running_image_is_never_offered_whatever_its_spelling() -> None:
+    assert not is_newer("002", "0.0.2")
+    assert is_newer("005", "0.0.2")
 
 
 def test_unknown_current_version_is_offered_nothing() -> None:

@@ -242,7 +242,14 @@ async def test_ota_page_shows_task_progress(make_client: ClientFactory) -> None:
         )
         assert r.json()["errno"] == 0
 
-    await download(devices[0])  # downloading
+    first = await download(devices[0])  # downloading, 40 % by OneNET's progress API
+    r = await client.post(
+        f"/ota/south/device/download/{first}/progress",
+        params={"dev_id": devices[0]},
+        json={"step": 40},
+        headers=fleet.auth(devices[0]),
+    )
+    assert r.json()["errno"] == 0
     await report(devices[1], await download(devices[1]), 101)  # upgrading
     token = await download(devices[2])
     await report(devices[2], token, 101)
@@ -253,6 +260,7 @@ async def test_ota_page_shows_task_progress(make_client: ClientFactory) -> None:
     html = page.text
     row = text_of(html.split(f'id="task-{task["id"]}"')[1].split("</tr>")[0])
     assert "2.0" in row and "4 device(s)" in row
+    assert "downloads at 40 % (reported)" in row
     assert "to be upgraded 1 · downloading 1 · upgrading 1 · success 1 · failed 0" in row
     bar = html.split(f'id="task-{task["id"]}"')[1].split("</tr>")[0]
     assert bar.count('style="width: 25.0%"') == 4

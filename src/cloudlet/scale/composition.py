@@ -25,6 +25,10 @@ from typing import Any, Literal
 
 Sex = Literal["male", "female"]
 ADULT_AGE = 18
+# Body fat a living adult can have (essential fat in lean athletes to extreme obesity);
+# an estimate outside this is an impedance or profile error, not a person.
+MIN_BODY_FAT_PERCENT = 3.0
+MAX_BODY_FAT_PERCENT = 70.0
 
 
 def bmi(*, weight_kg: float, height_cm: float) -> float:
@@ -86,10 +90,42 @@ def _round(value: float, digits: int = 1) -> float:
     return round(value, digits)
 
 
+def resting_energy(subject: Subject) -> dict[str, Any]:
+    """BMR, which needs no impedance: given for every adult with a full profile."""
+    if subject.age_years < ADULT_AGE:
+        return {}
+    kcal = bmr_mifflin_st_jeor(
+        sex=subject.sex,
+        age_years=subject.age_years,
+        height_cm=subject.height_cm,
+        weight_kg=subject.weight_kg,
+    )
+    return {"bmrKcal": round(kcal), "equations": {"bmr": "Mifflin-St Jeor 1990"}}
+
+
+def implausible(subject: Subject, ffm_kg: float) -> str | None:
+    """Why an estimate cannot describe a living adult, or None: fat-free mass above the
+    weight, or body fat outside 3-70 %. Then no estimate is shown rather than a wrong one."""
+    if ffm_kg <= 0 or ffm_kg > subject.weight_kg:
+        return (
+            f"the equations give a fat-free mass of {ffm_kg:.1f} kg for a weight of "
+            f"{subject.weight_kg:g} kg: the impedance or the profile does not fit this person"
+        )
+    fat_percent = 100.0 * (subject.weight_kg - ffm_kg) / subject.weight_kg
+    if not MIN_BODY_FAT_PERCENT <= fat_percent <= MAX_BODY_FAT_PERCENT:
+        return (
+            f"the equations give {fat_percent:.1f} % body fat, outside the plausible "
+            f"{MIN_BODY_FAT_PERCENT:g}-{MAX_BODY_FAT_PERCENT:g} %: the impedance or the "
+            "profile does not fit this person"
+        )
+    return None
+
+
 def body_composition(
     subject: Subject, *, resistance_ohm: float, reactance_ohm: float | None = None
 ) -> dict[str, Any]:
-    """Every estimate the equations give for ``subject`` (camelCase keys, rounded)."""
+    """Every estimate the equations give for ``subject`` (camelCase keys, rounded), or
+    ``available: false`` with the reason (and BMR, which needs no impedance)."""
     if subject.age_years < ADULT_AGE:
         return {
             "available": False,
@@ -101,6 +137,9 @@ def body_composition(
         weight_kg=subject.weight_kg,
         resistance_ohm=resistance_ohm,
     )
+    reason = implausible(subject, ffm)
+    if reason is not None:
+        return {"available": False, "reason": reason, **resting_energy(subject)}
     fat = subject.weight_kg - ffm
     result: dict[str, Any] = {
         "available": True,

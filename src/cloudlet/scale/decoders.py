@@ -8,6 +8,7 @@ Scales (or firmware) that send plain ohms are configured per device type to use
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,8 +21,11 @@ PLAIN_OHMS = "plain-ohms"
 MIN_OHMS = 100.0
 MAX_OHMS = 2000.0
 
-# Positions in the 10-value list of 8-electrode Torre scales (seed 001).
+# Positions in the 10-value list of 8-electrode Torre scales (seed 001): each segment at
+# 20 kHz, then at 100 kHz.
 RIGHT_ARM_20K, TRUNK_20K, RIGHT_LEG_20K = 0, 4, 6
+# Where 50 kHz lies between 20 and 100 kHz on a log-frequency axis: ln(50/20) / ln(100/20).
+LOG_50K_BETWEEN_20K_100K = math.log(50 / 20) / math.log(100 / 20)
 EIGHT_ELECTRODE_TYPES = frozenset({1, 2, 3, 4, 5, 6})
 DUAL_FREQUENCY_TYPE = 90
 
@@ -70,12 +74,20 @@ def _ohms(text: str) -> float | None:
     return float(text) if _DECIMAL.match(text.strip()) else None
 
 
+def at_50_khz(r20: float, r100: float) -> float:
+    """A segment's resistance at 50 kHz from its 20 and 100 kHz values, interpolated linearly
+    in log frequency (resistance falls smoothly with log frequency over this band)."""
+    return r20 + (r100 - r20) * LOG_50K_BETWEEN_20K_100K
+
+
 class PlainOhms:
     """For scales configured to send impedances as plain decimal ohms.
 
-    4-electrode (scaleType 0, or a V2 scale's single ``impedance``): the one value.
+    4-electrode (scaleType 0, or a V2 scale's single ``impedance``): the one value, measured
+    foot to foot (the equations were fitted on hand-to-foot resistance; the method says so).
     Dual frequency (scaleType 90): the first value. 8-electrode (scaleType 1-6): right arm +
-    trunk + right leg at 20 kHz, the wrist-to-ankle path a 4-electrode analyser measures.
+    trunk + right leg, each interpolated to 50 kHz from its 20 and 100 kHz values, the
+    wrist-to-ankle path at the frequency the 50 kHz equations were fitted on.
     """
 
     name = PLAIN_OHMS
@@ -92,12 +104,23 @@ class PlainOhms:
         if scale_type in EIGHT_ELECTRODE_TYPES:
             if len(ohms) != 10:
                 return CannotDecode(f"8-electrode record with {len(ohms)} values instead of 10")
-            resistance = ohms[RIGHT_ARM_20K] + ohms[TRUNK_20K] + ohms[RIGHT_LEG_20K]
-            method = "right arm + trunk + right leg at 20 kHz"
+            resistance = sum(
+                at_50_khz(ohms[at], ohms[at + 1])
+                for at in (RIGHT_ARM_20K, TRUNK_20K, RIGHT_LEG_20K)
+            )
+            method = (
+                "8-electrode, hand to foot: right arm + trunk + right leg, each interpolated"
+                " to 50 kHz from 20 and 100 kHz"
+            )
         elif scale_type == DUAL_FREQUENCY_TYPE:
-            resistance, method = ohms[0], "first of the dual-frequency values"
+            resistance = ohms[0]
+            method = "foot to foot (4-electrode), first of the dual-frequency values"
         elif len(ohms) == 1:
-            resistance, method = ohms[0], "single-frequency whole-body value"
+            resistance = ohms[0]
+            method = (
+                "foot to foot (4-electrode scale); the equations were fitted on hand-to-foot"
+                " resistance"
+            )
         else:
             return CannotDecode(
                 f"unexpected {len(ohms)} impedance values for scaleType {scale_type}"

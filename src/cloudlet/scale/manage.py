@@ -579,6 +579,17 @@ def management_router() -> APIRouter:
     return router
 
 
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: object) -> object:
+    """A cell a spreadsheet shows as text: device-supplied strings that start like a formula
+    (``=``, ``+``, ``-``, ``@``, tab, CR) get a leading ``'`` (OWASP's CSV-injection rule)."""
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 async def _csv_rows(services: Services, where: service.RecordFilter) -> AsyncIterator[str]:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
@@ -601,27 +612,30 @@ async def _csv_rows(services: Services, where: service.RecordFilter) -> AsyncIte
             out = _measurement_out(record, device, members, services)
             comp = out.body_composition
             writer.writerow(
-                (
-                    out.id,
-                    out.sn,
-                    out.device_type,
-                    out.member_id,
-                    out.account_id,
-                    out.timestamp,
-                    out.measured_at.isoformat(),
-                    out.weight,
-                    out.weight_kg,
-                    "" if out.heart_rate is None else out.heart_rate,
-                    "" if out.scale_type is None else out.scale_type,
-                    ";".join(out.impedances),
-                    out.source,
-                    out.received_at.isoformat(),
-                    "" if out.bmi is None else out.bmi,
-                    comp.get("bodyFatPercent", ""),
-                    comp.get("fatFreeMassKg", ""),
-                    comp.get("skeletalMuscleKg", ""),
-                    comp.get("bmrKcal", ""),
-                    comp.get("reason", ""),
+                map(
+                    csv_cell,
+                    (
+                        out.id,
+                        out.sn,
+                        out.device_type,
+                        out.member_id,
+                        out.account_id,
+                        out.timestamp,
+                        out.measured_at.isoformat(),
+                        out.weight,
+                        out.weight_kg,
+                        "" if out.heart_rate is None else out.heart_rate,
+                        "" if out.scale_type is None else out.scale_type,
+                        ";".join(out.impedances),
+                        out.source,
+                        out.received_at.isoformat(),
+                        "" if out.bmi is None else out.bmi,
+                        comp.get("bodyFatPercent", ""),
+                        comp.get("fatFreeMassKg", ""),
+                        comp.get("skeletalMuscleKg", ""),
+                        comp.get("bmrKcal", ""),
+                        comp.get("reason", ""),
+                    ),
                 )
             )
         yield buffer.getvalue()

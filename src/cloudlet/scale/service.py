@@ -13,7 +13,13 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cloudlet.scale.composition import Subject, age_on, bmi, body_composition
+from cloudlet.scale.composition import (
+    Subject,
+    age_on,
+    bmi,
+    body_composition,
+    resting_energy,
+)
 from cloudlet.scale.decoders import CannotDecode, ImpedanceDecoder
 from cloudlet.scale.models import ScaleDevice, ScaleFirmware, ScaleMember, ScaleRecord
 from cloudlet.scale.schemas import COMPONENTS
@@ -408,9 +414,6 @@ def assess(
             "available": False,
             "reason": "the member profile lacks height, sex or birth date",
         }
-    decoded = decoder.decode(scale_type=record.scale_type, impedances=record.impedances)
-    if isinstance(decoded, CannotDecode):
-        return bmi_value, {"available": False, "reason": decoded.reason, "decoder": decoder.name}
     measured_on = datetime.fromtimestamp(record.timestamp_ms / 1000, UTC).date()
     subject = Subject(
         sex="male" if member.sex == "male" else "female",
@@ -418,6 +421,14 @@ def assess(
         height_cm=member.height_cm,
         weight_kg=record.weight_kg,
     )
+    decoded = decoder.decode(scale_type=record.scale_type, impedances=record.impedances)
+    if isinstance(decoded, CannotDecode):
+        return bmi_value, {
+            "available": False,
+            "reason": decoded.reason,
+            "decoder": decoder.name,
+            **resting_energy(subject),
+        }
     result = body_composition(
         subject, resistance_ohm=decoded.resistance_ohm, reactance_ohm=decoded.reactance_ohm
     )

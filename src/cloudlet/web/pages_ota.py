@@ -43,6 +43,8 @@ class TaskView:
     product: str
     counts: dict[str, int]
     total: int
+    # Mean download progress (0-100) the downloading devices reported, when any did.
+    download_progress: int | None = None
 
     def summary(self) -> str:
         """``to be upgraded 2 · downloading 1 · ...`` (cancelled only when there are some)."""
@@ -77,6 +79,7 @@ async def ota_page(
         await session.scalars(select(OtaTask).order_by(OtaTask.id.desc()).limit(MAX_ROWS))
     ).all()
     counts: dict[int, dict[str, int]] = {task.id: {} for task in tasks}
+    progress: dict[int, int] = {}
     if tasks:
         rows = await session.execute(
             select(OtaTaskDevice.task_id, OtaTaskDevice.state, func.count(OtaTaskDevice.id))
@@ -85,9 +88,23 @@ async def ota_page(
         )
         for task_id, state, count in rows.all():
             counts[task_id][state] = int(count)
+        progress_rows = await session.execute(
+            select(OtaTaskDevice.task_id, func.avg(OtaTaskDevice.progress))
+            .where(
+                OtaTaskDevice.task_id.in_(counts),
+                OtaTaskDevice.state == "downloading",
+                OtaTaskDevice.progress.is_not(None),
+            )
+            .group_by(OtaTaskDevice.task_id)
+        )
+        progress = {task_id: round(float(mean)) for task_id, mean in progress_rows.all()}
     task_views = [
         TaskView(
-            task, names.get(task.product_id, "?"), counts[task.id], sum(counts[task.id].values())
+            task,
+            names.get(task.product_id, "?"),
+            counts[task.id],
+            sum(counts[task.id].values()),
+            progress.get(task.id),
         )
         for task in tasks
     ]

@@ -207,11 +207,11 @@ async def test_csv_cells_from_devices_cannot_be_formulas(
     scale: httpx.AsyncClient, admin: dict[str, str]
 ) -> None:
     body = body_of("seed001_torre_record")
-    body["list"][0].update(memberid="=HYPERLINK(\"http://x\")", timestamp=1730893791)
+    body["list"][0].update(memberid='=HYPERLINK("http://x")', timestamp=1730893791)
     assert (await scale.post("/lefu/wifi/torre/record", json=body)).json()["errorCode"] == 0
     export = await scale.get("/api/v1/scale/measurements.csv", headers=admin)
     rows = list(csv.DictReader(io.StringIO(export.text)))
-    assert rows[0]["member_id"] == "'=HYPERLINK(\"http://x\")"
+    assert rows[0]["member_id"] == '\'=HYPERLINK("http://x")'
     assert rows[0]["weight"] == "69.3"  # plain values untouched
 
 

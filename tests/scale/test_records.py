@@ -156,7 +156,12 @@ async def test_register_creates_device_with_versions(
     assert (torre.hardware_version, torre.sku_code, torre.wifi_ssid) == ("V1.5", "CN", "IT52")
     assert torre.registered_at == clock.now()
     assert (v2.wifi_version, v2.firmware_version, v2.hardware_version) == ("2.0.0", "1.0.0", "S2")
-    assert (v2.battery, v2.timezone, v2.protocol, v2.device_type) == ("0.9", 8, "v2", "CF516")
+    assert (v2.battery, v2.timezone, v2.protocol, v2.device_type) == (
+        "0.9",
+        "8",
+        "v2",
+        "CF516",
+    )  # as sent
 
 
 async def test_wifi_password_is_not_kept(scale: httpx.AsyncClient) -> None:

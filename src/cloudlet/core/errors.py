@@ -47,9 +47,12 @@ class Envelope(Protocol):
         ...
 
 
-def _validation_to_payload(exc: RequestValidationError | ValidationError) -> BadPayload:
+def _validation_to_payload(
+    exc: RequestValidationError | ValidationError, prefix: tuple[str | int, ...] = ()
+) -> BadPayload:
     errors = [dict(e) for e in exc.errors()]
     for error in errors:
+        error["loc"] = (*prefix, *error["loc"])
         error.pop("ctx", None)
         error.pop("input", None)
         error.pop("url", None)
@@ -58,8 +61,23 @@ def _validation_to_payload(exc: RequestValidationError | ValidationError) -> Bad
     return BadPayload("invalid parameters", errors)
 
 
+def validation_payload(exc: ValidationError, *, at: tuple[str | int, ...]) -> BadPayload:
+    """``exc`` as a bad payload whose field paths start at ``at`` (an item of a list)."""
+    return _validation_to_payload(exc, at)
+
+
 async def read_json(request: Request, *, max_bytes: int) -> Any:
     """The request body as JSON, refusing bodies over ``max_bytes`` without reading them whole."""
+    body = await read_bytes(request, max_bytes=max_bytes)
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise BadPayload("malformed JSON") from exc
+
+
+async def read_bytes(request: Request, *, max_bytes: int) -> bytes:
+    """The request body (not blank), refusing bodies over ``max_bytes`` without reading them
+    whole."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_bytes:
         raise BadPayload("body too large")
@@ -73,10 +91,7 @@ async def read_json(request: Request, *, max_bytes: int) -> Any:
     body = b"".join(chunks)
     if not body.strip():
         raise BadPayload("empty body")
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise BadPayload("malformed JSON") from exc
+    return body
 
 
 def envelope_route(envelope: Envelope) -> type[APIRoute]:

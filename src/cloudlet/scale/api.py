@@ -4,17 +4,18 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 import orjson
 from fastapi import APIRouter, Request, Response
-from pydantic import TypeAdapter
+from pydantic import BaseModel, TypeAdapter, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cloudlet.core.errors import envelope_route, read_json
+from cloudlet.core.errors import BadPayload, envelope_route, read_bytes, validation_payload
 from cloudlet.core.family import Family
 from cloudlet.core.services import Services, get_services
-from cloudlet.scale import service
+from cloudlet.scale import leniency, service
 from cloudlet.scale.config import ScaleSettings
 from cloudlet.scale.manage import management_router
 from cloudlet.scale.models import ScaleFirmware
@@ -53,20 +54,52 @@ from cloudlet.scale.schemas import (
 ENVELOPE = LefuEnvelope()
 V2, TORRE, V2_BATCH = "v2", "torre", "v2-batch"
 _BATCH_LIST = TypeAdapter(list[dict[str, Any]])
-_BATCH_RECORDS = TypeAdapter(list[V2BatchRecord])
 
 Handler = Callable[[Request], Awaitable[Response]]
+M = TypeVar("M", bound=BaseModel)
 
 
-async def _body(request: Request, services: Services) -> Any:
-    return await read_json(request, max_bytes=services.settings.scale.max_body_bytes)
+async def _body(request: Request, services: Services) -> leniency.Body:
+    raw = await read_bytes(request, max_bytes=services.settings.scale.max_body_bytes)
+    try:
+        return leniency.decode_body(raw)
+    except leniency.NotJson as exc:
+        raise BadPayload("malformed JSON") from exc
 
 
-async def _object(request: Request, services: Services) -> dict[str, Any]:
+async def _object(request: Request, services: Services) -> tuple[dict[str, Any], bytes | None]:
     body = await _body(request, services)
-    if not isinstance(body, dict):
+    if not isinstance(body.value, dict):
         raise ScaleRejected(NOT_OBJECT)
-    return body
+    return body.value, body.original
+
+
+@dataclass(frozen=True)
+class Received(Generic[M]):
+    """A device body: the model read leniently, the JSON as sent, what was dropped."""
+
+    body: M
+    raw: dict[str, Any]
+    dropped: list[leniency.Dropped]
+    original: bytes | None
+
+    def record_raw(self, raw: dict[str, Any], prefix: tuple[str | int, ...] = ()) -> dict[str, Any]:
+        """A copy of ``raw`` (the record as sent) with Cloudlet's notes on what it changed."""
+        out = dict(raw)
+        sn = getattr(self.body, "sn", "?")
+        leniency.record_drops(out, self.dropped, sn=sn, prefix=prefix)
+        leniency.note_original(out, self.original)
+        return out
+
+
+def _lenient(model: type[M], raw: dict[str, Any], original: bytes | None) -> Received[M]:
+    body, dropped = leniency.validate(model, raw)
+    return Received(body, raw, dropped, original)
+
+
+async def _received(request: Request, services: Services, model: type[M]) -> Received[M]:
+    raw, original = await _object(request, services)
+    return _lenient(model, raw, original)
 
 
 def _json_text(value: Any) -> str:
@@ -108,7 +141,7 @@ async def _contact(
 
 async def v2_register(request: Request) -> Response:
     services = get_services(request)
-    body = V2Register.model_validate(await _object(request, services))
+    body = (await _received(request, services, V2Register)).body
     unit = await _contact(
         services,
         sn=body.sn,
@@ -135,8 +168,8 @@ async def v2_config(request: Request) -> Response:
     services = get_services(request)
     params: dict[str, Any] = dict(request.query_params)
     if not params and _has_body(request):
-        params = await _object(request, services)
-    body = V2Config.model_validate(params)
+        params, _ = await _object(request, services)
+    body = _lenient(V2Config, params, None).body
     unit = await _contact(
         services,
         sn=body.sn,
@@ -154,7 +187,7 @@ def _has_body(request: Request) -> bool:
 
 async def v2_check_for_update(request: Request) -> Response:
     services = get_services(request)
-    body = V2Register.model_validate(await _object(request, services))
+    body = (await _received(request, services, V2Register)).body
     # The register-shaped body names two components: the scale firmware and the WiFi module.
     current = {"MCU": body.firmware_version, "WIFI": body.wifi_version}
     return await _check(services, body.sn, body.mac, body.type, V2, _v2_facts(body), current)
@@ -162,7 +195,7 @@ async def v2_check_for_update(request: Request) -> Response:
 
 async def v2_check_for_update_v2(request: Request) -> Response:
     services = get_services(request)
-    body = V2CheckForUpdate.model_validate(await _object(request, services))
+    body = (await _received(request, services, V2CheckForUpdate)).body
     facts = _versions_facts(body)
     current = _versions(body)
     return await _check(
@@ -222,9 +255,15 @@ async def _check(
 
 async def v2_record(request: Request) -> Response:
     services = get_services(request)
-    raw = await _object(request, services)
-    body = V2Record.model_validate(raw)
-    record = _v2_new_record(raw, body.weight, body.timestamp, body.impedance, body.heart_rate)
+    received = await _received(request, services, V2Record)
+    body = received.body
+    record = _v2_new_record(
+        received.record_raw(received.raw),
+        body.weight,
+        body.timestamp,
+        body.impedance,
+        body.heart_rate,
+    )
     facts = {
         "battery": body.charge,
         "firmware_version": body.firmware_version,
@@ -256,7 +295,8 @@ def _v2_new_record(
 
 async def v2_batch_record(request: Request) -> Response:
     services = get_services(request)
-    body = await _body(request, services)
+    received = await _body(request, services)
+    body = received.value
     # One offline record per request (as captured), or a JSON list of them.
     if isinstance(body, list):
         items = _BATCH_LIST.validate_python(body)
@@ -264,10 +304,19 @@ async def v2_batch_record(request: Request) -> Response:
             raise ScaleRejected(EMPTY_LIST)
         if len(items) > services.settings.scale.max_batch_records:
             raise ScaleRejected(TOO_MANY)
-        parsed = _BATCH_RECORDS.validate_python(items)
-    else:
-        parsed = [V2BatchRecord.model_validate(body)]
+    elif isinstance(body, dict):
         items = [body]
+    else:
+        raise ScaleRejected(NOT_OBJECT)
+    # Validated one by one: a required field failing in any item refuses the whole batch.
+    checked = []
+    for index, item in enumerate(items):
+        try:
+            checked.append(_lenient(V2BatchRecord, item, received.original))
+        except ValidationError as exc:
+            if not isinstance(body, list):
+                raise
+            raise validation_payload(exc, at=(index,)) from exc
     now = services.clock.now()
     uploads = [
         service.Upload(
@@ -282,18 +331,26 @@ async def v2_batch_record(request: Request) -> Response:
                 "wifi_version": item.wifi_version,
             },
             records=[
-                _v2_new_record(raw, item.weight, item.timestamp, item.impedance, item.heart_rate)
+                _v2_new_record(
+                    one.record_raw(one.raw),
+                    item.weight,
+                    item.timestamp,
+                    item.impedance,
+                    item.heart_rate,
+                )
             ],
             source=V2_BATCH,
         )
-        for raw, item in zip(items, parsed, strict=True)
+        for one in checked
+        for item in (one.body,)
     ]
 
-    async def job(session: AsyncSession) -> None:
+    async def job(session: AsyncSession) -> int:
         # One transaction: a batch is stored whole or not at all.
-        await service.store_uploads(session, uploads)
+        return await service.store_uploads(session, uploads)
 
-    await runtime_of(services).write(job)
+    runtime = runtime_of(services)
+    runtime.count_duplicates(await runtime.write(job))
     return lefu_json(success(RECORD_OK, code=True))
 
 
@@ -302,7 +359,7 @@ async def v2_batch_record(request: Request) -> Response:
 
 async def torre_register(request: Request) -> Response:
     services = get_services(request)
-    body = TorreRegister.model_validate(await _object(request, services))
+    body = (await _received(request, services, TorreRegister)).body
     facts = _versions_facts(body) | {
         "hardware_version": body.hardware_version,
         "sku_code": body.sku_code,
@@ -323,7 +380,7 @@ async def torre_register(request: Request) -> Response:
 
 async def torre_config(request: Request) -> Response:
     services = get_services(request)
-    body = TorreVersions.model_validate(await _object(request, services))
+    body = (await _received(request, services, TorreVersions)).body
     unit = await _contact(
         services,
         sn=body.sn,
@@ -337,7 +394,7 @@ async def torre_config(request: Request) -> Response:
 
 async def torre_check_for_update(request: Request) -> Response:
     services = get_services(request)
-    body = TorreVersions.model_validate(await _object(request, services))
+    body = (await _received(request, services, TorreVersions)).body
     return await _check(
         services, body.sn, body.mac, body.type, TORRE, _versions_facts(body), _versions(body)
     )
@@ -345,11 +402,11 @@ async def torre_check_for_update(request: Request) -> Response:
 
 async def torre_record(request: Request) -> Response:
     services = get_services(request)
-    raw = await _object(request, services)
-    body = TorreRecord.model_validate(raw)
+    received = await _received(request, services, TorreRecord)
+    body = received.body
     if not body.records:
         raise ScaleRejected(EMPTY_LIST)
-    raw_items: list[dict[str, Any]] = raw["list"]
+    raw_items: list[dict[str, Any]] = received.raw["list"]
     records = [
         service.NewRecord(
             member_id=item.memberid,
@@ -360,9 +417,9 @@ async def torre_record(request: Request) -> Response:
             heart_rate=item.heart_rate,
             scale_type=body.scale_type,
             impedances=[i.impedance for i in item.data],
-            raw=raw_item,
+            raw=received.record_raw(raw_item, prefix=("list", index)),
         )
-        for raw_item, item in zip(raw_items, body.records, strict=True)
+        for index, (raw_item, item) in enumerate(zip(raw_items, body.records, strict=True))
     ]
     facts = {"battery": body.bat}
     await _store(services, body.sn, body.mac, body.type, TORRE, facts, records, TORRE)

@@ -84,7 +84,7 @@ class DeviceOut(Camel):
     hardware_version: str | None
     sku_code: str | None
     battery: str | None
-    timezone: int | None
+    timezone: str | None
     wifi_ssid: str | None
     unit: int = Field(description="unit sent to the scale (0 = kg)")
     unit_is_default: bool

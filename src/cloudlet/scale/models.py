@@ -41,7 +41,8 @@ class ScaleDevice(Base):
     sku_code: Mapped[str | None] = mapped_column(String(32), nullable=True)
     # Battery exactly as the scale reported it ("0.32" from Torre, "35" from v2 checks).
     battery: Mapped[str | None] = mapped_column(String(16), nullable=True)
-    timezone: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # As the scale sent it: "8", "5.5" (India), "-3"; the documents give no unit or range.
+    timezone: Mapped[str | None] = mapped_column(String(16), nullable=True)
     wifi_ssid: Mapped[str | None] = mapped_column(String(64), nullable=True)
     # None: the family's default unit (ScaleSettings.default_unit).
     unit: Mapped[int | None] = mapped_column(Integer, nullable=True)
@@ -53,11 +54,16 @@ class ScaleDevice(Base):
 
 
 class ScaleRecord(Base):
-    """One measurement, stored as the scale sent it; unique per device, member and time."""
+    """One measurement, stored as the scale sent it.
+
+    Unique per device, member, time and content: an exact re-send is stored once, while
+    distinct weighings that share member and time (a scale whose clock was never set) are
+    each kept.
+    """
 
     __tablename__ = "scale_record"
     __table_args__ = (
-        UniqueConstraint("device_id", "member_id", "timestamp_ms"),
+        UniqueConstraint("device_id", "member_id", "timestamp_ms", "fingerprint"),
         Index("ix_scale_record_member_time", "member_id", "timestamp_ms"),
         Index("ix_scale_record_time", "timestamp_ms"),
     )
@@ -79,6 +85,8 @@ class ScaleRecord(Base):
     source: Mapped[str] = mapped_column(String(16))
     # The record object as received (unknown fields included), for audits and re-decoding.
     raw: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # Digest of the measured values (weight, heart rate, scale type, impedances).
+    fingerprint: Mapped[str] = mapped_column(String(32), default="")
     received_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
@@ -114,4 +122,18 @@ class ScaleFirmware(Base):
     crc: Mapped[str] = mapped_column(String(32))
     # None: every device of the type; otherwise only these serial numbers.
     whitelist: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ScaleAppBinding(Base):
+    """A vendor-app user (``uid``) bound to a scale's ``sn`` by ``/lefu/wifi/app/saveWifiGroup``.
+
+    The first uid to bind a scale owns it on the app API; an admin removes bindings."""
+
+    __tablename__ = "scale_app_binding"
+    __table_args__ = (UniqueConstraint("sn"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    uid: Mapped[str] = mapped_column(String(64), index=True)
+    sn: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())

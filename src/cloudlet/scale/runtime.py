@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from prometheus_client import Counter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cloudlet.core.db import Database
@@ -36,9 +37,12 @@ class GroupCommitter:
     group is rolled back and each write is retried alone, so one bad write fails only itself.
     """
 
-    def __init__(self, db: Database, lock: asyncio.Lock) -> None:
+    def __init__(
+        self, db: Database, lock: asyncio.Lock, on_duplicates: Callable[[int], None]
+    ) -> None:
         self._db = db
         self._lock = lock
+        self._on_duplicates = on_duplicates
         self._queue: asyncio.Queue[tuple[Job, asyncio.Future[Any]] | None] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
 
@@ -95,10 +99,10 @@ class GroupCommitter:
         """Run a group in one transaction; record uploads share their statements."""
         uploads = [job for job, _ in group if isinstance(job, Upload)]
         async with self._db.session() as session:
-            if uploads:
-                await store_uploads(session, uploads)
+            duplicates = await store_uploads(session, uploads) if uploads else 0
             results = [None if isinstance(job, Upload) else await job(session) for job, _ in group]
             await session.commit()
+        self._on_duplicates(duplicates)
         return results
 
     async def _alone(self, job: Job, future: asyncio.Future[Any]) -> None:
@@ -110,6 +114,8 @@ class GroupCommitter:
             if not future.done():
                 future.set_exception(exc)
             return
+        if isinstance(job, Upload) and isinstance(result, int):
+            self._on_duplicates(result)
         if not future.done():
             future.set_result(result)
 
@@ -126,6 +132,12 @@ class ScaleRuntime:
     write_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     committer: GroupCommitter | None = None
     write_slots: asyncio.Semaphore | None = None
+    # Records answered "success" but not stored again because they were exact re-sends.
+    duplicates: Counter | None = None
+
+    def count_duplicates(self, count: int) -> None:
+        if self.duplicates is not None and count > 0:
+            self.duplicates.inc(count)
 
     def decoder_for(self, device_type: str) -> ImpedanceDecoder:
         return get_decoder(self.decoder_name_for(device_type))
@@ -145,7 +157,9 @@ class ScaleRuntime:
         async with self.write_slots, self.session_for_writing() as session:
             result = await job(session)
             await session.commit()
-            return result
+        if isinstance(job, Upload) and isinstance(result, int):
+            self.count_duplicates(result)
+        return result
 
     @asynccontextmanager
     async def session_for_writing(self) -> AsyncIterator[AsyncSession]:
@@ -165,6 +179,11 @@ def runtime_of(services: Services) -> ScaleRuntime:
             settings=services.settings.scale,
             db=services.db,
             serialise_writes=services.settings.is_sqlite,
+            duplicates=Counter(
+                "cloudlet_scale_duplicate_records",
+                "Scale records answered success but not stored again (exact re-sends)",
+                registry=services.metrics.registry,
+            ),
         )
         services.extras[EXTRAS_KEY] = runtime
     assert isinstance(runtime, ScaleRuntime)
@@ -176,7 +195,7 @@ async def running(services: Services) -> AsyncIterator[ScaleRuntime]:
     """The family's lifespan: the SQLite group committer runs while the app does."""
     runtime = runtime_of(services)
     if runtime.serialise_writes and runtime.settings.group_commit:
-        runtime.committer = GroupCommitter(runtime.db, runtime.write_lock)
+        runtime.committer = GroupCommitter(runtime.db, runtime.write_lock, runtime.count_duplicates)
         runtime.committer.start()
     try:
         yield runtime

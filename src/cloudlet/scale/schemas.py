@@ -1,9 +1,11 @@
 """Wire models of the Lefu WiFi scale protocol, field names exactly as the scales send them.
 
-Types follow the vendor documents: where a document says ``number`` a JSON string is
-refused and vice versa (weights, timestamps), so a wrong body fails loudly instead of being
-stored as garbage. Unknown fields are accepted and ignored. Battery levels, heart rates and
-time zones are taken as string or number because real scales were seen sending both.
+Real scales and the vendor's apps send numbers as strings and strings as numbers, ``""`` for
+absent values and fields no document names, so these models take what a weighing needs in
+either spelling (the text as sent is what is stored) and leave the rest to
+:mod:`cloudlet.scale.leniency`, which drops an optional field that still fails rather than
+the weighing. What a measurement cannot be stored without (identity, weight, time) is still
+checked strictly.
 """
 
 from __future__ import annotations
@@ -47,6 +49,20 @@ def _int_from_text(value: Any) -> Any:
     return value
 
 
+def _int_from_long_text(value: Any) -> Any:
+    """A timestamp given as a string of digits becomes the integer."""
+    if isinstance(value, str) and re.fullmatch(r"[0-9]{1,15}", value.strip()):
+        return int(value)
+    return value
+
+
+def _integral_as_text(value: Any) -> Any:
+    """A JSON integer becomes its digits (a timestamp sent as a number)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
 # PostgreSQL text cannot hold NUL; no scale sends one, so a string with one is refused.
 NO_NUL = r"^[^\x00]*$"
 
@@ -62,10 +78,14 @@ Version = Text64
 Battery = Annotated[Text16, BeforeValidator(_number_as_text)]
 LenientInt = Annotated[StrictInt, BeforeValidator(_int_from_text)]
 HeartRate = Annotated[LenientInt, Field(ge=0, le=1000)]
-TimeZone = Annotated[LenientInt, Field(ge=-1440, le=1440)]
+# Any number or string ("8", 8, 5.5 for India, "+05:30"): kept as the text sent.
+TimeZone = Annotated[Text16, BeforeValidator(_number_as_text)]
 # An impedance value is kept as the exact digits the scale sent; an integer is the same digits.
 ImpedanceText = Annotated[Text32, BeforeValidator(lambda v: str(v) if type(v) is int else v)]
-WeightText = Annotated[StrictStr, Field(pattern=DECIMAL_PATTERN, max_length=16)]
+# V2 weights are strings; a scale that sends a JSON number is stored as that number's text.
+WeightText = Annotated[
+    StrictStr, BeforeValidator(_number_as_text), Field(pattern=DECIMAL_PATTERN, max_length=16)
+]
 
 
 def _millis_in_range(value: str) -> str:
@@ -74,11 +94,18 @@ def _millis_in_range(value: str) -> str:
     return value
 
 
-MillisText = Annotated[StrictStr, Field(pattern=DIGITS_PATTERN), AfterValidator(_millis_in_range)]
+MillisText = Annotated[
+    StrictStr,
+    BeforeValidator(_integral_as_text),
+    Field(pattern=DIGITS_PATTERN),
+    AfterValidator(_millis_in_range),
+]
 
 
 def _json_number(value: Any) -> Any:
-    """Only a JSON number (not a string, not a boolean) is a number here."""
+    """A JSON number, or a decimal number sent as a string (stored as sent)."""
+    if isinstance(value, str) and re.fullmatch(DECIMAL_PATTERN, value.strip()):
+        return float(value)
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValueError("must be a number")
     return value
@@ -135,18 +162,17 @@ class V2Record(DeviceIdentity):
 
 
 class V2BatchRecord(DeviceIdentity):
-    """One offline record of the batch upload: all strings, keys with spaces."""
+    """One offline record of the batch upload: all strings, keys with spaces.
+
+    ``Total index``, ``Current index``, ``data_type`` and ``rssi`` are never used, so they
+    are not read at all (whatever their JSON type); the raw record keeps them."""
 
     firmware_version: Version | None = Field(default=None, alias="firmwareVersion")
     wifi_version: Version | None = Field(default=None, alias="WifiVersion")
     charge: Battery | None = None
-    total_index: LenientInt | None = Field(default=None, alias="Total index")
-    current_index: LenientInt | None = Field(default=None, alias="Current index")
     weight: WeightText
     impedance: ImpedanceText | None = None
     heart_rate: HeartRate | None = Field(default=None, alias="heartRate")
-    data_type: Text16 | None = None
-    rssi: Text16 | None = None
     timestamp: MillisText
 
 
@@ -191,7 +217,9 @@ class TorreMeasurement(Wire):
     memberid: Text64 = ""
     userid: Text64 = ""
     weight: WeightNumber
-    timestamp: Annotated[StrictInt, Field(ge=0, le=MAX_TIMESTAMP)]
+    timestamp: Annotated[
+        StrictInt, BeforeValidator(_int_from_long_text), Field(ge=0, le=MAX_TIMESTAMP)
+    ]
     heart_rate: HeartRate | None = Field(default=None, alias="heartRate")
     data: Annotated[list[Impedance], Field(max_length=32)] = []
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+import orjson
 from sqlalchemy import Select, and_, delete, func, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -131,7 +133,7 @@ def _device_upsert(dialect: str, changed: tuple[str, ...], returning: bool = Tru
 def _record_insert(dialect: str, returning: bool = True) -> Any:
     insert = sqlite_insert if dialect == "sqlite" else pg_insert
     statement = insert(ScaleRecord).on_conflict_do_nothing(
-        index_elements=["device_id", "member_id", "timestamp_ms"]
+        index_elements=["device_id", "member_id", "timestamp_ms", "fingerprint"]
     )
     return statement.returning(ScaleRecord.id) if returning else statement
 
@@ -177,8 +179,16 @@ def _dialect(session: AsyncSession) -> str:
     return session.get_bind().dialect.name
 
 
+def record_fingerprint(r: NewRecord) -> str:
+    """Digest of what was measured: an exact re-send has the same one, a second weighing in
+    the same second (a scale whose clock was never set) does not."""
+    payload = orjson.dumps([r.weight, r.heart_rate, r.scale_type, r.impedances])
+    return hashlib.sha256(payload).hexdigest()[:32]
+
+
 def _record_row(device_id: int, r: NewRecord, source: str, now: datetime) -> dict[str, Any]:
     return {
+        "fingerprint": record_fingerprint(r),
         "device_id": device_id,
         "member_id": r.member_id,
         "account_id": r.account_id,
@@ -204,8 +214,9 @@ async def store_records(
 ) -> int:
     """Insert ``records`` for ``device``, skipping any already stored; returns how many were new.
 
-    A record is the same when device, member and measurement time match: a scale that did
-    not hear our answer sends it again, and must get success without a second copy.
+    A record is the same when device, member, measurement time and measured values match: a
+    scale that did not hear our answer sends it again, and must get success without a
+    second copy.
     """
     if not records:
         return 0
@@ -232,8 +243,8 @@ class Upload:
     records: Sequence[NewRecord]
     source: str
 
-    async def __call__(self, session: AsyncSession) -> None:
-        """Store this upload alone."""
+    async def __call__(self, session: AsyncSession) -> int:
+        """Store this upload alone; returns how many of its records were already stored."""
         device = await touch_device(
             session,
             now=self.now,
@@ -243,17 +254,19 @@ class Upload:
             device_type=self.device_type,
             facts=self.facts,
         )
-        await store_records(
+        new = await store_records(
             session, device=device, records=self.records, source=self.source, now=self.now
         )
+        return len(self.records) - new
 
 
-async def store_uploads(session: AsyncSession, uploads: Sequence[Upload]) -> None:
+async def store_uploads(session: AsyncSession, uploads: Sequence[Upload]) -> int:
     """Store many uploads with a handful of statements (the SQLite group commit's fast path).
 
     Device updates of one scale are merged in arrival order (later values win), the
     devices are upserted with one executemany per set of columns, then every record is
     inserted with one executemany; duplicates are skipped as in :func:`store_records`.
+    Returns how many records were duplicates.
     """
     merged: dict[str, dict[str, Any]] = {}
     changed_columns: dict[str, set[str]] = {}
@@ -286,8 +299,10 @@ async def store_uploads(session: AsyncSession, uploads: Sequence[Upload]) -> Non
         for upload in uploads
         for record in upload.records
     ]
-    if rows:
-        await connection.execute(_record_insert(dialect, returning=False), rows)
+    if not rows:
+        return 0
+    inserted = await connection.execute(_record_insert(dialect), rows)
+    return len(rows) - len(inserted.all())
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from cloudlet.core import auth
 from cloudlet.core.clock import Clock, SystemClock
 from cloudlet.core.db import Database
 from cloudlet.core.family import Family
-from cloudlet.core.observability import RequestContextMiddleware
+from cloudlet.core.observability import CollapseSlashesMiddleware, RequestContextMiddleware
 from cloudlet.core.secretkey import resolve_secret_key
 from cloudlet.core.security import SecretBox
 from cloudlet.core.services import Services
@@ -101,6 +101,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
         metrics=services.metrics,
         family_of=lambda path: family_label(families, path),
     )
+    app.add_middleware(CollapseSlashesMiddleware)
 
     app.include_router(auth.router)
     app.include_router(console.router)

@@ -190,3 +190,22 @@ def configure_logging(*, json_logs: bool, level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+
+
+class CollapseSlashesMiddleware:
+    """``//`` in a request path reaches the same endpoint as ``/``: a device base URL typed
+    with a trailing slash ("http://host/" + "/lefu/wifi/record") must not lose its data."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and "//" in scope["path"]:
+            path = re.sub("/{2,}", "/", scope["path"])
+            raw = scope.get("raw_path")
+            scope = {
+                **scope,
+                "path": path,
+                "raw_path": re.sub(b"/{2,}", b"/", raw) if raw else path.encode(),
+            }
+        await self.app(scope, receive, send)

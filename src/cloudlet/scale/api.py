@@ -16,6 +16,7 @@ from cloudlet.core.errors import BadPayload, envelope_route, read_bytes, validat
 from cloudlet.core.family import Family
 from cloudlet.core.services import Services, get_services
 from cloudlet.scale import leniency, service
+from cloudlet.scale.app_api import add_app_routes
 from cloudlet.scale.config import ScaleSettings
 from cloudlet.scale.manage import management_router
 from cloudlet.scale.models import ScaleFirmware
@@ -491,6 +492,9 @@ def vendor_router(settings: ScaleSettings) -> APIRouter:
                 openapi_extra=described[key],
             )
     known = {_join(prefix, path) for prefix in settings.path_prefixes for path in paths.values()}
+    if settings.app_api:
+        for prefix in dict.fromkeys(settings.path_prefixes):
+            known |= add_app_routes(router, prefix, _join)
 
     async def unknown(request: Request) -> Response:
         # Paths under a configured prefix the Family's static prefixes may not know about.

@@ -44,3 +44,8 @@ class ScaleSettings(BaseModel):
     # PostgreSQL: most device writes in flight at once; the rest wait their turn in order
     # (below the connection pool's size, so a burst queues here instead of timing out there).
     max_concurrent_writes: int = 16
+    # The vendor app's own API (/lefu/wifi/app/...): saveWifiGroup binds a scale to an app
+    # uid, getScaleWeights lists that scale's records. Off: those paths answer 404.
+    app_api: bool = True
+    # Most records one getScaleWeights answer carries (newest first).
+    app_max_records: int = 1000

@@ -365,3 +365,45 @@ async def test_huge_numbers_are_refused_not_500(
         assert answer.status_code == 422, (method, path, answer.text)
     page = await scale.get(f"/api/v1/scale/measurements?offset={2**62}", headers=admin)
     assert page.json()["items"] == []
+
+
+async def test_management_refuses_what_cannot_be_right(
+    scale: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
+    body = body_of("endpoints_torre_register")
+    body["sn"] = "CF/636/01"  # a serial number with slashes stays addressable
+    assert (await scale.post("/lefu/wifi/torre/register", json=body)).json()["errorCode"] == 0
+    device = await scale.get("/api/v1/scale/devices/CF/636/01", headers=admin)
+    assert device.status_code == 200 and device.json()["sn"] == "CF/636/01"
+    for patch in ({"mac": "00:00:00:00:00:00"}, {"colour": "red"}, {"sn": "other"}):
+        r = await scale.patch("/api/v1/scale/devices/CF/636/01", json=patch, headers=admin)
+        assert r.status_code == 422, patch
+    ok = await scale.patch("/api/v1/scale/devices/CF/636/01", json={"unit": 1}, headers=admin)
+    assert ok.status_code == 200 and ok.json()["unit"] == 1
+    image = {
+        "type": "CF636",
+        "productComponent": "MCU",
+        "version": "009",
+        "size": 1,
+        "crc": "1",
+    }
+    for url in ("not a url", "ftp://fw.example/a.bin", "http:///a.bin", "/relative.bin"):
+        r = await scale.post("/api/v1/scale/firmware", json={**image, "url": url}, headers=admin)
+        assert r.status_code == 422, url
+    r = await scale.post(
+        "/api/v1/scale/firmware", json={**image, "url": "https://fw.example/a.bin"}, headers=admin
+    )
+    assert r.status_code == 201
+    member = {"memberId": "m1", "heightCm": 170, "sex": "female", "birthDate": "2099-01-01"}
+    assert (
+        await scale.post("/api/v1/scale/members", json=member, headers=admin)
+    ).status_code == 422
+    member["birthDate"] = "1990-01-01"
+    assert (
+        await scale.post("/api/v1/scale/members", json=member, headers=admin)
+    ).status_code == 201
+    future = {"birthDate": "2099-01-01"}
+    r = await scale.patch("/api/v1/scale/members/m1", json=future, headers=admin)
+    assert r.status_code == 422
+    r = await scale.patch("/api/v1/scale/members/m1", json={"memberId": "m2"}, headers=admin)
+    assert r.status_code == 422  # the id is not patchable

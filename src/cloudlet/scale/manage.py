@@ -7,10 +7,11 @@ import io
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, status
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 from sqlalchemy.exc import IntegrityError
 
@@ -71,6 +72,25 @@ class Camel(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
 
 
+class CamelPatch(Camel):
+    """A PATCH body: a field it does not name (unknown, or not to be changed) is a 422."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+
+def _http_url(value: str) -> str:
+    """Scales download firmware from this URL: it must be an absolute http(s) URL."""
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname or " " in value:
+        raise ValueError("must be an absolute http:// or https:// URL")
+    return value
+
+
+FirmwareUrl = Annotated[
+    str, Field(min_length=1, max_length=1024, pattern=NO_NUL), AfterValidator(_http_url)
+]
+
+
 class DeviceOut(Camel):
     sn: str
     mac: str
@@ -95,7 +115,7 @@ class DeviceOut(Camel):
     last_seen_at: datetime
 
 
-class DevicePatch(Camel):
+class DevicePatch(CamelPatch):
     """Send ``unit: null`` to go back to the family default."""
 
     unit: Annotated[int, Field(ge=0, le=15)] | None = None
@@ -115,7 +135,7 @@ class MemberIn(Camel):
     birth_date: date | None = None
 
 
-class MemberPatch(Camel):
+class MemberPatch(CamelPatch):
     account_id: Annotated[str, Field(max_length=64, pattern=NO_NUL)] | None = None
     name: Annotated[str, Field(max_length=64, pattern=NO_NUL)] | None = None
     height_cm: Height | None = None
@@ -149,14 +169,14 @@ class FirmwareIn(Camel):
     type: DeviceTypeName
     product_component: Component
     version: Annotated[str, Field(min_length=1, max_length=64, pattern=NO_NUL)]
-    url: Annotated[str, Field(min_length=1, max_length=1024, pattern=NO_NUL)]
+    url: FirmwareUrl
     size: ImageSize
     crc: Annotated[str, Field(min_length=1, max_length=32, pattern=NO_NUL)]
     whitelist: list[SerialNumber] | None = Field(default=None, description="only these sn")
 
 
-class FirmwarePatch(Camel):
-    url: Annotated[str, Field(min_length=1, max_length=1024, pattern=NO_NUL)] | None = None
+class FirmwarePatch(CamelPatch):
+    url: FirmwareUrl | None = None
     size: ImageSize | None = None
     crc: Annotated[str, Field(min_length=1, max_length=32, pattern=NO_NUL)] | None = None
     whitelist: list[SerialNumber] | None = None
@@ -285,6 +305,11 @@ def _measurement_out(
     )
 
 
+def _born_in_the_past(birth_date: date | None, now: datetime) -> None:
+    if birth_date is not None and birth_date > now.date():
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "birthDate is in the future")
+
+
 def _not_found(what: str) -> HTTPException:
     return HTTPException(status.HTTP_404_NOT_FOUND, f"{what} not found")
 
@@ -324,7 +349,7 @@ def management_router() -> APIRouter:
         """Every scale that has registered or talked to this server."""
         return [_device_out(d, services) for d in await service.list_devices(session)]
 
-    @router.get("/devices/{sn}")
+    @router.get("/devices/{sn:path}")
     async def get_device(
         sn: str, _admin: AdminDep, services: ServicesDep, session: SessionDep
     ) -> DeviceOut:
@@ -333,7 +358,7 @@ def management_router() -> APIRouter:
             raise _not_found("device")
         return _device_out(device, services)
 
-    @router.patch("/devices/{sn}")
+    @router.patch("/devices/{sn:path}")
     async def patch_device(
         sn: str, body: DevicePatch, _admin: AdminDep, services: ServicesDep
     ) -> DeviceOut:
@@ -349,7 +374,7 @@ def management_router() -> APIRouter:
             await session.commit()
             return _device_out(device, services)
 
-    @router.delete("/devices/{sn}", status_code=204)
+    @router.delete("/devices/{sn:path}", status_code=204)
     async def delete_device(sn: str, _admin: AdminDep, services: ServicesDep) -> None:
         """Forget a device and its measurements."""
         async with writing(services) as session:
@@ -369,6 +394,7 @@ def management_router() -> APIRouter:
     async def create_member(body: MemberIn, _admin: AdminDep, services: ServicesDep) -> MemberOut:
         """A member profile; ``memberId`` is the ``memberid`` the scale sends."""
         now = services.clock.now()
+        _born_in_the_past(body.birth_date, now)
         async with writing(services) as session:
             member = ScaleMember(
                 member_id=body.member_id,
@@ -417,6 +443,7 @@ def management_router() -> APIRouter:
             member = await service.get_member(session, member_id=member_id)
             if member is None:
                 raise _not_found("member")
+            _born_in_the_past(body.birth_date, services.clock.now())
             for name in body.model_fields_set:
                 value = getattr(body, name)
                 if name == "name" and value is None:

@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 
 from cloudlet.scale.models import ScaleDevice, ScaleRecord
 from cloudlet.scale.sim import build_parser, simulate
-from tests.conftest import services_of
+from tests.conftest import ClientFactory, services_of
 
 
 async def test_simulated_scales_upload_everything(scale: httpx.AsyncClient) -> None:
@@ -32,3 +32,21 @@ async def test_simulator_under_prefix(scale: httpx.AsyncClient) -> None:
 def test_cli_arguments() -> None:
     args = build_parser().parse_args(["--url", "http://127.0.0.1:9", "--devices", "3"])
     assert (args.url, args.devices, args.records) == ("http://127.0.0.1:9", 3, 10)
+
+
+async def test_only_acknowledged_uploads_count(make_client: ClientFactory) -> None:
+    """Against a server that refuses every record, nothing is counted as uploaded."""
+    refusing = await make_client("scale", scale={"max_body_bytes": 64})
+    ticks: list[int] = []
+    result = await simulate(refusing, devices=2, records=3, seed=3, on_upload=ticks.append)
+    assert result.records == 0 and ticks == []
+    assert result.failures >= 6
+
+
+def test_every_cli_option_has_help_and_shows_its_default() -> None:
+    parser = build_parser()
+    text = parser.format_help()
+    for action in parser._actions:
+        if action.dest != "help":
+            assert action.help, action.dest
+    assert "(default: http://127.0.0.1:8000)" in text and "(default: 50)" in text

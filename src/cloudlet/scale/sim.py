@@ -152,7 +152,8 @@ class Runner:
         self.now_s = now_s
         self.result = SimResult()
 
-    async def post(self, path: str, body: Any, *, record: bool = False) -> None:
+    async def post(self, path: str, body: Any, *, record: bool = False) -> bool:
+        """Send one request; True when the server acknowledged it (errorCode 0)."""
         self.result.requests += 1
         try:
             answer = await self.client.post(_join(self.prefix, path), json=body)
@@ -166,6 +167,7 @@ class Runner:
             self.result.failures += 1
             if len(self.result.errors) < 5:
                 self.result.errors.append(f"{path}: {detail}")
+        return ok
 
     async def greet(self, scale: SimScale) -> None:
         versions = {
@@ -193,23 +195,28 @@ class Runner:
             await self.post(self.paths.v2_register, register)
             self.result.requests += 1
             try:
-                await self.client.get(_join(self.prefix, self.paths.v2_config), params=ident)
-            except httpx.HTTPError:
+                answer = await self.client.get(
+                    _join(self.prefix, self.paths.v2_config), params=ident
+                )
+                acknowledged = answer.status_code == 200 and answer.json().get("errorCode") == 0
+            except (httpx.HTTPError, ValueError):
+                acknowledged = False
+            if not acknowledged:
                 self.result.failures += 1
             await self.post(self.paths.v2_check_for_update, register)
 
-    async def upload(self, scale: SimScale, index: int) -> None:
+    async def upload(self, scale: SimScale, index: int) -> bool:
+        """Upload one record; True when the server acknowledged it."""
         now = int(self.now_s())
         if scale.torre:
-            await self.post(
+            return await self.post(
                 self.paths.torre_record, torre_record(scale, index, now, self.rng), record=True
             )
-        elif index % 5 == 4:
+        if index % 5 == 4:
             body = v2_batch_record(scale, index, now, self.rng)
-            await self.post(self.paths.v2_batch_record, body, record=True)
-        else:
-            body = v2_record(scale, index, now, self.rng)
-            await self.post(self.paths.v2_record, body, record=True)
+            return await self.post(self.paths.v2_batch_record, body, record=True)
+        body = v2_record(scale, index, now, self.rng)
+        return await self.post(self.paths.v2_record, body, record=True)
 
 
 async def simulate(
@@ -225,7 +232,7 @@ async def simulate(
 ) -> SimResult:
     """Run ``devices`` scales uploading ``records`` measurements each; measure throughput.
 
-    ``on_upload(1)`` is called after each upload (the CLI's progress bar)."""
+    ``on_upload(1)`` is called after each acknowledged upload (the CLI's progress bar)."""
     rng = random.Random(seed)
     runner = Runner(client, prefix=prefix, rng=rng, now_s=now_s or SystemClock().timestamp)
     scales = make_scales(devices, rng)
@@ -236,8 +243,8 @@ async def simulate(
             await runner.greet(scale)
         for index in range(records):
             async with gate:
-                await runner.upload(scale, index)
-            if on_upload is not None:
+                acknowledged = await runner.upload(scale, index)
+            if acknowledged and on_upload is not None:
                 on_upload(1)
 
     started = time.perf_counter()
@@ -247,13 +254,19 @@ async def simulate(
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="cloudlet simulate scale", description=__doc__)
-    parser.add_argument("--url", default="http://127.0.0.1:8000")
-    parser.add_argument("--devices", type=int, default=10)
+    parser = argparse.ArgumentParser(
+        prog="cloudlet simulate scale",
+        description=__doc__,
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--url", default="http://127.0.0.1:8000", help="Cloudlet's base URL")
+    parser.add_argument("--devices", type=int, default=10, help="simulated scales")
     parser.add_argument("--records", type=int, default=10, help="records per device")
     parser.add_argument("--concurrency", type=int, default=50, help="requests in flight")
     parser.add_argument("--prefix", default="", help='path prefix, e.g. "/devices/claim"')
-    parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument(
+        "--seed", type=int, default=None, help="random seed (repeatable runs); none: random"
+    )
     return parser
 
 
@@ -277,7 +290,8 @@ def main(argv: list[str]) -> int:
 
     result = asyncio.run(run())
     print(
-        f"{args.devices} scales, {result.records} records uploaded in {result.elapsed_s:.2f} s: "
+        f"{args.devices} scales, {result.records} records acknowledged in "
+        f"{result.elapsed_s:.2f} s: "
         f"{result.records_per_s:.1f} records/s ({result.requests} requests, "
         f"{result.failures} failed)"
     )

@@ -90,6 +90,10 @@ class SimPool:
             self.sims.append(sim)
             await wait_online(client, deviceid, True)
             await wait_state(client, sim)
+            # The server sets the controller's clock on its first report (autoadjusttime);
+            # let that finish before the test moves the clock.
+            await link.settled()
+            await wait_state(client, sim)
             return sim
 
         return make

@@ -221,9 +221,12 @@ async def test_control_codes(client: httpx.AsyncClient, make_sim: SimFactory) ->
     url = f"/v1/device/{DEVICE_ID}"
     await expect(await client.get(f"{url}/status?flag=1", headers=auth), 403, 119)  # never seen
     await make_sim()
-    for flag in ("", "0", "abc", "-1", "0x100000000"):
+    for flag in ("", "0", "abc", "-2", "0x100000000"):
         await expect(await client.get(f"{url}/status?flag={flag}", headers=auth), 404, 107)
     await expect(await client.get(f"{url}/status", headers=auth), 404, 107)
+    # -1 is a signed 32-bit "every bit" (0xFFFFFFFF), as Java apps send it.
+    every = (await client.get(f"{url}/status?flag=-1", headers=auth)).json()
+    assert every["code"] == 0 and len(every["status"]["timerdata"]) == 8
     answer = await client.get(f"{url}/status?flag=0x20", headers=auth)
     assert answer.json() == {
         "code": 0,

@@ -48,7 +48,13 @@ INTERNAL = {"irrigation": 150, "ota": 7, "gateway": 3}
 
 
 def envelope_problem(
-    family: str | None, status: int, content_type: str, body: Any, *, allow_internal: bool = False
+    family: str | None,
+    status: int,
+    content_type: str,
+    body: Any,
+    *,
+    allow_internal: bool = False,
+    path: str | None = None,
 ) -> str | None:
     """Why an answer is not in ``family``'s documented envelope, or None when it is.
 
@@ -64,6 +70,10 @@ def envelope_problem(
         return None if ok else f"HTTP {status} {content_type or 'no content type'}, not JSON"
     if not isinstance(body, dict):
         return "not a JSON object"
+    if family == "scale" and path is not None and "/lefu/wifi/app/" in path:
+        # The vendor app's API has its own envelope (docs/scale.md).
+        ok = isinstance(body.get("code"), int) and isinstance(body.get("status"), bool)
+        return None if ok and isinstance(body.get("msg"), str) else "no code/msg/status"
     if family == "scale":
         if not isinstance(body.get("errorCode"), int) or not isinstance(body.get("text"), str):
             return "no errorCode/text"

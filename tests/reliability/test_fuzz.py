@@ -216,7 +216,7 @@ async def test_mutation_fuzz_vendor_paths(make_client: ClientFactory, family: st
             except ValueError:
                 body = None
             ctype_out = answer.headers.get("content-type", "")
-            problem = envelope_problem(family, answer.status_code, ctype_out, body)
+            problem = envelope_problem(family, answer.status_code, ctype_out, body, path=path)
             if problem:
                 problems.append(f"{method} {path} {params} {content[:200]!r}: {problem}")
             if family == "gateway" and isinstance(body, dict) and body.get("code") == 24 and auth:
@@ -369,7 +369,7 @@ def test_schemathesis_openapi(live_server: Server) -> None:
             if isinstance(body, dict):
                 code = body.get("errorCode", body.get("code", body.get("errno")))
                 codes.setdefault(family, Counter())[f"{operation.path} {code}"] += 1
-            problem = envelope_problem(family, answer.status_code, ctype, body)
+            problem = envelope_problem(family, answer.status_code, ctype, body, path=operation.path)
             if problem and (case.method.upper(), operation.path) in KNOWN_5XX:
                 known += 1
             elif problem:

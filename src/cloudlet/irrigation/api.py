@@ -313,10 +313,11 @@ def vendor_router() -> APIRouter:
         "/v1/devices",
         **_doc(200, {"devicenum": _INT, "devicelist": {"type": "array", "items": _OBJECT}}),
     )
-    async def list_devices(services: ServicesDep, session: SessionDep, auth: UserDep) -> Response:
-        devices = await service.list_devices(
-            session, settings=services.settings.irrigation, user=auth[0]
-        )
+    async def list_devices(
+        request: Request, services: ServicesDep, session: SessionDep, auth: UserDep
+    ) -> Response:
+        address = services.settings.irrigation.node_address or _reached_as(request)
+        devices = await service.list_devices(session, address=address, user=auth[0])
         return _json({"code": 0, "devicenum": len(devices), "devicelist": devices})
 
     @router.post("/v1/device/check", **_doc(201, body=model_schema(CheckDeviceBody)))
@@ -410,6 +411,15 @@ def vendor_router() -> APIRouter:
     return router
 
 
+def _reached_as(request: Request) -> str:
+    """The address the app used for this request: its Host header (host[:port])."""
+    host = request.headers.get("host", "").strip()
+    if host and len(host) <= 255 and all(c.isalnum() or c in ".-:[]" for c in host):
+        return host
+    client = request.client
+    return request.url.hostname or (client.host if client else "")
+
+
 def _inquiry_mask(raw: str | None) -> int:
     """The ``flag`` query: decimal or 0x-hex, at least one known bit (107 otherwise)."""
     if raw is None:
@@ -418,6 +428,8 @@ def _inquiry_mask(raw: str | None) -> int:
         mask = int(raw.strip(), 0)
     except ValueError as exc:
         raise AifroError(e.INVALID_FLAG) from exc
+    if mask == -1:
+        mask = 0xFFFFFFFF  # a signed 32-bit "all bits", as apps written in Java send it
     if mask <= 0 or mask > 0xFFFFFFFF or not mask & KNOWN_MASK:
         raise AifroError(e.INVALID_FLAG)
     return mask

@@ -11,8 +11,10 @@ class IrrigationSettings(BaseModel):
     embedded_mqtt_host: str = "127.0.0.1"
     # 0 binds a free port (tests); `cloudlet serve` keeps the MQTT default 1883.
     embedded_mqtt_port: int = 1883
-    # What the device list answers as "ip": the host this node's devices attach to.
-    node_address: str = "127.0.0.1"
+    # What the device list answers as "ip" (where the app sends control calls). None: the
+    # address the app itself used to reach Cloudlet (its Host header), so a phone on the
+    # LAN is never told 127.0.0.1. Set it when Cloudlet sits behind a public name.
+    node_address: str | None = None
     command_timeout_seconds: float = 5.0
     # Topics live under "<topic_root>/<deviceid>/..." (tests use a unique root per run).
     topic_root: str = "aifro"

@@ -33,6 +33,7 @@ from cloudlet.irrigation.protocol import (
     COMMAND,
     EVENT,
     ONLINE,
+    OP_SETUP,
     SERVER_USERNAME,
     STATE,
     credential_digest,
@@ -59,6 +60,17 @@ def _newer(boot: str, seq: int, stored_boot: str, stored_seq: int) -> bool:
     return boot != stored_boot or seq > stored_seq
 
 
+def _adjusts_time(state: Any) -> bool:
+    """Whether the controller's last report asks the server to keep its clock."""
+    return isinstance(state, dict) and state.get("autoadjusttime") == 1
+
+
+# autoadjusttime: a clock this far off is set again; a set clock is left alone this long.
+CLOCK_TOLERANCE_SECONDS = 30.0
+CLOCK_RESYNC_SECONDS = 86400.0
+CLOCK_RETRY_SECONDS = 600.0
+
+
 class IrrigationLink:
     """Broker (when embedded), this worker's MQTT client, and pending commands."""
 
@@ -71,9 +83,10 @@ class IrrigationLink:
         self.root = self.settings.topic_root
         self._pending: dict[str, asyncio.Future[Ack]] = {}
         self._seen: dict[str, tuple[str, int]] = {}
-        # Device id -> credential digest that last authenticated (re-read on any mismatch).
-        self._credentials: dict[str, str] = {}
         self._changed = asyncio.Condition()
+        self._background: set[asyncio.Task[None]] = set()
+        # Device id -> when this worker last set its clock (autoadjusttime).
+        self._clock_set_at: dict[str, float] = {}
         self._server_password = server_password(resolve_secret_key(services.settings))
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -114,6 +127,8 @@ class IrrigationLink:
             log.warning("device link: broker %s unreachable, retrying in the background", self.url)
 
     async def stop(self) -> None:
+        for task in list(self._background):
+            task.cancel()
         for future in self._pending.values():
             future.cancel()
         if self.client is not None:
@@ -131,11 +146,10 @@ class IrrigationLink:
         if not DEVICE_ID_RE.match(username):
             return False
         digest = credential_digest(password)
-        known = self._credentials.get(username)
-        if known is not None and constant_time_equals(digest, known):
-            return True
-        # Looked up in one short session; a new device is created in another (never nested:
-        # SQLite would make the two wait on each other).
+        # Read from the database on every connection (no per-worker cache): a password the
+        # owner changed through the app is refused at once, by every worker. Looked up in
+        # one short session; a new device is created in another (never nested: SQLite
+        # would make the two wait on each other).
         async with self.services.db.session() as session:
             device = await self._device(session, username)
             if device is not None and device.credential_digest is None:
@@ -153,7 +167,6 @@ class IrrigationLink:
             else:
                 stored = digest
         if stored is not None and constant_time_equals(digest, stored):
-            self._credentials[username] = stored
             return True
         await self._offered(username, digest)
         return False
@@ -248,8 +261,11 @@ class IrrigationLink:
             if device.online != online:
                 device.online = online
                 device.online_changed_at = now
+            keep_clock = online and _adjusts_time(device.state)
             await session.commit()
         await self._notify(deviceid, None)
+        if keep_clock:
+            self.in_background(self.set_clock(deviceid))
 
     async def _on_state(self, name: str, payload: bytes) -> None:
         parsed = parse_topic(name, self.root)
@@ -267,13 +283,31 @@ class IrrigationLink:
             device = await self._device(session, deviceid)
             if device is None:
                 return
-            if _newer(boot, seq, device.state_boot, device.state_seq):
+            stored = _newer(boot, seq, device.state_boot, device.state_seq)
+            if stored:
                 device.state = data["status"]
                 device.state_boot = boot
                 device.state_seq = seq
                 device.state_at = self.services.clock.now()
                 await session.commit()
         await self._notify(deviceid, (boot, seq))
+        if stored and self._clock_due(deviceid, data["status"]):
+            self.in_background(self.set_clock(deviceid))
+
+    def _clock_due(self, deviceid: str, status: dict[str, Any]) -> bool:
+        """``autoadjusttime`` on and the reported clock off by more than the tolerance, or
+        not set by this worker for a day; never more often than every 10 minutes."""
+        if not _adjusts_time(status):
+            return False
+        now = self.services.clock.timestamp()
+        last = self._clock_set_at.get(deviceid)
+        if last is not None and now - last < CLOCK_RETRY_SECONDS:
+            return False
+        reported = status.get("devicetime")
+        drifted = isinstance(reported, int | float) and (
+            abs(reported - now) > CLOCK_TOLERANCE_SECONDS
+        )
+        return drifted or last is None or now - last >= CLOCK_RESYNC_SECONDS
 
     async def _on_event(self, name: str, payload: bytes) -> None:
         """Store reported history once, whichever workers hear it ((boot, n) is unique)."""
@@ -361,14 +395,38 @@ class IrrigationLink:
 
     # -- commands -----------------------------------------------------------------------
 
+    async def settled(self) -> None:
+        """Wait for this worker's background link jobs (clock setting) to finish (tests)."""
+        while self._background:
+            await asyncio.gather(*list(self._background), return_exceptions=True)
+
+    def in_background(self, job: Any) -> None:
+        task: asyncio.Task[None] = asyncio.create_task(job)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def set_clock(self, deviceid: str) -> None:
+        """``autoadjusttime``: set the controller's clock to the server's (UTC seconds)."""
+        self._clock_set_at[deviceid] = self.services.clock.timestamp()
+        now = int(self.services.clock.timestamp())
+        try:
+            await self.command(deviceid, OP_SETUP, {"setup": {"devicetime": now}})
+        except AifroError:
+            log.info("device link: clock of %s not set (no ack)", deviceid)
+
     async def command(self, deviceid: str, op: str, args: dict[str, Any]) -> Ack:
-        """Send ``op`` and wait for the controller's ack (120 when none comes in time)."""
+        """Send ``op`` and wait for the controller's ack (120 when none comes in time).
+
+        The message carries ``until``, the instant (server clock, UTC seconds) after which
+        the app has been told 120: a controller that receives it later refuses it and acks
+        120, so "the action expired" means it will not happen."""
         if self.client is None:
             raise AifroError(e.NO_ACK)
         request_id = uuid.uuid4().hex
         future: asyncio.Future[Ack] = asyncio.get_running_loop().create_future()
         self._pending[request_id] = future
-        message = orjson.dumps({"id": request_id, "op": op, "args": args})
+        until = self.services.clock.timestamp() + self.settings.command_timeout_seconds
+        message = orjson.dumps({"id": request_id, "op": op, "args": args, "until": until})
         client = self.client
 
         async def send_and_wait() -> Ack:

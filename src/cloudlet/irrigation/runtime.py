@@ -15,13 +15,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cloudlet.irrigation.errors import (
+    INVALID_OPERATION,
     INVALID_PARAMS,
     INVALID_SETUP,
+    NO_ACK,
     PROGRAM_COLLISION,
     TASK_RUNNING,
     AifroError,
 )
 from cloudlet.irrigation.protocol import (
+    MAX_PROGRAMS,
     MAX_ZONES,
     OP_SETUP,
     OP_START,
@@ -35,6 +38,8 @@ DEFAULT_WATERTIME = 300  # "The default time is 5 minutes."
 # Yahoo codes that mean water is falling (rain, showers, drizzle, thunder, sleet, hail).
 RAIN_CODES = frozenset([0, 1, 2, 3, 4, 5, 6, 8, 9, 10, 11, 12, 17, 18, 35, 37, 38, 39, 40, 45, 47])
 HISTORY_LENGTH = 200
+# Blocks a manual start goes through (the owner is at the controller's app, deciding).
+MANUAL_OVERRIDES = frozenset({"rain delay", "watering delayed"})
 # Device status values (Appendix 1, devicestatus).
 WATERING, IDLE, RAINING, AFTER_RAIN, COLD = 0, 1, 2, 3, 4
 # Zone status values.
@@ -83,6 +88,13 @@ class Program:
     tasklist: list[int] = field(default_factory=list)
     name: str = ""
     addedflag: int = 0
+    # Cloudlet extension (docs/irrigation.md): minutes each zone of this program waters,
+    # the seed's "1 byte for duration of watering"; 0 = each zone's own watertime.
+    duration: int = 0
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.addedflag or self.tasklist)
 
     def to_wire(self, *, running: bool, remaining: int) -> dict[str, Any]:
         # The vendor example shows the week form without "time"; the time form has no week.
@@ -96,14 +108,23 @@ class Program:
                 "interval": self.interval,
             }
         )
-        return head | {
+        wire = head | {
             "enabled": self.enabled,
             "delay": self.delay,
             "status": 1 if running else 0,
             "lasttime": remaining if running else 0,
             "tasklist": list(self.tasklist),
             "name": self.name,
+            "addedflag": self.addedflag,
         }
+        if self.duration:
+            wire["duration"] = self.duration
+        return wire
+
+
+def program_slots(programs: list[Program]) -> list[Program]:
+    """The controller's 8 program slots: the configured ones, then empty slots."""
+    return (programs + [Program() for _ in range(MAX_PROGRAMS)])[:MAX_PROGRAMS]
 
 
 @dataclass
@@ -125,9 +146,12 @@ class Run:
         return self.zones[self.position]
 
     def remaining(self, chunk: int, soak: int) -> float:
-        """Seconds until this task is over (cycle-and-soak pauses included)."""
+        """Seconds until this task is over: the current phase, the current zone (or, before
+        it starts, its whole run), every zone after it and the delays between them, with
+        cycle-and-soak pauses."""
         total = self.phase_left if self.phase in ("delay", "soak", "between") else 0.0
-        left_here = self.zone_left if self.phase != "delay" else self.durations[self.current]
+        watering = self.phase in ("water", "soak")
+        left_here = self.zone_left if watering else float(self.durations[self.current])
         total += left_here + _soaks(left_here, self.chunk_left, chunk, soak)
         for zone in self.zones[self.position + 1 :]:
             total += self.between + self.durations[zone]
@@ -188,7 +212,7 @@ class Controller:
             "needstopsecond": 0,
             "restrictiontime": {"starthour": 0, "startminute": 0, "endhour": 0, "endminute": 0},
         }
-        self.programs: list[Program] = []
+        self.programs: list[Program] = program_slots([])
         self.weather = Weather()
         self.time_offset = 0.0  # device clock minus true time, set by "devicetime"
         self.delay_until: float | None = None  # "delaytime": None none, inf paused
@@ -214,13 +238,26 @@ class Controller:
         # A controller that was off for days does not replay them: catch up at most 2 days.
         t = max(self.last_tick, now - 2 * DAY)
         while t < now:
-            boundary = (math.floor((t + 1e-9) / 60) + 1) * 60
+            # Minutes turn on the device's clock (set by "devicetime"), not on true time:
+            # a program set for 10:00 starts when the device shows 10:00:00.
+            device_t = t + self.time_offset
+            boundary = (math.floor((device_t + 1e-9) / 60) + 1) * 60 - self.time_offset
             step_end = min(now, boundary)
             self._advance(t, step_end)
             t = step_end
-            if t == boundary:
+            if t >= boundary - 1e-6:
                 self._on_minute(t)
         self.last_tick = now
+
+    def _blocked_for(self, run: Run | None, now: float) -> str | None:
+        """Why ``run`` may not water at ``now``. A manual run (index 0) goes through the
+        waiting after rain and the owner's own watering delay, as OpenSprinkler lets manual
+        runs through its rain delay; rain itself, sleep temperature and the restriction
+        window stop it too."""
+        reason = self._blocked(now)
+        if run is not None and run.index == 0 and reason in MANUAL_OVERRIDES:
+            return None
+        return reason
 
     def _blocked(self, now: float) -> str | None:
         """Why nothing may water at ``now``, or None."""
@@ -256,7 +293,12 @@ class Controller:
         """Progress the running task from ``start`` to ``end`` unless watering is blocked."""
         if self.delay_until is not None and end >= self.delay_until:
             self.delay_until = None
-        if self.run is None or self._blocked(start) is not None:
+        if self.run is None:
+            return
+        reason = self._blocked_for(self.run, start)
+        if reason is not None:
+            # Never a zone shown watering while nothing waters: the task ends, with its reason.
+            self._abort(start, reason)
             return
         t = start
         while self.run is not None and t < end:
@@ -338,6 +380,7 @@ class Controller:
 
     def _on_minute(self, t: float) -> None:
         """Once a minute: rain transitions, midnight reset, program starts."""
+        t = self._exact_minute(t)
         raining = self.raining
         if raining and self.run is not None:
             self._abort(t, "rain")
@@ -356,11 +399,17 @@ class Controller:
             if program.enabled and program.tasklist and self._due(program, t):
                 self._start_program(number, program, t)
 
+    def _exact_minute(self, t: float) -> float:
+        """``t`` moved onto the device-clock minute it ends (float rounding aside)."""
+        device_t = round((t + self.time_offset) / 60) * 60
+        return device_t - self.time_offset
+
     def _due(self, program: Program, t: float) -> bool:
         if program.time:
-            if t < program.time:
+            device_t = t + self.time_offset  # "time" is read on the device's clock too
+            if device_t < program.time - 1e-6:
                 return False
-            elapsed = int(t - program.time)
+            elapsed = round(device_t - program.time)
             if program.interval == 0:
                 return elapsed < 60
             return elapsed % (program.interval * DAY) < 60
@@ -376,15 +425,29 @@ class Controller:
         if reason is not None:
             self._log(t, "program skipped", index=number, reason=reason)
             return
-        self._begin_run(number, program.tasklist, between=program.delay * 60, delay=0, now=t)
+        self._begin_run(
+            number,
+            program.tasklist,
+            between=program.delay * 60,
+            delay=0,
+            now=t,
+            minutes=program.duration,
+        )
 
     def _begin_run(
-        self, index: int, zones: list[int], *, between: int, delay: int, now: float
+        self,
+        index: int,
+        zones: list[int],
+        *,
+        between: int,
+        delay: int,
+        now: float,
+        minutes: int = 0,
     ) -> bool:
         durations = {}
         for number in zones:
             zone = self.zones[number - 1]
-            seconds = self.effective_watertime(zone)
+            seconds = self.effective_watertime(zone, base=minutes * 60 if minutes else None)
             if number > self.settings["connectedvalves"] or not zone.enabled or seconds <= 0:
                 self._log(now, "zone skipped", zone=number, index=index)
                 continue
@@ -423,15 +486,17 @@ class Controller:
 
     # -- derived values ---------------------------------------------------------------
 
-    def aiadjusttime(self, zone: Zone) -> int:
+    def aiadjusttime(self, zone: Zone, base: int | None = None) -> int:
         """ "Adjustment of each zone = maxadjustvalue * aiadjustwater * watertime" (percents)."""
         if not zone.aiwater:
             return 0
-        product = self.settings["maxadjustvalue"] * self.weather.aiadjustwater * zone.watertime
+        seconds = zone.watertime if base is None else base
+        product = self.settings["maxadjustvalue"] * self.weather.aiadjustwater * seconds
         return int(product / 10_000)
 
-    def effective_watertime(self, zone: Zone) -> int:
-        return max(0, zone.watertime + self.aiadjusttime(zone))
+    def effective_watertime(self, zone: Zone, base: int | None = None) -> int:
+        seconds = zone.watertime if base is None else base
+        return max(0, seconds + self.aiadjusttime(zone, base))
 
     def devicestatus(self, now: float) -> int:
         if self.raining:
@@ -448,9 +513,18 @@ class Controller:
 
     # -- commands ---------------------------------------------------------------------
 
-    def command(self, op: str, args: dict[str, Any], *, now: float) -> int:
-        """Apply a link command; returns an Appendix 2 code (0 success)."""
+    def command(
+        self, op: str, args: dict[str, Any], *, now: float, deadline: float | None = None
+    ) -> int:
+        """Apply a link command; returns an Appendix 2 code (0 success).
+
+        ``deadline`` (the command's ``until``, on the device clock): past it, the server has
+        already told the app 120 ("the action expired"), so the command is refused with 120
+        and nothing happens."""
         self.tick(now)
+        if deadline is not None and now + self.time_offset > deadline:
+            self._log(now, "command expired", op=op)
+            return NO_ACK
         try:
             if op == OP_START:
                 self.start(args, now=now)
@@ -472,6 +546,12 @@ class Controller:
             raise AifroError(TASK_RUNNING)
         if any(z > self.settings["connectedvalves"] for z in body["tasklist"]):
             raise AifroError(INVALID_PARAMS)
+        # Refused, not queued: the app must never be told "started" while nothing waters.
+        probe = Run(index=0, zones=[], durations={}, between=0)
+        reason = self._blocked_for(probe, now)
+        if reason is not None:
+            self._log(now, "start refused", reason=reason)
+            raise AifroError(INVALID_OPERATION)
         if not self._begin_run(0, body["tasklist"], between=0, delay=body["delaytime"], now=now):
             raise AifroError(INVALID_PARAMS)
 
@@ -495,14 +575,17 @@ class Controller:
                 raise AifroError(PROGRAM_COLLISION)
         for name, value in setup.items():
             self._apply(name, value, now=now, setup=setup)
+        # A setting that now forbids watering (sleep temperature, restriction window, delay)
+        # ends a running task at once rather than leaving it shown as watering.
+        self._advance(now, now)
 
     def _apply(self, name: str, value: Any, *, now: float, setup: dict[str, Any]) -> None:
         if name == "devicetime":
             self.time_offset = value - now
         elif name == "timerdata":
-            self.programs = [Program(**p) for p in value]
+            self.programs = program_slots([Program(**p) for p in value])
             if "timernum" not in setup:
-                self.settings["timernum"] = sum(1 for p in self.programs if p.tasklist)
+                self.settings["timernum"] = sum(1 for p in self.programs if p.configured)
         elif name == "devicepasswd":
             if value:
                 self.password = value
@@ -650,10 +733,15 @@ class Controller:
             ):
                 if name in raw:
                     setattr(zone, name, raw[name])
-        self.programs = [
-            Program(**{k: v for k, v in p.items() if k in Program.__dataclass_fields__})
-            for p in status.get("timerdata", [])
-        ]
+        self.programs = program_slots(
+            [
+                Program(
+                    **{k: v for k, v in p.items() if k in Program.__dataclass_fields__}
+                    | {"addedflag": p.get("addedflag", 1 if p.get("tasklist") else 0)}
+                )
+                for p in status.get("timerdata", [])
+            ]
+        )
         self.weather = Weather(
             code=status.get("weather", self.weather.code),
             temperature=status.get("weathertemperature", self.weather.temperature),

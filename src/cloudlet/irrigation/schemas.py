@@ -101,7 +101,10 @@ def validate_program(raw: Any) -> dict[str, Any]:
         "enabled": require_int(item.get("enabled", 0), 0, 1),
         "delay": require_int(item.get("delay", 0), 0, 255),
         "name": require_str(item.get("name", ""), 32),
-        "addedflag": require_int(item.get("addedflag", 0), 0, 1),
+        # Sent by the app, or (when it leaves it out) whether the slot has zones to water.
+        "addedflag": require_int(item.get("addedflag", 1 if item.get("tasklist") else 0), 0, 1),
+        # Cloudlet extension: the seed's per-program watering duration, 1-255 minutes.
+        "duration": require_int(item.get("duration", 0), 0, 255),
     }
     tasklist = item.get("tasklist", [])
     if not isinstance(tasklist, list):
@@ -339,6 +342,7 @@ def program_schema() -> dict[str, Any]:
         "enabled": (0, 1),
         "delay": (0, 255),
         "addedflag": (0, 1),
+        "duration": (0, 255),
     }
     properties: dict[str, Any] = {name: _int_schema(*r) for name, r in ranges.items()}
     properties["name"] = {"type": "string", "maxLength": 32}

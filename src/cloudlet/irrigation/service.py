@@ -213,6 +213,10 @@ async def _require_captcha_if_needed(
     await session.flush()
 
 
+# Expired tokens answer 113 for this long after expiry, then are deleted (at the next login).
+EXPIRED_TOKEN_RETENTION = timedelta(days=30)
+
+
 async def login(
     session: AsyncSession,
     *,
@@ -231,6 +235,9 @@ async def login(
     await _clear_failures(session, subject)
     token = new_token(32)
     now = clock.now()
+    await session.execute(
+        delete(IrrigationToken).where(IrrigationToken.expires_at < now - EXPIRED_TOKEN_RETENTION)
+    )
     session.add(
         IrrigationToken(
             digest=token_digest(token),
@@ -284,8 +291,8 @@ async def authenticate(
     if row is None:
         raise AifroError(e.INVALID_TOKEN)
     if row.expires_at <= clock.now():
-        await session.delete(row)
-        await session.commit()
+        # Kept (answered 113 on every use, from every worker) until purged after
+        # EXPIRED_TOKEN_RETENTION: an app calling in parallel must see 113, not 103.
         raise AifroError(e.TOKEN_EXPIRED)
     user = await session.get(IrrigationUser, row.user_id)
     if user is None:
@@ -432,9 +439,12 @@ async def verify_captcha(
     stale = clock.now() - timedelta(seconds=settings.captcha_lifetime_seconds)
     if row is None or row.created_at < stale:
         raise AifroError(e.NO_CAPTCHA)
-    if row.verified_at is None and constant_time_equals(
-        word.strip().upper(), box.decrypt(row.answer).upper()
-    ):
+    right = constant_time_equals(word.strip().upper(), box.decrypt(row.answer).upper())
+    if row.verified_at is not None:
+        # Already solved: checking it again (an app that re-sends) neither burns it nor
+        # solves it twice; it stays good for one guarded attempt.
+        return 0 if right else 1
+    if right:
         row.verified_at = clock.now()
         await session.commit()
         return 0
@@ -638,7 +648,7 @@ async def check_device_password(
 
 
 async def list_devices(
-    session: AsyncSession, *, settings: IrrigationSettings, user: IrrigationUser
+    session: AsyncSession, *, address: str, user: IrrigationUser
 ) -> list[dict[str, Any]]:
     rows = (
         await session.scalars(
@@ -647,14 +657,14 @@ async def list_devices(
             .order_by(IrrigationDevice.added_at, IrrigationDevice.id)
         )
     ).all()
-    return [device_entry(d, settings=settings) for d in rows]
+    return [device_entry(d, address=address) for d in rows]
 
 
-def device_entry(device: IrrigationDevice, *, settings: IrrigationSettings) -> dict[str, Any]:
+def device_entry(device: IrrigationDevice, *, address: str) -> dict[str, Any]:
     """One Appendix 1 device-list object (the vendor example's order, then invalidpassword)."""
     state = device.state or {}
     return {
-        "ip": settings.node_address,
+        "ip": address,
         "title": state.get("devicename", ""),
         "deviceid": device.deviceid,
         "type": device.type,

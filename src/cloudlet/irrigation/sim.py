@@ -159,7 +159,11 @@ class SimulatedController:
             return
         raw_args = message.get("args")
         args: dict[str, Any] = raw_args if isinstance(raw_args, dict) else {}
-        code = self.controller.command(str(message.get("op")), args, now=self.clock.timestamp())
+        until = message.get("until")
+        deadline = float(until) if isinstance(until, int | float) else None
+        code = self.controller.command(
+            str(message.get("op")), args, now=self.clock.timestamp(), deadline=deadline
+        )
         if code == 0 and message.get("op") == OP_SETUP and self.controller.password:
             # The next connection authenticates with the new password's credential.
             self._credential = link_credential(self.deviceid, self.controller.password)

@@ -407,10 +407,10 @@ class IrrigationLink:
 
     async def set_clock(self, deviceid: str) -> None:
         """``autoadjusttime``: set the controller's clock to the server's (UTC seconds)."""
-        self._clock_set_at[deviceid] = self.services.clock.timestamp()
         now = int(self.services.clock.timestamp())
         try:
             await self.command(deviceid, OP_SETUP, {"setup": {"devicetime": now}})
+            self._clock_set_at[deviceid] = self.services.clock.timestamp()
         except AifroError:
             log.info("device link: clock of %s not set (no ack)", deviceid)
 
@@ -422,6 +422,10 @@ class IrrigationLink:
         120, so "the action expired" means it will not happen."""
         if self.client is None:
             raise AifroError(e.NO_ACK)
+        setup = args.get("setup") if op == OP_SETUP else None
+        if isinstance(setup, dict) and {"devicetime", "autoadjusttime"} & set(setup):
+            # The app set the clock or the setting: the next report decides afresh.
+            self._clock_set_at.pop(deviceid, None)
         request_id = uuid.uuid4().hex
         future: asyncio.Future[Ack] = asyncio.get_running_loop().create_future()
         self._pending[request_id] = future

@@ -29,6 +29,10 @@ from cloudlet.core.db import Base, Database, import_all_models
 from cloudlet.core.services import Services
 from cloudlet.core.settings import Settings
 
+# The suite never reaches the internet: irrigation's weather feed (Open-Meteo by default)
+# stays offline unless a test points it at its own local server. Subprocess servers inherit it.
+os.environ.setdefault("CLOUDLET_IRRIGATION__WEATHER_SOURCE", "offline")
+
 # The instant of the Lefu seed examples (nowTime 1730888100229), so golden bodies match.
 SEED_INSTANT_MS = 1730888100229
 TEST_SECRET = "test-secret-key"

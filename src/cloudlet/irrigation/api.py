@@ -51,6 +51,12 @@ from cloudlet.irrigation.schemas import (
     validate_valves_setup,
     valves_setup_schema,
 )
+from cloudlet.irrigation.weather import (
+    OfflineWeather,
+    OpenMeteoWeather,
+    WeatherFeed,
+    WeatherSource,
+)
 
 EXTRA_KEY = "irrigation"
 
@@ -518,11 +524,35 @@ async def lifespan(services: Services) -> AsyncIterator[None]:
     link = IrrigationLink(services)
     await link.start()
     services.extras[EXTRA_KEY] = link
+    feed = weather_feed(services, link)
+    services.extras[WEATHER_KEY] = feed
+    feed.start()
     try:
         yield
     finally:
+        await feed.stop()
+        services.extras.pop(WEATHER_KEY, None)
         services.extras.pop(EXTRA_KEY, None)
         await link.stop()
+
+
+WEATHER_KEY = "irrigation-weather"
+
+
+def weather_feed(services: Services, link: IrrigationLink) -> WeatherFeed:
+    """The configured weather source, feeding every online controller that names a city."""
+    settings = services.settings.irrigation
+    source: WeatherSource = OfflineWeather()
+    if settings.weather_source == "open-meteo":
+        source = OpenMeteoWeather(
+            geocode_url=settings.weather_geocode_url, forecast_url=settings.weather_forecast_url
+        )
+    return WeatherFeed(
+        source,
+        places=link.weather_places,
+        send=link.send_weather,
+        period=settings.weather_refresh_seconds,
+    )
 
 
 FAMILY = Family(

@@ -1,5 +1,7 @@
 """Settings of the irrigation family (``CLOUDLET_IRRIGATION__*``)."""
 
+from typing import Literal
+
 from pydantic import BaseModel
 
 
@@ -26,3 +28,12 @@ class IrrigationSettings(BaseModel):
     captcha_window_seconds: int = 180
     captcha_lifetime_seconds: int = 300
     max_body_bytes: int = 64 * 1024
+    # Weather for every controller whose setup names a country and city: "open-meteo"
+    # (geocoding + forecast, no key; falls back to code -3 when unreachable) or "offline".
+    weather_source: Literal["open-meteo", "offline"] = "open-meteo"
+    weather_geocode_url: str = "https://geocoding-api.open-meteo.com/v1/search"
+    weather_forecast_url: str = "https://api.open-meteo.com/v1/forecast"
+    weather_refresh_seconds: float = 1800.0
+    # Programs are skipped when at least this much rain (mm) is forecast for the next 24 h:
+    # 3.2 mm = 1/8 inch, Rachio's Rain Skip default. 0 turns the skip off.
+    rain_skip_mm: float = 3.2

@@ -34,6 +34,7 @@ from cloudlet.irrigation.protocol import (
     EVENT,
     ONLINE,
     OP_SETUP,
+    OP_WEATHER,
     SERVER_USERNAME,
     STATE,
     credential_digest,
@@ -41,6 +42,7 @@ from cloudlet.irrigation.protocol import (
     server_password,
     topic,
 )
+from cloudlet.irrigation.runtime import Weather
 from cloudlet.irrigation.service import DEVICE_ID_RE
 
 log = logging.getLogger("cloudlet.irrigation.link")
@@ -404,6 +406,36 @@ class IrrigationLink:
         task: asyncio.Task[None] = asyncio.create_task(job)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+    async def send_weather(self, deviceid: str, weather: Weather) -> None:
+        """The weather feed's report for one controller (link op ``weather``)."""
+        args = {
+            "weather": weather.code,
+            "weathertemperature": weather.temperature,
+            "weatherwindpower": weather.windpower,
+            "weatherhumidity": weather.humidity,
+            "aiadjustwater": weather.aiadjustwater,
+            "rainforecast": weather.rainforecast,
+            "rainskipmm": self.settings.rain_skip_mm,
+        }
+        await self.command(deviceid, OP_WEATHER, args)
+
+    async def weather_places(self) -> dict[tuple[str, str], list[str]]:
+        """Online controllers by the (country, city) their last report names."""
+        async with self.services.db.session() as session:
+            rows = await session.execute(
+                select(IrrigationDevice.deviceid, IrrigationDevice.state).where(
+                    IrrigationDevice.online.is_(True)
+                )
+            )
+            places: dict[tuple[str, str], list[str]] = {}
+            for deviceid, state in rows.all():
+                if not isinstance(state, dict):
+                    continue
+                country, city = str(state.get("country", "")), str(state.get("city", ""))
+                if city.strip():
+                    places.setdefault((country.strip(), city.strip()), []).append(deviceid)
+        return places
 
     async def set_clock(self, deviceid: str) -> None:
         """``autoadjusttime``: set the controller's clock to the server's (UTC seconds)."""

@@ -21,7 +21,10 @@ OP_START = "start"
 OP_STOP = "stop"
 OP_SETUP = "setup"
 OP_VALVES_SETUP = "valvessetup"
-OPS = (OP_START, OP_STOP, OP_SETUP, OP_VALVES_SETUP)
+# Server → controller only (Cloudlet's link): today's weather, the 24 h rain forecast and the
+# skip threshold, from the server's weather feed.
+OP_WEATHER = "weather"
+OPS = (OP_START, OP_STOP, OP_SETUP, OP_VALVES_SETUP, OP_WEATHER)
 
 SERVER_USERNAME = "cloudlet-irrigation"
 # PBKDF2 rounds for the link credential: paid once per boot by the controller, once per

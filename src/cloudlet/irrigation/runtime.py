@@ -30,6 +30,7 @@ from cloudlet.irrigation.protocol import (
     OP_START,
     OP_STOP,
     OP_VALVES_SETUP,
+    OP_WEATHER,
 )
 from cloudlet.irrigation.schemas import validate_setup, validate_start, validate_valves_setup
 
@@ -38,6 +39,13 @@ DEFAULT_WATERTIME = 300  # "The default time is 5 minutes."
 # Yahoo codes that mean water is falling (rain, showers, drizzle, thunder, sleet, hail).
 RAIN_CODES = frozenset([0, 1, 2, 3, 4, 5, 6, 8, 9, 10, 11, 12, 17, 18, 35, 37, 38, 39, 40, 45, 47])
 HISTORY_LENGTH = 200
+WEATHER_FIELDS = (
+    "weather",
+    "weathertemperature",
+    "weatherwindpower",
+    "weatherhumidity",
+    "aiadjustwater",
+)
 # Blocks a manual start goes through (the owner is at the controller's app, deciding).
 MANUAL_OVERRIDES = frozenset({"rain delay", "watering delayed"})
 # Device status values (Appendix 1, devicestatus).
@@ -55,6 +63,8 @@ class Weather:
     windpower: int = 0
     humidity: int = 0
     aiadjustwater: int = 0  # percent
+    # Millimetres of rain forecast for the next 24 hours (link only; not an Appendix field).
+    rainforecast: float = 0.0
 
 
 @dataclass
@@ -216,6 +226,8 @@ class Controller:
         self.weather = Weather()
         self.time_offset = 0.0  # device clock minus true time, set by "devicetime"
         self.delay_until: float | None = None  # "delaytime": None none, inf paused
+        # Programs are skipped when this much rain (mm, next 24 h) is forecast; 0 = never.
+        self.rain_skip_mm = 0.0
         self.rain_wait_until = 0.0
         self.usedwater = 0.0  # gallons
         self.password: str | None = None
@@ -422,6 +434,9 @@ class Controller:
         reason = self._blocked(t)
         if reason is None and self.run is not None:
             reason = "another task is running"
+        skip_mm = self.rain_skip_mm
+        if reason is None and skip_mm > 0 and self.weather.rainforecast >= skip_mm:
+            reason = "rain forecast"
         if reason is not None:
             self._log(t, "program skipped", index=number, reason=reason)
             return
@@ -534,6 +549,8 @@ class Controller:
                 self.setup(args.get("setup"), now=now)
             elif op == OP_VALVES_SETUP:
                 self.valves_setup(args, now=now)
+            elif op == OP_WEATHER:
+                self.weather_report(args, now=now)
             else:
                 return 108
         except AifroError as exc:
@@ -612,6 +629,28 @@ class Controller:
             setattr(self.weather, attribute, value)
         else:
             self.settings[name] = value
+
+    def weather_report(self, args: Any, *, now: float) -> None:
+        """The server's weather feed (link op ``weather``): Appendix 1's mask-128 fields, the
+        24 h rain forecast and the skip threshold."""
+        if not isinstance(args, dict):
+            raise AifroError(INVALID_PARAMS)
+        fields = validate_setup(
+            {k: args[k] for k in WEATHER_FIELDS if k in args}
+        )  # the same ranges the app's 00204 obeys
+        forecast, skip = args.get("rainforecast", 0.0), args.get("rainskipmm", 0.0)
+        if not all(isinstance(v, int | float) and 0 <= v < 10_000 for v in (forecast, skip)):
+            raise AifroError(INVALID_PARAMS)
+        weather = Weather(
+            code=fields.get("weather", self.weather.code),
+            temperature=fields.get("weathertemperature", self.weather.temperature),
+            windpower=fields.get("weatherwindpower", self.weather.windpower),
+            humidity=fields.get("weatherhumidity", self.weather.humidity),
+            aiadjustwater=fields.get("aiadjustwater", self.weather.aiadjustwater),
+            rainforecast=float(forecast),
+        )
+        self.rain_skip_mm = float(skip)
+        self.apply_weather(weather, now=now)
 
     def apply_weather(self, weather: Weather, *, now: float, sensor: bool = False) -> None:
         """A weather report; without a temperature sensor the device shows the weather's."""

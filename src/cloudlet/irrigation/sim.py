@@ -32,7 +32,7 @@ from cloudlet.irrigation.protocol import (
     topic,
 )
 from cloudlet.irrigation.runtime import Controller
-from cloudlet.irrigation.weather import OfflineWeather, WeatherSource
+from cloudlet.irrigation.weather import WeatherSource
 
 WEATHER_REFRESH_SECONDS = 1800
 STOP_PUBLISH_SECONDS = 2.0
@@ -58,7 +58,8 @@ class SimulatedController:
         self.root = topic_root
         self.clock = clock
         self.controller = Controller(deviceid, now=clock.timestamp())
-        self.weather = weather or OfflineWeather()
+        # A local weather source (a sensor, tests); None: the server's weather feed only.
+        self.weather = weather
         self.report_interval = report_interval
         self.boot = uuid.uuid4().hex[:12]
         self.seq = 0
@@ -182,7 +183,8 @@ class SimulatedController:
     async def tick(self) -> tuple[str, int] | None:
         """Catch up with the clock, refresh the weather when due, report changes."""
         now = self.clock.timestamp()
-        if self._weather_at is None or now - self._weather_at >= WEATHER_REFRESH_SECONDS:
+        due = self._weather_at is None or now - self._weather_at >= WEATHER_REFRESH_SECONDS
+        if self.weather is not None and due:
             self._weather_at = now
             settings = self.controller.settings
             report = await self.weather.current(country=settings["country"], city=settings["city"])

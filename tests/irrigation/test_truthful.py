@@ -8,11 +8,13 @@ stalled with SIGSTOP while the app asks it to water.
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import signal
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -290,6 +292,16 @@ async def live_client(settings_factory: Any, topic_root: str) -> AsyncIterator[h
         await stack.enter_async_context(client)
         _APPS[id(client)] = app
         yield client
+    # The killed controller process's connection can outlive amqtt's shutdown until the
+    # garbage collector closes it; collect it here, where that is expected, not in a later
+    # test (docs/irrigation.md, limits).
+    for task in asyncio.all_tasks():
+        if task is not asyncio.current_task() and "amqtt" in repr(task.get_coro()):
+            task.cancel()
+    await asyncio.sleep(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        gc.collect()
 
 
 async def test_a_stalled_controller_never_waters_after_120(
@@ -322,6 +334,7 @@ async def test_a_stalled_controller_never_waters_after_120(
         start_new_session=True,
     )
     try:
+        print("BROKER", link_of(client).url)
         await wait_online(client, deviceid, True)
         await link_of(client).settled()
         url = f"/v1/device/{deviceid}"
@@ -349,5 +362,12 @@ async def test_a_stalled_controller_never_waters_after_120(
         assert answer.json()["code"] == 0
     finally:
         os.kill(process.pid, signal.SIGCONT)
-        process.terminate()
-        await asyncio.wait_for(process.wait(), 10)
+        # ^C: the controller disconnects cleanly, so the broker closes its end too.
+        process.send_signal(signal.SIGINT)
+        try:
+            await asyncio.wait_for(process.wait(), 10)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+        # Let the broker see the controller go before the app (and its broker) stops.
+        await wait_online(client, deviceid, False)

@@ -104,15 +104,38 @@ def _guarded_broker_class() -> type[Any]:
     from amqtt.broker import Broker
 
     class GuardedBroker(Broker):  # type: ignore[misc]
-        """amqtt 0.12 with two fixes: a new client gets retained messages only for topic
+        """amqtt 0.12 with three fixes: a new client gets retained messages only for topic
         filters it may subscribe to (amqtt sends those of *every* client's subscriptions),
-        and its subscription table survives being changed while it is iterated."""
+        its subscription table survives being changed while it is iterated, and a
+        connection whose session could not start (no CONNECT, no data) is closed rather
+        than left open until garbage collection."""
 
         guard_key = ""
 
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             self._subscriptions = _SnapshotDict()
+            self.open_writers: set[Any] = set()
+
+        async def _client_connected(self, listener_name: str, reader: Any, writer: Any) -> None:
+            self.open_writers.add(writer)
+            try:
+                await super()._client_connected(listener_name, reader, writer)
+            finally:
+                # Returns when the client is gone (or never got a session): close our end.
+                self.open_writers.discard(writer)
+                with contextlib.suppress(Exception):
+                    await writer.close()
+
+        def abort_connections(self) -> None:
+            """Close every client connection still open (at shutdown, amqtt leaves those
+            whose session it had already dropped to the garbage collector)."""
+            for writer in list(self.open_writers):
+                stream = getattr(writer, "_writer", None)
+                transport = getattr(stream, "transport", None)
+                if transport is not None:
+                    transport.abort()
+            self.open_writers.clear()
 
         async def _publish_retained_messages_for_subscription(
             self, subscription: tuple[str, int], session: Any
@@ -161,8 +184,18 @@ class EmbeddedBroker:
 
     async def stop(self) -> None:
         if self._broker is not None:
-            with contextlib.suppress(Exception):
+            try:
                 await self._broker.shutdown()
+            except Exception:
+                log.warning("embedded MQTT broker: shutdown failed", exc_info=True)
+            self._broker.abort_connections()
+            # amqtt closes its listeners last: after a failed shutdown they would stay open.
+            for server in self._broker._servers.values():
+                instance = getattr(server, "instance", None)
+                if instance is not None and instance.is_serving():
+                    instance.close()
+                    with contextlib.suppress(Exception):
+                        await instance.wait_closed()
             self._broker = None
         _GUARDS.pop(self._key, None)
 

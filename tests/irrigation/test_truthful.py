@@ -371,3 +371,39 @@ async def test_a_stalled_controller_never_waters_after_120(
             await process.wait()
         # Let the broker see the controller go before the app (and its broker) stops.
         await wait_online(client, deviceid, False)
+
+
+async def test_the_owner_sees_why_nothing_watered(
+    client: httpx.AsyncClient, make_sim: SimFactory, clock: FrozenClock
+) -> None:
+    """Cloudlet's history extension on the vendor API: same token, same ownership rules."""
+    token = await register_and_login(client)
+    auth = {"Authorization": token}
+    await add_device(client, token)
+    sim = await make_sim()
+    url = f"/v1/device/{DEVICE_ID}"
+    now = clock.now()
+    program = {"week": 0x7F, "hour": now.hour, "minute": (now.minute + 1) % 60, "enabled": 1}
+    setup = {"sleeptemperature": 9, "timerdata": [program | {"tasklist": [1]}]}
+    await client.put(f"{url}/setup", headers=auth, json={"setup": setup})
+    await tick(client, sim, clock, 120)
+    answer = await client.get(f"{url}/history", headers=auth)
+    assert answer.status_code == 200
+    body = answer.json()
+    assert body["code"] == 0
+    skipped = [h for h in body["history"] if h["event"] == "program skipped"]
+    assert skipped == [
+        {
+            "time": skipped[0]["time"],
+            "event": "program skipped",
+            "index": 1,
+            "reason": "sleep temperature",
+        }
+    ]
+    assert (await client.get(f"{url}/history?limit=0", headers=auth)).json()["code"] == 110
+    other = await register_and_login(
+        client, {"name": "other123", "passwd": "Aa234598289432348235524334", "email": "o@x.org"}
+    )
+    refused = await client.get(f"{url}/history", headers={"Authorization": other})
+    assert (refused.status_code, refused.json()["code"]) == (403, 142)
+    assert (await client.get(f"{url}/history")).json()["code"] == 103

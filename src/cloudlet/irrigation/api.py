@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Request, Response
@@ -375,6 +376,40 @@ def vendor_router() -> APIRouter:
         status = select_status(device.state, mask, deviceid=device.deviceid, online=device.online)
         return _json({"code": 0, "status": status})
 
+    @router.get(
+        "/v1/device/{deviceid}/history",
+        **_doc(
+            200,
+            {"history": {"type": "array", "items": _OBJECT}},
+            query={"limit": (_STR, False), "before": (_STR, False)},
+        ),
+    )
+    async def device_history(
+        deviceid: str, request: Request, session: SessionDep, auth: UserDep
+    ) -> Response:
+        """Cloudlet extension: what the controller did and why it skipped, newest first.
+
+        Same token and ownership rules as 00201 (103/113, 106, 142); ``limit`` 1-500
+        (default 100), ``before`` a UTC epoch second to page back; else 110."""
+        device = await service.owned_device(
+            session, user=auth[0], raw_id=deviceid, others_code=e.CONTROL_OTHERS
+        )
+        limit = _int_query(request.query_params.get("limit"), 100, 1, 500)
+        before = _int_query(request.query_params.get("before"), 0, 0, 2**32 - 1)
+        query = select(IrrigationEvent).where(IrrigationEvent.device_id == device.id)
+        if before:
+            query = query.where(IrrigationEvent.at < datetime.fromtimestamp(before, UTC))
+        rows = (
+            await session.scalars(
+                query.order_by(IrrigationEvent.at.desc(), IrrigationEvent.id.desc()).limit(limit)
+            )
+        ).all()
+        history = [
+            {"time": int(r.at.timestamp()), "event": r.event, **_public_details(r.details)}
+            for r in rows
+        ]
+        return _json({"code": 0, "history": history})
+
     @router.post("/v1/device/{deviceid}", **_doc(200, body=model_schema(StartBody)))
     async def start_watering(
         deviceid: str, request: Request, services: ServicesDep, auth: CommandUserDep
@@ -415,6 +450,21 @@ def vendor_router() -> APIRouter:
         return _json({"code": 0})
 
     return router
+
+
+def _int_query(raw: str | None, default: int, low: int, high: int) -> int:
+    if raw is None or raw == "":
+        return default
+    text = raw.strip()
+    if not text.isascii() or not text.isdigit() or not low <= int(text) <= high:
+        raise AifroError(e.INVALID_PARAMS)
+    return int(text)
+
+
+def _public_details(details: dict[str, Any]) -> dict[str, Any]:
+    """An event's details as the app sees them: zone, program index, seconds, reason."""
+    keep = ("zone", "index", "zones", "seconds", "reason", "op")
+    return {k: details[k] for k in keep if k in details}
 
 
 def _reached_as(request: Request) -> str:

@@ -61,7 +61,10 @@ def upgrade() -> None:
         bind.execute(
             record.update().where(record.c.id == sa.bindparam("rid")),
             [
-                {"rid": r.id, "fingerprint": _fingerprint(r.weight, r.heart_rate, r.scale_type, r.impedances)}
+                {
+                    "rid": r.id,
+                    "fingerprint": _fingerprint(r.weight, r.heart_rate, r.scale_type, r.impedances),
+                }
                 for r in rows
             ],
         )
@@ -89,9 +92,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_scale_app_binding")),
         sa.UniqueConstraint("sn", name=op.f("uq_scale_app_binding_sn")),
     )
-    op.create_index(
-        op.f("ix_scale_app_binding_uid"), "scale_app_binding", ["uid"], unique=False
-    )
+    op.create_index(op.f("ix_scale_app_binding_uid"), "scale_app_binding", ["uid"], unique=False)
 
 
 def downgrade() -> None:

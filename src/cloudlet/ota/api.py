@@ -284,14 +284,20 @@ def _south_router(services: Services) -> APIRouter:
         device = await south_device(session, authorization, dev_id)
         if isinstance(device, JSONResponse):
             return device
+        result = await reported(request, "result")
+        if isinstance(result, JSONResponse):
+            return result
+        answer = await service.report(session, ctx=ctx, device=device, token=token, result=result)
+        await session.commit()
+        return _counted_report(result, answer)
+
+    async def reported(request: Request, field: str) -> object:
+        """``field`` of a report body (None when absent), or errno 24 when it is not JSON."""
         try:
             body = await read_json(request, max_bytes=ctx.settings.max_body_bytes)
         except BadPayload:
             return _answer(Answer(p.RESULT_ERROR))
-        result = body.get("result") if isinstance(body, dict) else None
-        answer = await service.report(session, ctx=ctx, device=device, token=token, result=result)
-        await session.commit()
-        return _counted_report(result, answer)
+        return body.get(field) if isinstance(body, dict) else None
 
     def _counted_report(result: object, answer: Answer) -> JSONResponse:
         if ctx.counters is not None and isinstance(result, int) and result > p.FULL_PROGRESS:
@@ -314,11 +320,9 @@ def _south_router(services: Services) -> APIRouter:
         device = await south_device(session, authorization, dev_id)
         if isinstance(device, JSONResponse):
             return device
-        try:
-            body = await read_json(request, max_bytes=ctx.settings.max_body_bytes)
-        except BadPayload:
-            return _answer(Answer(p.RESULT_ERROR))
-        step = body.get("step") if isinstance(body, dict) else None
+        step = await reported(request, "step")
+        if isinstance(step, JSONResponse):
+            return step
         answer = await service.progress(session, ctx=ctx, device=device, token=token, step=step)
         await session.commit()
         return _counted_report(step, answer)

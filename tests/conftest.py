@@ -8,8 +8,10 @@ PostgreSQL database made for this test process.
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import uuid
+import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime
@@ -70,6 +72,25 @@ def postgres_url() -> Iterator[str | None]:
         yield url
     finally:
         asyncio.run(_admin_execute(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(autouse=True)
+def _collect_abandoned_sockets(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After each test, with its event loop closed, collect what it abandoned.
+
+    amqtt's broker (embedded by irrigation and the Home Assistant bridge) can leave a
+    vanished client's accepted socket to the garbage collector; collected later, its
+    ResourceWarning would fail whichever test happened to run then. Collected here, it is
+    attributed to no one (docs/reliability.md, known limits)."""
+    yield
+    if not BROKER_TESTS.intersection(Path(str(request.node.path)).parts):
+        return  # a full collection costs ~0.4 s: only where a broker runs
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        gc.collect()
+
+
+BROKER_TESTS = frozenset({"irrigation", "integrations"})
 
 
 @pytest.fixture

@@ -164,10 +164,17 @@ async def wait_state(client: httpx.AsyncClient, sim: SimulatedController) -> Non
 async def tick(
     client: httpx.AsyncClient, sim: SimulatedController, clock: FrozenClock, seconds: float
 ) -> None:
-    """Move the clock, let the controller catch up and the server store its report."""
+    """Move the clock, let the controller catch up and the server store its report.
+
+    Server-initiated commands (the clock setting a report may trigger) finish before the
+    clock jumps: a jump of minutes while one is in flight would expire it, which real
+    time never does."""
+    link = link_of(client)
+    await link.settled()
     clock.advance(seconds)
     await sim.tick()
     await wait_state(client, sim)
+    await link.settled()
 
 
 async def register_and_login(client: httpx.AsyncClient, user: dict[str, str] = USER) -> str:

@@ -265,9 +265,9 @@ class IrrigationLink:
                 device.online_changed_at = now
             keep_clock = online and _adjusts_time(device.state)
             await session.commit()
-        await self._notify(deviceid, None)
         if keep_clock:
             self.in_background(self.set_clock(deviceid))
+        await self._notify(deviceid, None)
 
     async def _on_state(self, name: str, payload: bytes) -> None:
         parsed = parse_topic(name, self.root)
@@ -292,9 +292,11 @@ class IrrigationLink:
                 device.state_seq = seq
                 device.state_at = self.services.clock.now()
                 await session.commit()
-        await self._notify(deviceid, (boot, seq))
         if stored and self._clock_due(deviceid, data["status"]):
+            # Scheduled before the notification, so whoever waits for this report and then
+            # for settled() also waits for the clock setting it causes.
             self.in_background(self.set_clock(deviceid))
+        await self._notify(deviceid, (boot, seq))
 
     def _clock_due(self, deviceid: str, status: dict[str, Any]) -> bool:
         """``autoadjusttime`` on and the reported clock off by more than the tolerance, or

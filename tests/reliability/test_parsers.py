@@ -14,10 +14,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cloudlet.gateway import nmcli, otctl
+from cloudlet.gateway.dataset import (
+    OperationalDataset,
+    SecurityPolicy,
+    Timestamp,
+    from_tlvs,
+    to_tlvs,
+)
 from cloudlet.gateway.errors import GatewayError
 from cloudlet.gateway.pskc import compute_pskc
-from cloudlet.gateway.simthread import dataset_tlvs
-from cloudlet.gateway.thread import Dataset
 from cloudlet.irrigation import api as irrigation_api
 from cloudlet.irrigation.errors import AifroError
 from cloudlet.irrigation.protocol import (
@@ -237,21 +242,34 @@ hex_digits = "0123456789abcdef"
 def test_gateway_dataset_tlvs_decode(
     name: str, ext: str, pan: int, channel: int, key: str, passphrase: str
 ) -> None:
+    from python_otbr_api.tlv_parser import MeshcopTLVType, parse_tlv
+
     pskc = compute_pskc(passphrase, ext, name)
     assert len(pskc) == 32 and set(pskc) <= set(hex_digits)
-    dataset = Dataset(name, ext, pan, channel, key, pskc, "fd11:22::/64")
-    raw = bytes.fromhex(dataset_tlvs(dataset))
-    tlvs: dict[int, bytes] = {}
-    at = 0
-    while at < len(raw):  # type, length, value: nothing left over, nothing missing
-        kind, length = raw[at], raw[at + 1]
-        tlvs[kind] = raw[at + 2 : at + 2 + length]
-        assert len(tlvs[kind]) == length
-        at += 2 + length
-    assert tlvs[0] == bytes([0]) + channel.to_bytes(2, "big")
-    assert tlvs[1] == pan.to_bytes(2, "big")
-    assert tlvs[2].hex() == ext and tlvs[3] == name.encode() and tlvs[5].hex() == key
-    assert tlvs[4].hex() == pskc and tlvs[7] == bytes.fromhex("fd11002200000000")
+    dataset = OperationalDataset(
+        active_timestamp=Timestamp(seconds=pan),
+        channel=channel,
+        channel_mask=0x07FFF800,
+        ext_pan_id=ext,
+        mesh_local_prefix="fd11:22::/64",
+        network_key=key,
+        network_name=name,
+        pan_id=pan,
+        pskc=pskc,
+        security_policy=SecurityPolicy(),
+    )
+    raw = to_tlvs(dataset)
+    assert from_tlvs(raw) == dataset
+    # What Home Assistant's library reads from the same bytes.
+    tlvs = parse_tlv(raw.hex())
+    assert tlvs[MeshcopTLVType.CHANNEL].data == bytes([0]) + channel.to_bytes(2, "big")
+    assert tlvs[MeshcopTLVType.PANID].data == pan.to_bytes(2, "big")
+    assert tlvs[MeshcopTLVType.EXTPANID].data.hex() == ext
+    assert tlvs[MeshcopTLVType.NETWORKNAME].data == name.encode()
+    assert tlvs[MeshcopTLVType.NETWORKKEY].data.hex() == key
+    assert tlvs[MeshcopTLVType.PSKC].data.hex() == pskc
+    assert tlvs[MeshcopTLVType.MESHLOCALPREFIX].data == bytes.fromhex("fd11002200000000")
+    assert tlvs[MeshcopTLVType.SECURITYPOLICY].data == bytes.fromhex("02a0f7f8")
 
 
 def test_gateway_pskc_published_vector() -> None:

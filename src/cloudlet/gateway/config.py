@@ -52,6 +52,13 @@ class GatewaySettings(BaseModel):
     # Run on /sys/restart with the linux backend; empty: only the services are re-applied.
     restart_command: list[str] = Field(default_factory=list)
 
+    # Changes to a network Thread runs on go out as a pending dataset with this delay
+    # (what Home Assistant's OTBR integration uses; attached devices move with the box).
+    dataset_delay_s: int = 300
+    # The ot-br-posix REST API (Home Assistant's OTBR integration): its own port; 0 = off.
+    otbr_rest_port: int = 8081
+    otbr_rest_host: str = "0.0.0.0"
+
     # Defaults a factory reset returns to.
     default_txpower: int = 0
     default_passphrase: str = "goodlife"

@@ -6,6 +6,7 @@ import re
 from collections.abc import Sequence
 
 from cloudlet.core.clock import Clock
+from cloudlet.gateway.dataset import OperationalDataset, from_tlvs, to_tlvs
 from cloudlet.gateway.errors import Code, GatewayError
 from cloudlet.gateway.runner import CommandRunner
 from cloudlet.gateway.thread import (
@@ -98,6 +99,11 @@ def parse_txpower(line: str) -> int:
     return int(line.split()[0])
 
 
+def parse_hex(line: str) -> int:
+    """``fc00`` or ``0xfc00`` (``rloc16`` prints ``%04x``: ``0400`` is not four hundred)."""
+    return int(line.strip().lower().removeprefix("0x"), 16)
+
+
 def parse_int(line: str) -> int:
     """``0xdead`` or ``dead`` or ``11``: hex when prefixed or when it has hex letters."""
     text = line.strip().lower()
@@ -109,9 +115,22 @@ def parse_int(line: str) -> int:
         return int(text, 16)
 
 
-def escape_arg(value: str) -> str:
-    """The CLI splits on spaces; a backslash keeps one inside an argument."""
-    return value.replace("\\", "\\\\").replace(" ", "\\ ")
+def parse_prefixes(lines: Sequence[str]) -> list[str]:
+    """On-mesh prefixes from ``prefix`` or the Prefixes section of ``netdata show``.
+
+    A line is ``<prefix> <flags> <preference> [<rloc16>]``. ``prefix`` adds the Domain
+    prefix as ``- <prefix> ...`` while the Backbone Router is disabled; that one is not an
+    on-mesh prefix of the network and is skipped."""
+    found: list[str] = []
+    section = "Prefixes:"
+    for line in lines:
+        if line.endswith(":"):
+            section = line
+            continue
+        if section != "Prefixes:" or line.startswith("- ") or "/" not in line:
+            continue
+        found.append(line.split()[0])
+    return found
 
 
 class OtCtlThreadBackend:
@@ -138,6 +157,19 @@ class OtCtlThreadBackend:
             raise GatewayError(Code.THREAD_FAILED, f"{' '.join(args)}: no value")
         return lines[0]
 
+    async def _maybe(self, *args: str) -> list[str] | None:
+        """The value lines, or None when OpenThread answers ``Error 23: NotFound``."""
+        try:
+            return await self.cli(*args)
+        except OtCliError as exc:
+            if exc.name == "NotFound":
+                return None
+            raise
+
+    async def _dataset(self, kind: str) -> bytes | None:
+        lines = await self._maybe("dataset", kind, "-x")
+        return bytes.fromhex(lines[0]) if lines else None
+
     async def info(self) -> ThreadInfo:
         role = await self._one("state")
         thread_version = parse_int(await self._one("thread", "version"))
@@ -145,42 +177,57 @@ class OtCtlThreadBackend:
             role=role,
             ext_address=await self._one("extaddr"),
             eui64=await self._one("eui64"),
-            rloc16=parse_int(await self._one("rloc16")),
+            rloc16=parse_hex(await self._one("rloc16")),
             txpower=parse_txpower(await self._one("txpower")),
             ot_version=await self._one("version"),
             rcp_version=await self._one("rcp", "version"),
             api_version=await self._one("version", "api"),
             thread_version=THREAD_VERSIONS.get(thread_version, str(thread_version)),
+            interface_up=await self._one("ifconfig") == "up",
         )
         if role != "disabled":
             info.ipv6 = await self.cli("ipaddr")
-            info.active_dataset_hex = await self._one("dataset", "active", "-x")
+            active = await self._dataset("active")
+            if active is not None:
+                info.active_dataset_hex = active.hex()
+                info.dataset = Dataset.of(from_tlvs(active))
             info.mesh_local_prefix = await self._one("prefix", "meshlocal")
-            prefixes = [line for line in await self.cli("prefix") if line.startswith("- ")]
-            info.on_mesh_prefix = prefixes[0].split()[1] if prefixes else ""
-            info.dataset = Dataset(
-                network_name=await self._one("networkname"),
-                ext_pan_id=(await self._one("extpanid")).lower(),
-                pan_id=parse_int(await self._one("panid")),
-                channel=parse_int(await self._one("channel")),
-                network_key=(await self._one("networkkey")).lower(),
-                pskc=(await self._one("pskc")).lower(),
-                mesh_local_prefix=info.mesh_local_prefix,
-            )
+            prefixes = parse_prefixes(await self.cli("prefix"))
+            if not prefixes:  # none of this router's own: any border router's
+                prefixes = parse_prefixes(await self.cli("netdata", "show"))
+            info.on_mesh_prefix = prefixes[0] if prefixes else ""
+            if info.dataset is not None:
+                info.dataset.mesh_local_prefix = info.mesh_local_prefix
         return info
 
-    async def form(self, dataset: Dataset) -> None:
-        await self.cli("dataset", "init", "new")
-        await self.cli("dataset", "networkname", escape_arg(dataset.network_name))
-        await self.cli("dataset", "extpanid", dataset.ext_pan_id)
-        await self.cli("dataset", "panid", f"0x{dataset.pan_id:04x}")
-        await self.cli("dataset", "channel", str(dataset.channel))
-        await self.cli("dataset", "networkkey", dataset.network_key)
-        await self.cli("dataset", "pskc", dataset.pskc)
-        if dataset.mesh_local_prefix:
-            await self.cli("dataset", "meshlocalprefix", dataset.mesh_local_prefix.split("/")[0])
-        await self.cli("dataset", "commit", "active")
+    async def form(self, dataset: OperationalDataset) -> None:
+        # One hex argument carries every field, the network name included: nothing for the
+        # CLI's argument splitting to get wrong.
+        await self.cli("dataset", "set", "active", to_tlvs(dataset).hex())
         await self.start()
+
+    async def active_tlvs(self) -> bytes | None:
+        return await self._dataset("active")
+
+    async def pending_tlvs(self) -> bytes | None:
+        return await self._dataset("pending")
+
+    async def set_active_tlvs(self, tlvs: bytes) -> None:
+        await self.cli("dataset", "set", "active", tlvs.hex())
+
+    async def set_pending_tlvs(self, tlvs: bytes) -> None:
+        await self.cli("dataset", "set", "pending", tlvs.hex())
+
+    async def border_agent_id(self) -> bytes:
+        return bytes.fromhex(await self._one("ba", "id"))
+
+    async def factory_reset(self) -> None:
+        # The daemon restarts without answering; ot-ctl ends when it closes the session.
+        result = await self._runner.run([self._ot_ctl, "factoryreset"])
+        if result.returncode != 0:
+            raise GatewayError(
+                Code.BACKEND_UNAVAILABLE, f"ot-ctl factoryreset failed: {result.stderr.strip()}"
+            )
 
     async def start(self) -> None:
         await self.cli("ifconfig", "up")
@@ -204,22 +251,25 @@ class OtCtlThreadBackend:
         await self.cli("txpower", str(dbm))
 
     async def joiner_start(self, pskd: str) -> None:
+        # The joiner needs the interface up and Thread disabled (the caller stops Thread).
         await self.cli("ifconfig", "up")
         await self.cli("joiner", "start", pskd)
 
     async def joiner_state(self) -> str:
-        state = (await self._one("joiner", "state")).lower()
-        if state == "joined" and await self._one("state") == "disabled":
-            # Credentials are in; attaching is a separate step on OpenThread.
-            await self.cli("thread", "start")
-        return state
+        return (await self._one("joiner", "state")).lower()
+
+    async def joined_credentials(self) -> bool:
+        if await self._one("state") != "disabled":
+            return False
+        active = await self._dataset("active")
+        if active is None:
+            return False
+        dataset = from_tlvs(active)
+        return dataset.network_key is not None and dataset.active_timestamp is None
 
     async def attach_with_key(self, *, network_key: str, channel: int, pan_id: int) -> None:
-        await self.cli("dataset", "clear")
-        await self.cli("dataset", "networkkey", network_key)
-        await self.cli("dataset", "channel", str(channel))
-        await self.cli("dataset", "panid", f"0x{pan_id:04x}")
-        await self.cli("dataset", "commit", "active")
+        partial = OperationalDataset(network_key=network_key, channel=channel, pan_id=pan_id)
+        await self.cli("dataset", "set", "active", to_tlvs(partial).hex())
         await self.start()
 
     async def set_commissioner(self, enable: bool) -> None:

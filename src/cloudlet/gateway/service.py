@@ -16,6 +16,14 @@ from cloudlet.core.security import constant_time_equals
 from cloudlet.core.services import Services
 from cloudlet.gateway import schemas as w
 from cloudlet.gateway.auth import USERNAME, LoginGuard, b64_hex, password_hmac
+from cloudlet.gateway.dataset import (
+    DEFAULT_CHANNEL_MASK,
+    OperationalDataset,
+    SecurityPolicy,
+    Timestamp,
+    from_tlvs,
+    to_tlvs,
+)
 from cloudlet.gateway.errors import Code, GatewayError
 from cloudlet.gateway.models import (
     GatewayJoiner,
@@ -189,14 +197,36 @@ class GatewayService:
 
     def dataset_of(self, otbr: OtbrState) -> Dataset:
         passphrase = self.box.decrypt(otbr.passphrase_enc)
+        pskc = otbr.pskc
+        if not pskc and otbr.nwk_name and otbr.ext_pan_id:
+            pskc = compute_pskc(passphrase, otbr.ext_pan_id, otbr.nwk_name)
         return Dataset(
             network_name=otbr.nwk_name,
             ext_pan_id=otbr.ext_pan_id,
             pan_id=otbr.pan_id,
             channel=otbr.channel,
             network_key=self.box.decrypt(otbr.nwk_key_enc),
-            pskc=compute_pskc(passphrase, otbr.ext_pan_id, otbr.nwk_name),
+            pskc=pskc,
             mesh_local_prefix=otbr.mesh_local_prefix,
+        )
+
+    def operational_of(self, otbr: OtbrState, *, seconds: int = 1) -> OperationalDataset:
+        """The stored network as a full Active Operational Dataset (timestamp ``seconds``);
+        a network known only by key, channel and PAN id (a key join) stays partial."""
+        d = self.dataset_of(otbr)
+        if not d.network_name:
+            return OperationalDataset(network_key=d.network_key, channel=d.channel, pan_id=d.pan_id)
+        return OperationalDataset(
+            active_timestamp=Timestamp(seconds=seconds),
+            channel=d.channel,
+            channel_mask=DEFAULT_CHANNEL_MASK,
+            ext_pan_id=d.ext_pan_id,
+            mesh_local_prefix=d.mesh_local_prefix or mesh_local_prefix_for(d.ext_pan_id),
+            network_key=d.network_key,
+            network_name=d.network_name,
+            pan_id=d.pan_id,
+            pskc=d.pskc,
+            security_policy=SecurityPolicy(),
         )
 
     # ---- /ui --------------------------------------------------------------------------
@@ -316,42 +346,71 @@ class GatewayService:
             ]
         }
 
+    async def _leave_network(self, otbr: OtbrState) -> None:
+        """Thread off before joining elsewhere: the commissioner stops with it."""
+        await self.thread.stop()
+        if otbr.commissioner:
+            await self._joiners_back_to_ready()
+        otbr.enabled, otbr.commissioner = False, False
+
     async def join(self, body: w.Join) -> None:
-        thread = self.thread
+        otbr = await self.otbr()
+        if (await self.thread.info()).role != "disabled":
+            # OpenThread's joiner needs Thread disabled (else Error 13: InvalidState).
+            await self._leave_network(otbr)
         if body.CredentialType == "pskdType":
             assert body.PSKd is not None
-            await thread.joiner_start(body.PSKd)
+            otbr.joining, otbr.join_status, otbr.adopting = True, JOINER_STATES["discover"], False
+            await save(self.session, otbr)
+            await self.thread.joiner_start(body.PSKd)
             await self.log("joiner started")
             return
         assert body.NetworkKey and body.Channel and body.PanId
-        await thread.attach_with_key(
+        await self.thread.attach_with_key(
             network_key=body.NetworkKey, channel=body.Channel, pan_id=body.PanId
         )
-        otbr = await self.otbr()
+        # Only key, channel and PAN id are known until the radio attaches; nothing of the
+        # previous network is kept beside them.
         otbr.nwk_key_enc = self.box.encrypt(body.NetworkKey)
         otbr.channel, otbr.pan_id = body.Channel, body.PanId
+        otbr.nwk_name, otbr.ext_pan_id, otbr.mesh_local_prefix, otbr.pskc = "", "", "", ""
+        otbr.passphrase_enc = self.box.encrypt("")
+        otbr.enabled, otbr.joining, otbr.join_status, otbr.adopting = True, False, 0, True
         await self._adopt_radio_network(otbr)
         await self.log(f"joining network on channel {body.Channel} with a network key")
 
     async def join_status(self) -> dict[str, Any]:
-        state = await self.thread.joiner_state()
-        if state == "joined":
-            await self._adopt_radio_network(await self.otbr())
-        return {"status": JOINER_STATES.get(state, 0)}
+        otbr = await self.otbr()
+        if otbr.joining:
+            state = await self.thread.joiner_state()
+            if state in ("joined", "idle") and await self.thread.joined_credentials():
+                # Joined: the credentials are in; attaching is the next, separate step.
+                await self.thread.start()
+                await self.thread.set_txpower(otbr.txpower)
+                otbr.enabled, otbr.joining, otbr.adopting = True, False, True
+                otbr.join_status = JOINER_STATES["joined"]
+                await self.log("joined a thread network")
+            elif state == "idle":
+                otbr.joining, otbr.join_status = False, JOINER_STATES["idle"]
+                await self.log("join failed")
+            else:
+                otbr.join_status = JOINER_STATES.get(state, 0)
+        await self._adopt_radio_network(otbr)
+        return {"status": otbr.join_status}
 
     async def _adopt_radio_network(self, otbr: OtbrState) -> None:
-        """After joining, store the network the radio is on (what export will give)."""
-        if otbr.commissioner:
-            await self._joiners_back_to_ready()
-        otbr.enabled, otbr.commissioner = True, False
-        info = await self.thread.info()
-        d = info.dataset
-        if d is not None:
-            otbr.channel, otbr.pan_id = d.channel, d.pan_id
-            otbr.nwk_key_enc = self.box.encrypt(d.network_key)
-            if d.network_name:  # a detached radio knows no name: keep the stored one
+        """Once the radio has attached after a join, store exactly the network it is on."""
+        if otbr.adopting:
+            info = await self.thread.info()
+            d = info.dataset
+            if d is not None and d.network_name and d.ext_pan_id:
+                otbr.channel, otbr.pan_id = d.channel, d.pan_id
+                otbr.nwk_key_enc = self.box.encrypt(d.network_key)
                 otbr.nwk_name, otbr.ext_pan_id = d.network_name, d.ext_pan_id
-                otbr.mesh_local_prefix = d.mesh_local_prefix or otbr.mesh_local_prefix
+                otbr.mesh_local_prefix = d.mesh_local_prefix
+                otbr.pskc = d.pskc
+                otbr.passphrase_enc = self.box.encrypt("")  # that network's is not known
+                otbr.adopting = False
         await save(self.session, otbr)
 
     async def set_config(self, body: w.OtbrSetConfig) -> None:
@@ -360,28 +419,47 @@ class GatewayService:
         otbr.pan_id, otbr.channel = body.PanId, body.Channel
         otbr.nwk_key_enc = self.box.encrypt(body.NetworkKey)
         otbr.passphrase_enc = self.box.encrypt(body.Passphrase or self.settings.default_passphrase)
+        otbr.pskc, otbr.adopting = "", False
         # Derived from the ext PAN id, so the same network always gets the same prefix.
         otbr.mesh_local_prefix = mesh_local_prefix_for(body.ExtPanId)
         await self._apply_network(otbr)
         await self.log(f"thread network set: {body.NetworkName} channel {body.Channel}")
 
     async def _apply_network(self, otbr: OtbrState) -> None:
-        """Save ``otbr`` and, when Thread runs, re-form on it (the commissioner stops)."""
+        """Save ``otbr`` and put the radio on it when Thread is enabled.
+
+        With Thread disabled the dataset is committed at once and Thread started. A running
+        network is never re-formed in place (that would orphan every attached device): the
+        change goes out as a pending dataset, with a newer Active Timestamp, which the whole
+        network applies when its delay timer runs out."""
         if otbr.enabled:
-            await self.thread.form(self.dataset_of(otbr))
-            await self.thread.set_txpower(otbr.txpower)
-            if otbr.bbr:
-                await self.thread.set_bbr(True)
-        if otbr.commissioner:
-            otbr.commissioner = False
-            await self._joiners_back_to_ready()
+            info = await self.thread.info()
+            if info.role == "disabled":
+                await self.thread.form(self.operational_of(otbr))
+                if otbr.bbr:
+                    await self.thread.set_bbr(True)
+            else:
+                await self._change_running_network(otbr)
+        await self.thread.set_txpower(otbr.txpower)
         await save(self.session, otbr)
+
+    async def _change_running_network(self, otbr: OtbrState) -> None:
+        raw = await self.thread.active_tlvs()
+        current = from_tlvs(raw) if raw else OperationalDataset()
+        stamp = current.active_timestamp.seconds if current.active_timestamp else 0
+        wanted = self.operational_of(otbr, seconds=stamp + 1)
+        if Dataset.of(wanted) == Dataset.of(current):
+            return  # already on it
+        pending = OperationalDataset(
+            pending_timestamp=Timestamp(seconds=self.now_ms // 1000),
+            delay_ms=self.settings.dataset_delay_s * 1000,
+        )
+        await self.thread.set_pending_tlvs(to_tlvs(wanted.updated(pending)))
+        await self.log(f"network change scheduled in {self.settings.dataset_delay_s} s")
 
     async def stop(self) -> None:
         otbr = await self.otbr()
-        await self.thread.stop()
-        otbr.enabled, otbr.commissioner = False, False
-        await self._joiners_back_to_ready()
+        await self._leave_network(otbr)
         await save(self.session, otbr)
         await self.log("thread disabled")
 
@@ -393,17 +471,16 @@ class GatewayService:
 
     async def generate_network(self) -> None:
         otbr = await self.otbr()
-        fresh = self._new_network(
-            passphrase=self.box.decrypt(otbr.passphrase_enc), txpower=otbr.txpower
-        )
+        passphrase = self.box.decrypt(otbr.passphrase_enc) or self.settings.default_passphrase
+        fresh = self._new_network(passphrase=passphrase, txpower=otbr.txpower)
         fresh.enabled, fresh.bbr, fresh.commissioner = otbr.enabled, otbr.bbr, otbr.commissioner
         await self._apply_network(fresh)
         await self.log(f"thread network generated: {fresh.nwk_name}")
 
     async def set_txpower(self, dbm: int) -> None:
         otbr = await self.otbr()
-        if otbr.enabled:
-            await self.thread.set_txpower(dbm)
+        # The radio takes it in any state, so get_status reads it back at once.
+        await self.thread.set_txpower(dbm)
         otbr.txpower = dbm
         await save(self.session, otbr)
 
@@ -1017,12 +1094,11 @@ class GatewayService:
         otbr.mesh_local_prefix = mesh_local_prefix_for(c.ext_pan_id)
         otbr.nwk_key_enc = self.box.encrypt(c.nwk_key)
         otbr.passphrase_enc = self.box.encrypt(c.passphrase)
+        otbr.pskc, otbr.adopting = "", False
         otbr.txpower, otbr.bbr = c.txpower, bool(c.bbr_on_off)
         otbr.enabled = bool(c.nwk_on_off)
         if was_enabled and not otbr.enabled:
-            await self.thread.stop()
-            otbr.commissioner = False
-            await self._joiners_back_to_ready()
+            await self._leave_network(otbr)
         await self._apply_network(otbr)
 
     async def set_admin_pwd(self, *, username: str, old: str, new: str, sid: str) -> None:
@@ -1041,6 +1117,7 @@ class GatewayService:
     async def reset(self, *, keep_upgrade: UpgradeState | None = None) -> None:
         """Factory defaults: uninitialized, new Thread network, no WiFi, no joiners."""
         await self.thread.stop()
+        await self.thread.factory_reset()
         await self.network.wifi_disconnect()
         await self.network.eth_apply(None)
         await drop(self.session, *RESET_SECTIONS)
@@ -1064,7 +1141,8 @@ class GatewayService:
         """Bring the simulated radio and links back to the stored configuration."""
         otbr = await self.otbr()
         if otbr.enabled:
-            await self.thread.form(self.dataset_of(otbr))
+            if (await self.thread.info()).role == "disabled":
+                await self.thread.form(self.operational_of(otbr))
             if otbr.bbr:
                 await self.thread.set_bbr(True)
         else:

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cloudlet.core.clock import Clock
 from cloudlet.core.security import SecretBox
+from cloudlet.gateway.dataset import OperationalDataset, from_hex, to_tlvs
 from cloudlet.gateway.models import GatewaySimWorld
 from cloudlet.gateway.network import AccessPoint, Ipv4Config, LinkStatus
 from cloudlet.gateway.simnet import (
@@ -36,7 +37,7 @@ from cloudlet.gateway.simthread import (
     ThreadWorld,
     default_world,
 )
-from cloudlet.gateway.thread import Dataset, JoinerRequest, ScanResult, ThreadInfo
+from cloudlet.gateway.thread import JoinerRequest, ScanResult, ThreadInfo
 
 WORLD_PART = "world"
 
@@ -48,13 +49,17 @@ def thread_state(radio: SimThreadBackend) -> dict[str, Any]:
     return {
         "neighbours": [asdict(n) for n in radio.world.neighbours],
         "joiners": [asdict(j) for j in radio.world.joiners],
-        "dataset": asdict(radio.dataset) if radio.dataset else None,
+        "active": to_tlvs(radio.active).hex() if radio.active is not None else None,
+        "pending": to_tlvs(radio.pending).hex() if radio.pending is not None else None,
+        "pending_at_ms": radio.pending_at_ms,
+        "ext_address": radio.ext_address,
         "role": radio.role,
+        "interface_up": radio.interface_up,
         "txpower": radio.txpower,
         "commissioner": radio.commissioner,
         "bbr": radio.bbr,
         "joining": list(radio.joining) if radio.joining else None,
-        "joined_network": asdict(radio.joined_network) if radio.joined_network else None,
+        "joined_at_ms": radio.joined_at_ms,
     }
 
 
@@ -64,15 +69,20 @@ def thread_radio(state: dict[str, Any], *, clock: Clock) -> SimThreadBackend:
         joiners=[JoinerDevice(**j) for j in state["joiners"]],
     )
     radio = SimThreadBackend(world, clock=clock)
-    radio.dataset = Dataset(**state["dataset"]) if state["dataset"] else None
+    active, pending = state.get("active"), state.get("pending")
+    radio.active = from_hex(active) if active else None
+    radio.pending = from_hex(pending) if pending else None
+    radio.pending_at_ms = int(state.get("pending_at_ms", 0))
+    radio.ext_address = state.get("ext_address", radio.ext_address)
     radio.role = state["role"]
+    radio.interface_up = bool(state.get("interface_up", radio.role != "disabled"))
     radio.txpower = state["txpower"]
     radio.commissioner = state["commissioner"]
     radio.bbr = state["bbr"]
     joining = state["joining"]
     radio.joining = (str(joining[0]), int(joining[1])) if joining else None
-    joined = state["joined_network"]
-    radio.joined_network = NeighbourNetwork(**joined) if joined else None
+    joined_at = state.get("joined_at_ms")
+    radio.joined_at_ms = int(joined_at) if joined_at is not None else None
     return radio
 
 
@@ -208,9 +218,33 @@ class StoredSimThread(_StoredWorldBackend):
         async with self._radio() as radio:
             return await radio.info()
 
-    async def form(self, dataset: Dataset) -> None:
+    async def form(self, dataset: OperationalDataset) -> None:
         async with self._radio() as radio:
             await radio.form(dataset)
+
+    async def active_tlvs(self) -> bytes | None:
+        async with self._radio() as radio:
+            return await radio.active_tlvs()
+
+    async def pending_tlvs(self) -> bytes | None:
+        async with self._radio() as radio:
+            return await radio.pending_tlvs()
+
+    async def set_active_tlvs(self, tlvs: bytes) -> None:
+        async with self._radio() as radio:
+            await radio.set_active_tlvs(tlvs)
+
+    async def set_pending_tlvs(self, tlvs: bytes) -> None:
+        async with self._radio() as radio:
+            await radio.set_pending_tlvs(tlvs)
+
+    async def border_agent_id(self) -> bytes:
+        async with self._radio() as radio:
+            return await radio.border_agent_id()
+
+    async def factory_reset(self) -> None:
+        async with self._radio() as radio:
+            await radio.factory_reset()
 
     async def start(self) -> None:
         async with self._radio() as radio:
@@ -235,6 +269,10 @@ class StoredSimThread(_StoredWorldBackend):
     async def joiner_state(self) -> str:
         async with self._radio() as radio:
             return await radio.joiner_state()
+
+    async def joined_credentials(self) -> bool:
+        async with self._radio() as radio:
+            return await radio.joined_credentials()
 
     async def attach_with_key(self, *, network_key: str, channel: int, pan_id: int) -> None:
         async with self._radio() as radio:

@@ -7,13 +7,23 @@ timeouts without sleeping.
 from __future__ import annotations
 
 import hashlib
-import ipaddress
+import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from cloudlet import __version__
 from cloudlet.core.clock import Clock
+from cloudlet.gateway.dataset import (
+    DEFAULT_CHANNEL_MASK,
+    OperationalDataset,
+    SecurityPolicy,
+    Timestamp,
+    from_tlvs,
+    prefix_text,
+    to_tlvs,
+)
 from cloudlet.gateway.errors import Code, GatewayError
+from cloudlet.gateway.otctl import OtCliError
 from cloudlet.gateway.pskc import compute_pskc
 from cloudlet.gateway.thread import Dataset, JoinerRequest, ScanResult, ThreadInfo
 
@@ -41,6 +51,22 @@ class NeighbourNetwork:
         if not self.passphrase:
             return ""
         return compute_pskc(self.passphrase, self.ext_pan_id, self.network_name)
+
+    def operational(self) -> OperationalDataset:
+        """The network's Active Operational Dataset, as its leader hands it out."""
+        return OperationalDataset(
+            active_timestamp=Timestamp(seconds=1),
+            channel=self.channel,
+            channel_mask=DEFAULT_CHANNEL_MASK,
+            ext_pan_id=self.ext_pan_id,
+            mesh_local_prefix=mesh_local_prefix_for(self.ext_pan_id),
+            network_key=self.network_key,
+            network_name=self.network_name,
+            pan_id=self.pan_id,
+            # A network whose passphrase this world does not know still has a PSKc.
+            pskc=self.pskc() or _derived_hex(f"pskc:{self.ext_pan_id}", 16),
+            security_policy=SecurityPolicy(),
+        )
 
 
 @dataclass
@@ -86,38 +112,76 @@ def _derived_hex(seed: str, nbytes: int) -> str:
     return hashlib.sha256(seed.encode()).hexdigest()[: nbytes * 2]
 
 
+# OpenThread's Joiner keeps "Joined" for kConfigExtAddressDelay, then goes Idle.
+JOINED_VISIBLE_MS = 100
+
+
 class SimThreadBackend:
-    """ThreadBackend of a simulated radio living in ``world``."""
+    """ThreadBackend of a simulated radio living in ``world``.
+
+    It follows OpenThread where the admin API can see it: ``joiner start`` needs the
+    interface up and Thread disabled; a successful join leaves only key, channel and PAN id
+    in the active dataset, shows ``Joined`` for 100 ms then ``Idle``, and attaching is a
+    separate ``thread start``; a pending dataset replaces the active one when its delay runs
+    out (while Thread runs)."""
 
     def __init__(self, world: ThreadWorld, *, clock: Clock, identity: str = "sim") -> None:
         self.world = world
         self._clock = clock
         self.eui64 = _derived_hex(f"eui64:{identity}", 8)
         self.ext_address = _derived_hex(f"extaddr:{identity}", 8)
-        self.dataset: Dataset | None = None
+        self.active: OperationalDataset | None = None
+        self.pending: OperationalDataset | None = None
+        self.pending_at_ms = 0
         self.role = "disabled"
+        self.interface_up = False
         self.txpower = 0
         self.commissioner = False
         self.bbr = False
         self.joining: tuple[str, int] | None = None  # (pskd, started ms)
-        self.joined_network: NeighbourNetwork | None = None
+        self.joined_at_ms: int | None = None
 
-    def _network_role(self) -> str:
-        if self.dataset is None:
-            return "detached"
+    @property
+    def dataset(self) -> Dataset | None:
+        return Dataset.of(self.active) if self.active is not None else None
+
+    def _neighbour_of(self, d: OperationalDataset) -> NeighbourNetwork | None:
         for net in self.world.neighbours:
-            if (net.channel, net.pan_id) == (self.dataset.channel, self.dataset.pan_id) and (
-                net.network_key == self.dataset.network_key
-            ):
-                return "router"  # attached to an existing network
-        return "leader"
+            if (net.channel, net.pan_id, net.network_key) == (d.channel, d.pan_id, d.network_key):
+                return net
+        return None
+
+    def _attach(self) -> None:
+        """Thread starts on the active dataset: an existing network adopts the radio (and
+        gives it its full dataset); a complete dataset of no known network forms one."""
+        assert self.active is not None
+        neighbour = self._neighbour_of(self.active)
+        if neighbour is not None:
+            joined = self.active.active_timestamp is None
+            self.active = neighbour.operational()
+            self.role = "child" if joined else "router"
+        elif self.active.complete:
+            self.role = "leader"
+        else:
+            self.role = "detached"
+
+    def _tick(self) -> None:
+        """A pending dataset whose delay ran out becomes the active one."""
+        if self.pending is None or self.role in ("disabled", "detached"):
+            return
+        if self._clock.millis() < self.pending_at_ms + (self.pending.delay_ms or 0):
+            return
+        self.active = replace(self.pending, pending_timestamp=None, delay_ms=None)
+        self.pending = None
 
     def _require_up(self) -> Dataset:
-        if self.role == "disabled" or self.dataset is None:
+        dataset = self.dataset
+        if self.role == "disabled" or dataset is None:
             raise GatewayError(Code.THREAD_DISABLED, "thread network is not enabled")
-        return self.dataset
+        return dataset
 
     async def info(self) -> ThreadInfo:
+        self._tick()
         info = ThreadInfo(
             role=self.role,
             ext_address=self.ext_address,
@@ -128,38 +192,75 @@ class SimThreadBackend:
             rcp_version=SIM_VERSION,
             api_version="cloudlet-sim",
             thread_version="v1.3",
+            interface_up=self.interface_up,
         )
-        if self.role != "disabled" and self.dataset is not None:
-            prefix = self.dataset.mesh_local_prefix or mesh_local_prefix_for(
-                self.dataset.ext_pan_id
-            )
+        if self.role != "disabled" and self.active is not None:
+            d = self.active
+            prefix = d.mesh_local_prefix or ""
             base = prefix.split("::")[0]
             info.mesh_local_prefix = prefix
+            ext_pan = d.ext_pan_id or ""
             info.on_mesh_prefix = (
-                "fd" + self.dataset.ext_pan_id[2:4] + ":" + (self.dataset.ext_pan_id[4:8] + "::/64")
+                "fd" + ext_pan[2:4] + ":" + ext_pan[4:8] + "::/64" if prefix else ""
             )
-            info.ipv6 = [
-                f"{base}:0:ff:fe00:{info.rloc16:x}",
-                f"{base}:{self.ext_address[0:4]}:{self.ext_address[4:8]}:"
-                f"{self.ext_address[8:12]}:{self.ext_address[12:16]}",
+            if prefix:
+                info.ipv6 = [
+                    f"{base}:0:ff:fe00:{info.rloc16:x}",
+                    f"{base}:{self.ext_address[0:4]}:{self.ext_address[4:8]}:"
+                    f"{self.ext_address[8:12]}:{self.ext_address[12:16]}",
+                ]
+            info.ipv6.append(
                 f"fe80:0:0:0:{self.ext_address[0:4]}:{self.ext_address[4:8]}:"
-                f"{self.ext_address[8:12]}:{self.ext_address[12:16]}",
-            ]
-            info.active_dataset_hex = dataset_tlvs(self.dataset)
-            info.dataset = Dataset(**{**vars(self.dataset), "mesh_local_prefix": prefix})
+                f"{self.ext_address[8:12]}:{self.ext_address[12:16]}"
+            )
+            info.active_dataset_hex = to_tlvs(d).hex()
+            info.dataset = Dataset.of(d)
         return info
 
-    async def form(self, dataset: Dataset) -> None:
-        self.dataset = dataset
-        self.role = self._network_role()
+    async def form(self, dataset: OperationalDataset) -> None:
+        if self.role != "disabled":
+            raise OtCliError(13, "InvalidState", "dataset set active")
+        self.active = dataset
+        await self.start()
+
+    async def active_tlvs(self) -> bytes | None:
+        self._tick()
+        return to_tlvs(self.active) if self.active is not None else None
+
+    async def pending_tlvs(self) -> bytes | None:
+        self._tick()
+        return to_tlvs(self.pending) if self.pending is not None else None
+
+    async def set_active_tlvs(self, tlvs: bytes) -> None:
+        if self.role != "disabled":
+            raise OtCliError(13, "InvalidState", "dataset set active")
+        self.active = from_tlvs(tlvs)
+
+    async def set_pending_tlvs(self, tlvs: bytes) -> None:
+        self._tick()
+        self.pending = from_tlvs(tlvs)
+        self.pending_at_ms = self._clock.millis()
+
+    async def border_agent_id(self) -> bytes:
+        return bytes.fromhex(_derived_hex(f"baid:{self.eui64}", 16))
+
+    async def factory_reset(self) -> None:
+        self.active = self.pending = None
+        self.role, self.interface_up = "disabled", False
+        self.txpower, self.commissioner, self.bbr = 0, False, False
+        self.joining = self.joined_at_ms = None
+        self.ext_address = secrets.token_hex(8)  # re-randomized, as on a real reset
 
     async def start(self) -> None:
-        if self.dataset is None:
-            raise GatewayError(Code.THREAD_FAILED, "thread start: Error 13: InvalidState")
-        self.role = self._network_role()
+        if self.active is None:
+            raise OtCliError(13, "InvalidState", "thread start")
+        self.interface_up = True
+        if self.role == "disabled":
+            self._attach()
 
     async def stop(self) -> None:
         self.role = "disabled"
+        self.interface_up = False
         self.commissioner = False
         self.bbr = False
 
@@ -181,14 +282,22 @@ class SimThreadBackend:
         self.txpower = dbm
 
     async def joiner_start(self, pskd: str) -> None:
+        self.interface_up = True  # ``ifconfig up``
+        if self.role != "disabled":
+            raise OtCliError(13, "InvalidState", "joiner start")
+        if self.joining is not None:
+            raise OtCliError(5, "Busy", "joiner start")
         self.joining = (pskd, self._clock.millis())
-        self.joined_network = None
+        self.joined_at_ms = None
 
     async def joiner_state(self) -> str:
+        now = self._clock.millis()
         if self.joining is None:
-            return "joined" if self.joined_network is not None else "idle"
+            if self.joined_at_ms is not None and now < self.joined_at_ms + JOINED_VISIBLE_MS:
+                return "joined"
+            return "idle"
         pskd, started = self.joining
-        elapsed = (self._clock.millis() - started) / 1000
+        elapsed = (now - started) / 1000
         target = next((n for n in self.world.neighbours if n.joiner_pskd == pskd), None)
         if target is None:
             if elapsed >= 3.0:  # discovery finds no commissioner accepting this PSKd
@@ -198,36 +307,26 @@ class SimThreadBackend:
         if elapsed < target.join_delay_s:
             return "connecting" if elapsed >= target.join_delay_s / 2 else "discover"
         self.joining = None
-        self.joined_network = target
-        self.dataset = Dataset(
-            network_name=target.network_name,
-            ext_pan_id=target.ext_pan_id,
-            pan_id=target.pan_id,
-            channel=target.channel,
-            network_key=target.network_key,
-            pskc=target.pskc(),
+        self.joined_at_ms = started + round(target.join_delay_s * 1000)
+        # The Joiner Entrust carries the network key; channel and PAN id are the ones the
+        # joiner found the network on. Nothing else is saved until Thread attaches.
+        self.active = OperationalDataset(
+            network_key=target.network_key, channel=target.channel, pan_id=target.pan_id
         )
-        self.role = "child"
-        return "joined"
+        return await self.joiner_state()
+
+    async def joined_credentials(self) -> bool:
+        return (
+            self.role == "disabled"
+            and self.active is not None
+            and self.active.network_key is not None
+            and self.active.active_timestamp is None
+        )
 
     async def attach_with_key(self, *, network_key: str, channel: int, pan_id: int) -> None:
-        target = next(
-            (
-                n
-                for n in self.world.neighbours
-                if (n.channel, n.pan_id, n.network_key) == (channel, pan_id, network_key)
-            ),
-            None,
-        )
-        self.dataset = Dataset(
-            network_name=target.network_name if target else "",
-            ext_pan_id=target.ext_pan_id if target else "0000000000000000",
-            pan_id=pan_id,
-            channel=channel,
-            network_key=network_key,
-            pskc=target.pskc() if target else "",
-        )
-        self.role = "child" if target else "detached"
+        await self.stop()
+        self.active = OperationalDataset(network_key=network_key, channel=channel, pan_id=pan_id)
+        await self.start()
 
     async def set_commissioner(self, enable: bool) -> None:
         if enable:
@@ -235,7 +334,7 @@ class SimThreadBackend:
         self.commissioner = enable
 
     async def commissioner_active(self) -> bool:
-        return self.commissioner
+        return self.commissioner and self.role != "disabled"
 
     async def joiner_add(self, eui64: str, pskd: str, timeout_s: int) -> None:
         if not self.commissioner:
@@ -273,27 +372,4 @@ class SimThreadBackend:
 
 def mesh_local_prefix_for(ext_pan_id: str) -> str:
     """A ULA /64 derived from the ext PAN id, as ``dataset init new`` would pick one."""
-    h = _derived_hex(f"mlp:{ext_pan_id}", 5)
-    groups = [int("fd" + h[0:2], 16), int(h[2:6], 16), int(h[6:10], 16)]
-    return ":".join(f"{g:x}" for g in groups) + ":0::/64"
-
-
-def dataset_tlvs(dataset: Dataset) -> str:
-    """The active operational dataset as Thread TLVs in hex (as ``dataset active -x``)."""
-
-    def tlv(kind: int, value: bytes) -> bytes:
-        return bytes([kind, len(value)]) + value
-
-    parts = [
-        tlv(0, bytes([0]) + dataset.channel.to_bytes(2, "big")),  # Channel (page 0)
-        tlv(1, dataset.pan_id.to_bytes(2, "big")),  # PAN ID
-        tlv(2, bytes.fromhex(dataset.ext_pan_id)),  # Extended PAN ID
-        tlv(3, dataset.network_name.encode()),  # Network Name
-        tlv(5, bytes.fromhex(dataset.network_key)),  # Network Key
-    ]
-    if dataset.pskc:
-        parts.append(tlv(4, bytes.fromhex(dataset.pskc)))  # PSKc
-    if dataset.mesh_local_prefix:
-        address = dataset.mesh_local_prefix.split("/")[0]
-        parts.append(tlv(7, ipaddress.IPv6Address(address).packed[:8]))  # Mesh-Local Prefix
-    return b"".join(parts).hex()
+    return prefix_text(bytes.fromhex("fd" + _derived_hex(f"mlp:{ext_pan_id}", 7)))

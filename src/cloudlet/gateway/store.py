@@ -55,6 +55,14 @@ class OtbrState(Section):
     ext_pan_id: str
     nwk_name: str
     mesh_local_prefix: str = ""
+    # The PSKc of a network the box joined (its passphrase is not known); "" = computed
+    # from the stored passphrase.
+    pskc: str = ""
+    # /otbr/get_join_status: a join under way, its last answer, and whether the network
+    # the radio attached to still has to be stored (its dataset arrives after attaching).
+    joining: bool = False
+    join_status: int = 0
+    adopting: bool = False
 
 
 class StaticIpv4(BaseModel):

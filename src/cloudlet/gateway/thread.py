@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from cloudlet.gateway.dataset import OperationalDataset
+
 # RCP.State numbers of /otbr/get_status, from the role names ot-ctl prints.
 ROLE_NUMBERS = {"disabled": 0, "detached": 1, "child": 2, "router": 3, "leader": 4}
 # OpenThread's otJoinerState values, answered as /otbr/get_join_status "status".
@@ -33,6 +35,19 @@ class Dataset:
     pskc: str
     mesh_local_prefix: str = ""
 
+    @classmethod
+    def of(cls, d: OperationalDataset) -> Dataset:
+        """The admin API's view of an operational dataset ("" for an absent TLV)."""
+        return cls(
+            network_name=d.network_name or "",
+            ext_pan_id=d.ext_pan_id or "",
+            pan_id=d.pan_id or 0,
+            channel=d.channel or 0,
+            network_key=d.network_key or "",
+            pskc=d.pskc or "",
+            mesh_local_prefix=d.mesh_local_prefix or "",
+        )
+
 
 @dataclass
 class ThreadInfo:
@@ -53,6 +68,8 @@ class ThreadInfo:
     on_mesh_prefix: str = ""
     # The active dataset as the radio holds it (None while Thread is disabled).
     dataset: Dataset | None = None
+    # Whether the radio's IPv6 interface is up (``ifconfig``).
+    interface_up: bool = False
 
 
 @dataclass(frozen=True)
@@ -81,8 +98,25 @@ class ThreadBackend(Protocol):
 
     async def info(self) -> ThreadInfo: ...
 
-    async def form(self, dataset: Dataset) -> None:
-        """Commit ``dataset`` as the active one and start Thread on it."""
+    async def form(self, dataset: OperationalDataset) -> None:
+        """Commit ``dataset`` as the active one and start Thread on it (Thread disabled)."""
+
+    async def active_tlvs(self) -> bytes | None:
+        """The Active Operational Dataset as TLVs; None when the radio has none."""
+
+    async def pending_tlvs(self) -> bytes | None:
+        """The Pending Operational Dataset as TLVs; None when there is none."""
+
+    async def set_active_tlvs(self, tlvs: bytes) -> None:
+        """Replace the active dataset (only while Thread is disabled)."""
+
+    async def set_pending_tlvs(self, tlvs: bytes) -> None:
+        """Hand a pending dataset (with its delay timer) to the network."""
+
+    async def border_agent_id(self) -> bytes: ...
+
+    async def factory_reset(self) -> None:
+        """Erase the radio's persistent settings (``factoryreset``)."""
 
     async def start(self) -> None: ...
 
@@ -94,7 +128,13 @@ class ThreadBackend(Protocol):
 
     async def joiner_start(self, pskd: str) -> None: ...
 
-    async def joiner_state(self) -> str: ...
+    async def joiner_state(self) -> str:
+        """OpenThread's joiner state, lower case: idle, discover, connecting, ... joined."""
+
+    async def joined_credentials(self) -> bool:
+        """The radio holds what a successful join leaves: Thread disabled and an active
+        dataset with a network key but no Active Timestamp (the joiner saves only key,
+        channel and PAN id; the rest arrives from the leader once Thread attaches)."""
 
     async def attach_with_key(self, *, network_key: str, channel: int, pan_id: int) -> None: ...
 

@@ -11,11 +11,12 @@ from cloudlet.core.clock import FrozenClock
 from cloudlet.gateway.errors import Code, GatewayError
 from cloudlet.gateway.network import AccessPoint, Ipv4Config, LinkStatus
 from cloudlet.gateway.nmcli import NmcliNetworkBackend, auth_mode_of, rssi_of, split_terse
+from cloudlet.gateway.dataset import from_hex
 from cloudlet.gateway.otctl import (
     OtCliError,
     OtCtlThreadBackend,
-    escape_arg,
     parse_output,
+    parse_prefixes,
 )
 from cloudlet.gateway.runner import CommandResult, SubprocessRunner
 from cloudlet.gateway.thread import Dataset, JoinerRequest, ScanResult
@@ -62,8 +63,19 @@ def test_parse_output() -> None:
         parse_output("state", "leader\n")
 
 
-def test_escape_arg() -> None:
-    assert escape_arg("My Net") == "My\\ Net"
+def test_prefixes_as_openthread_prints_them() -> None:
+    # ``prefix`` adds the Domain prefix as "- ..." while the Backbone Router is disabled.
+    assert parse_prefixes(["- fd00:7d03:7d03:7d03::/64 prosD med"]) == []
+    assert parse_prefixes(["fd11:22:0:0::/64 paros med", "- fd00:7d03::/64 prosD med"]) == [
+        "fd11:22:0:0::/64"
+    ]
+    netdata = [
+        "Prefixes:",
+        "fd4f:1ab2:3c4d:1::/64 paos low 0400",
+        "Routes:",
+        "fc00::/7 sa med 0400",
+    ]
+    assert parse_prefixes(netdata) == ["fd4f:1ab2:3c4d:1::/64"]
 
 
 async def test_info_from_transcript(ot: FakeRunner, clock: FrozenClock) -> None:
@@ -75,9 +87,12 @@ async def test_info_from_transcript(ot: FakeRunner, clock: FrozenClock) -> None:
     assert info.api_version == "398"
     assert info.rcp_version.startswith("OPENTHREAD/thread-reference-20200818")
     assert info.ipv6[0] == "fdde:ad00:beef:0:0:ff:fe00:fc00" and len(info.ipv6) == 4
+    assert info.interface_up
     assert info.mesh_local_prefix == "fdde:ad00:beef:0::/64"
     assert info.on_mesh_prefix == "fd11:22:0:0::/64"
     assert info.active_dataset_hex.startswith("0e08")
+    # Everything about the network comes from the one ``dataset active -x``.
+    assert "networkname" not in ot.calls and "networkkey" not in ot.calls
     assert info.dataset == Dataset(
         network_name="OpenThreadDemo",
         ext_pan_id="1111111122222222",
@@ -89,26 +104,11 @@ async def test_info_from_transcript(ot: FakeRunner, clock: FrozenClock) -> None:
     )
 
 
-async def test_form_runs_dataset_commands(ot: FakeRunner, clock: FrozenClock) -> None:
-    backend = OtCtlThreadBackend(ot, clock=clock)
-    await backend.form(
-        Dataset(
-            "My Net", "1234aaaa1234bbbb", 0x1234, 15, "00" * 16, "ee" * 16, "fdde:ad00:beef:0::/64"
-        )
-    )
-    assert ot.calls == [
-        "dataset init new",
-        "dataset networkname My\\ Net",
-        "dataset extpanid 1234aaaa1234bbbb",
-        "dataset panid 0x1234",
-        "dataset channel 15",
-        f"dataset networkkey {'00' * 16}",
-        f"dataset pskc {'ee' * 16}",
-        "dataset meshlocalprefix fdde:ad00:beef:0::",
-        "dataset commit active",
-        "ifconfig up",
-        "thread start",
-    ]
+async def test_form_sends_the_dataset_as_tlvs(ot: FakeRunner, clock: FrozenClock) -> None:
+    recorded = ot.transcript["dataset active -x"].split()[0]
+    await OtCtlThreadBackend(ot, clock=clock).form(from_hex(recorded))
+    # One hex argument carries the name and every other field: nothing to escape.
+    assert ot.calls == [f"dataset set active {recorded}", "ifconfig up", "thread start"]
 
 
 async def test_discover_table(ot: FakeRunner, clock: FrozenClock) -> None:
@@ -121,7 +121,9 @@ async def test_discover_table(ot: FakeRunner, clock: FrozenClock) -> None:
 
 async def test_commissioner_and_joiners(ot: FakeRunner, clock: FrozenClock) -> None:
     backend = OtCtlThreadBackend(ot, clock=clock)
-    await backend.set_commissioner(True)
+    with pytest.raises(OtCliError) as caught:
+        await backend.set_commissioner(True)  # this radio's commissioner is already active
+    assert caught.value.name == "Already"
     assert await backend.commissioner_active()
     await backend.joiner_add("0017880100000001", "J01NME", 120)
     await backend.joiner_remove("*")
@@ -146,19 +148,14 @@ async def test_commissioner_and_joiners(ot: FakeRunner, clock: FrozenClock) -> N
 async def test_bbr_txpower_joiner(ot: FakeRunner, clock: FrozenClock) -> None:
     backend = OtCtlThreadBackend(ot, clock=clock)
     assert await backend.bbr_state() == "Primary"
-    with pytest.raises(OtCliError):
-        await backend.set_bbr(True)
     await backend.set_txpower(-24)
     await backend.joiner_start("J01NME")
     assert await backend.joiner_state() == "joined"
     await backend.attach_with_key(network_key="ff" * 16, channel=20, pan_id=0xABCD)
     assert "txpower -24" in ot.calls and "joiner start J01NME" in ot.calls
-    assert ot.calls[-7:] == [
-        "dataset clear",
-        f"dataset networkkey {'ff' * 16}",
-        "dataset channel 20",
-        "dataset panid 0xabcd",
-        "dataset commit active",
+    # Only key, channel and PAN id: the rest comes from the network once attached.
+    assert ot.calls[-3:] == [
+        f"dataset set active 000300001405{'10' + 'ff' * 16}0102abcd",
         "ifconfig up",
         "thread start",
     ]

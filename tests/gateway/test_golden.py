@@ -94,11 +94,12 @@ async def test_linux_backend_through_the_api(make_client: ClientFactory) -> None
     }
     assert (await box.ok("GET", "/otbr/get_commissioning_status")) == {"State": 1}
     assert (await box.ok("GET", "/otbr/get_bbr_status")) == {"State": 1}
-    # An ot-ctl error reaches the client as code 30 with OpenThread's words.
+    # An ot-ctl error reaches the client as code 30 with OpenThread's words (the
+    # commissioner is already active on this radio).
     await box.ok("POST", "/otbr/start")
-    assert await box.post("/otbr/enable_bbr") == {
+    assert await box.post("/otbr/set_commissioning", {"Enable": True}) == {
         "code": 30,
-        "err_msg": "bbr enable: Error 13: InvalidState",
+        "err_msg": "commissioner start: Error 24: Already",
     }
     wifi = await box.ok("GET", "/wifi/scan")
     assert wifi["list"][0] == {

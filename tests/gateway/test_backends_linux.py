@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from cloudlet.core.clock import FrozenClock
+from cloudlet.gateway.dataset import from_hex
 from cloudlet.gateway.errors import Code, GatewayError
 from cloudlet.gateway.network import AccessPoint, Ipv4Config, LinkStatus
 from cloudlet.gateway.nmcli import NmcliNetworkBackend, auth_mode_of, rssi_of, split_terse
-from cloudlet.gateway.dataset import from_hex
 from cloudlet.gateway.otctl import (
     OtCliError,
     OtCtlThreadBackend,

@@ -7,6 +7,7 @@ import asyncio
 import importlib
 import sys
 from pathlib import Path
+from typing import Any
 
 from cloudlet.core.settings import ALL_FAMILIES, Settings, load_settings
 
@@ -61,10 +62,40 @@ async def _run_servers(settings: Settings, *, log_level: str) -> int:
             f"Cloudlet {app_settings.families} on http://{host}:{port}",
             f"(data in {settings.data_dir})",
         )
-        config = server_config(create_app(app_settings), host=host, port=port, log_level=log_level)
-        servers.append(uvicorn.Server(config))
-    await asyncio.gather(*(server.serve() for server in servers))
+        app = create_app(app_settings)
+        config = server_config(app, host=host, port=port, log_level=log_level)
+        servers.append(uvicorn.Server(config).serve())
+        if "gateway" in app_settings.families and settings.gateway.otbr_rest_port:
+            servers.extend(_otbr_rest_server(app.state.services, settings, log_level=log_level))
+    await asyncio.gather(*servers)
     return 0
+
+
+def _otbr_rest_server(services: Any, settings: Settings, *, log_level: str) -> list[Any]:
+    """The ot-br-posix REST API on its own port, beside the gateway family. A port that is
+    taken (a real otbr-agent on this box, a second worker) costs only this API."""
+    import socket
+
+    import uvicorn
+
+    from cloudlet.core.wire import server_config
+    from cloudlet.gateway.otbr_rest import OtbrRestApp
+
+    host = settings.gateway.otbr_rest_host or settings.host
+    port = settings.gateway.otbr_rest_port
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        print(f"OTBR REST API not served: {host}:{port} is not free ({exc.strerror})")
+        return []
+    print(f"OTBR REST API (Home Assistant's OTBR integration) on http://{host}:{port}")
+    config = server_config(OtbrRestApp(services), host=host, port=port, log_level=log_level)
+    config.lifespan = "off"
+    return [uvicorn.Server(config).serve(sockets=[sock])]
 
 
 def _migrate(args: argparse.Namespace) -> int:

@@ -57,7 +57,7 @@ class GatewaySettings(BaseModel):
     dataset_delay_s: int = 300
     # The ot-br-posix REST API (Home Assistant's OTBR integration): its own port; 0 = off.
     otbr_rest_port: int = 8081
-    otbr_rest_host: str = "0.0.0.0"
+    otbr_rest_host: str = ""  # "" = the server's own host
 
     # Defaults a factory reset returns to.
     default_txpower: int = 0

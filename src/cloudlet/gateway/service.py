@@ -67,6 +67,7 @@ from cloudlet.gateway.thread import (
     Dataset,
     JoinerRequest,
     ThreadBackend,
+    ThreadInfo,
 )
 
 # /otbr/get_joiner_list DeviceList[x].Status
@@ -292,7 +293,10 @@ class GatewayService:
 
     async def otbr_status(self) -> dict[str, Any]:
         otbr = await self.otbr()
+        if otbr.adopting:
+            await self._adopt_radio_network(otbr)
         info = await self.thread.info()
+        await self._follow_radio(otbr, info)
         stored = self.dataset_of(otbr)
         dataset = info.dataset or stored
         passphrase = self.box.decrypt(otbr.passphrase_enc)
@@ -401,17 +405,39 @@ class GatewayService:
     async def _adopt_radio_network(self, otbr: OtbrState) -> None:
         """Once the radio has attached after a join, store exactly the network it is on."""
         if otbr.adopting:
-            info = await self.thread.info()
-            d = info.dataset
+            d = (await self.thread.info()).dataset
             if d is not None and d.network_name and d.ext_pan_id:
-                otbr.channel, otbr.pan_id = d.channel, d.pan_id
-                otbr.nwk_key_enc = self.box.encrypt(d.network_key)
-                otbr.nwk_name, otbr.ext_pan_id = d.network_name, d.ext_pan_id
-                otbr.mesh_local_prefix = d.mesh_local_prefix
-                otbr.pskc = d.pskc
-                otbr.passphrase_enc = self.box.encrypt("")  # that network's is not known
+                self._store_network(otbr, d)
                 otbr.adopting = False
         await save(self.session, otbr)
+
+    def _store_network(self, otbr: OtbrState, d: Dataset) -> None:
+        """Make ``d`` the stored network; the stored passphrase stays only if it is d's."""
+        passphrase = self.box.decrypt(otbr.passphrase_enc)
+        known = bool(passphrase) and compute_pskc(passphrase, d.ext_pan_id, d.network_name) == (
+            d.pskc
+        )
+        otbr.channel, otbr.pan_id = d.channel, d.pan_id
+        otbr.nwk_key_enc = self.box.encrypt(d.network_key)
+        otbr.nwk_name, otbr.ext_pan_id = d.network_name, d.ext_pan_id
+        otbr.mesh_local_prefix = d.mesh_local_prefix
+        otbr.pskc = "" if known else d.pskc
+        if not known:
+            otbr.passphrase_enc = self.box.encrypt("")  # that network's is not known
+
+    async def _follow_radio(self, otbr: OtbrState, info: ThreadInfo) -> None:
+        """The network moved under the box (a pending dataset from the REST API or another
+        commissioner ran out): store what the radio now runs, unless a change is pending."""
+        d = info.dataset
+        if otbr.adopting or not otbr.enabled or info.role in ("disabled", "detached"):
+            return
+        if d is None or not d.network_name or d.same_network(self.dataset_of(otbr)):
+            return
+        if await self.thread.pending_tlvs() is not None:
+            return
+        self._store_network(otbr, d)
+        await save(self.session, otbr)
+        await self.log(f"thread network now {d.network_name} channel {d.channel}")
 
     async def set_config(self, body: w.OtbrSetConfig) -> None:
         otbr = await self.otbr()
@@ -448,7 +474,7 @@ class GatewayService:
         current = from_tlvs(raw) if raw else OperationalDataset()
         stamp = current.active_timestamp.seconds if current.active_timestamp else 0
         wanted = self.operational_of(otbr, seconds=stamp + 1)
-        if Dataset.of(wanted) == Dataset.of(current):
+        if Dataset.of(wanted).same_network(Dataset.of(current)):
             return  # already on it
         pending = OperationalDataset(
             pending_timestamp=Timestamp(seconds=self.now_ms // 1000),
@@ -1158,6 +1184,42 @@ class GatewayService:
         if wifi.on and wifi.status == WIFI_CONNECTED:
             await self._reconnect_wifi(wifi)
             await save(self.session, wifi)
+
+    # ---- the ot-br-posix REST API (cloudlet.gateway.otbr_rest) ---------------------------
+
+    async def rest_set_enabled(self, enable: bool) -> None:
+        """PUT /node/state: Thread up or down on the radio's own active dataset."""
+        otbr = await self.otbr()
+        if enable:
+            await self.thread.start()
+            otbr.enabled = True
+        else:
+            await self._leave_network(otbr)
+        await save(self.session, otbr)
+        await self.log("thread " + ("enabled" if enable else "disabled") + " (REST API)")
+
+    async def rest_set_active(self, tlvs: bytes) -> None:
+        """PUT /node/dataset/active (Thread disabled): the radio's and the stored network."""
+        await self.thread.set_active_tlvs(tlvs)
+        d = Dataset.of(from_tlvs(tlvs))
+        otbr = await self.otbr()
+        if d.network_name and d.ext_pan_id:
+            self._store_network(otbr, d)
+            otbr.adopting = False
+            await save(self.session, otbr)
+        await self.log("active dataset set (REST API)")
+
+    async def rest_set_pending(self, tlvs: bytes) -> None:
+        await self.thread.set_pending_tlvs(tlvs)
+        await self.log("pending dataset set (REST API)")
+
+    async def rest_factory_reset(self) -> None:
+        """DELETE /node: the radio forgets its network; the admin settings stay."""
+        otbr = await self.otbr()
+        await self._leave_network(otbr)
+        await self.thread.factory_reset()
+        await save(self.session, otbr)
+        await self.log("thread radio factory reset (REST API)")
 
 
 def read_meminfo(path: Path = Path("/proc/meminfo")) -> tuple[int, int]:

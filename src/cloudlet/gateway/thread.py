@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from cloudlet.gateway.dataset import OperationalDataset
+from cloudlet.gateway.dataset import DatasetError, OperationalDataset, prefix_bytes
 
 # RCP.State numbers of /otbr/get_status, from the role names ot-ctl prints.
 ROLE_NUMBERS = {"disabled": 0, "detached": 1, "child": 2, "router": 3, "leader": 4}
@@ -47,6 +47,20 @@ class Dataset:
             pskc=d.pskc or "",
             mesh_local_prefix=d.mesh_local_prefix or "",
         )
+
+    def same_network(self, other: Dataset) -> bool:
+        """Equal fields, the mesh-local prefix compared as an address, not as text."""
+
+        def prefix(text: str) -> bytes:
+            try:
+                return prefix_bytes(text) if text else b""
+            except DatasetError:
+                return text.encode()
+
+        fields = ("network_name", "ext_pan_id", "pan_id", "channel", "network_key", "pskc")
+        return all(getattr(self, f) == getattr(other, f) for f in fields) and prefix(
+            self.mesh_local_prefix
+        ) == prefix(other.mesh_local_prefix)
 
 
 @dataclass

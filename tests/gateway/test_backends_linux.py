@@ -10,7 +10,7 @@ import pytest
 from cloudlet.core.clock import FrozenClock
 from cloudlet.gateway.dataset import from_hex
 from cloudlet.gateway.errors import Code, GatewayError
-from cloudlet.gateway.network import AccessPoint, Ipv4Config, LinkStatus
+from cloudlet.gateway.network import AccessPoint, LinkStatus
 from cloudlet.gateway.nmcli import NmcliNetworkBackend, auth_mode_of, rssi_of, split_terse
 from cloudlet.gateway.otctl import (
     OtCliError,
@@ -33,7 +33,7 @@ class FakeRunner:
         self.calls: list[str] = []
         self.failures: dict[str, CommandResult] = {}
 
-    async def run(self, argv: list[str]) -> CommandResult:
+    async def run(self, argv: list[str], *, timeout_s: float | None = None) -> CommandResult:
         assert argv[0] == self.program
         command = " ".join(argv[1:])
         self.calls.append(command)
@@ -206,37 +206,6 @@ async def test_nmcli_scan_and_links(nm: FakeRunner) -> None:
         ssid="HomeWiFi",
     )
     assert (await backend.eth_link()).status == 3  # unavailable: no cable
-
-
-async def test_nmcli_connect(nm: FakeRunner) -> None:
-    backend = NmcliNetworkBackend(nm)
-    ok = await backend.wifi_connect(
-        ssid="HomeWiFi",
-        password="secret123",
-        bssid=None,
-        auth_mode=3,
-        static=Ipv4Config("192.168.8.50", "255.255.255.0", "192.168.8.1"),
-    )
-    assert ok is None
-    assert nm.calls == [
-        "device wifi connect HomeWiFi password secret123 ifname wlan0",
-        "connection modify HomeWiFi ipv4.method manual ipv4.addresses 192.168.8.50/24 "
-        "ipv4.gateway 192.168.8.1",
-        "connection up HomeWiFi",
-    ]
-    nm.failures["device wifi connect HomeWiFi password wrong123 ifname wlan0"] = CommandResult(
-        4, "", "Error: Connection activation failed: Secrets were required, but not provided.\n"
-    )
-    failed = await backend.wifi_connect(
-        ssid="HomeWiFi", password="wrong123", bssid=None, auth_mode=3, static=None
-    )
-    assert failed == "Connection activation failed: Secrets were required, but not provided."
-
-
-async def test_nmcli_eth_without_connection(nm: FakeRunner) -> None:
-    with pytest.raises(GatewayError) as caught:
-        await NmcliNetworkBackend(nm).eth_apply(None)
-    assert caught.value.code == Code.BACKEND_UNAVAILABLE
 
 
 async def test_discover_refused_falls_back_to_scan(ot: FakeRunner, clock: FrozenClock) -> None:

@@ -100,6 +100,13 @@ def _prefix_length(netmask: str) -> int:
     return ipaddress.IPv4Network(f"0.0.0.0/{netmask}").prefixlen
 
 
+# nmcli's own default wait for "device wifi connect" (seconds): NetworkManager may take that
+# long to associate and get an address; the command is not killed before it gives up.
+CONNECT_WAIT_S = 90
+# The Ethernet profile Cloudlet keeps when the port has none of its own.
+ETH_PROFILE = "cloudlet-{iface}"
+
+
 class NmcliNetworkBackend:
     """NetworkBackend over ``nmcli``."""
 
@@ -111,8 +118,10 @@ class NmcliNetworkBackend:
         self._wifi = wifi
         self._eth = eth
 
-    async def _run(self, *args: str, check: bool = True) -> tuple[int, str, str]:
-        result = await self._runner.run([self._nmcli, *args])
+    async def _run(
+        self, *args: str, check: bool = True, timeout_s: float | None = None
+    ) -> tuple[int, str, str]:
+        result = await self._runner.run([self._nmcli, *args], timeout_s=timeout_s)
         if check and result.returncode != 0:
             raise GatewayError(Code.WIFI_FAILED, result.stderr.strip() or "nmcli failed")
         return result.returncode, result.stdout, result.stderr
@@ -141,13 +150,13 @@ class NmcliNetworkBackend:
         auth_mode: int,
         static: Ipv4Config | None,
     ) -> str | None:
-        args = ["device", "wifi", "connect", ssid]
+        args = ["--wait", str(CONNECT_WAIT_S), "device", "wifi", "connect", ssid]
         if auth_mode != 0:
             args += ["password", password]
         if bssid:
             args += ["bssid", bssid]
         args += ["ifname", self._wifi]
-        code, _, err = await self._run(*args, check=False)
+        code, _, err = await self._run(*args, check=False, timeout_s=CONNECT_WAIT_S + 15)
         if code != 0:
             return err.strip().removeprefix("Error: ") or "connection failed"
         if static is not None:
@@ -156,30 +165,7 @@ class NmcliNetworkBackend:
         return None
 
     async def _set_ipv4(self, connection: str, static: Ipv4Config | None) -> None:
-        if static is None:
-            await self._run(
-                "connection",
-                "modify",
-                connection,
-                "ipv4.method",
-                "auto",
-                "ipv4.addresses",
-                "",
-                "ipv4.gateway",
-                "",
-            )
-            return
-        await self._run(
-            "connection",
-            "modify",
-            connection,
-            "ipv4.method",
-            "manual",
-            "ipv4.addresses",
-            f"{static.ip}/{_prefix_length(static.netmask)}",
-            "ipv4.gateway",
-            static.gateway,
-        )
+        await self._run("connection", "modify", connection, *self._ipv4_settings(static))
 
     async def wifi_disconnect(self) -> None:
         await self._run("device", "disconnect", self._wifi, check=False)
@@ -212,14 +198,81 @@ class NmcliNetworkBackend:
             ipv4_gateway=values.get("IP4.GATEWAY", ""),
             ipv6_ip=values.get("IP6.ADDRESS", "").split("/")[0],
             ssid=values.get("GENERAL.CONNECTION", ""),
+            bssid=await self._active_bssid() if status == WIFI_CONNECTED else "",
         )
 
+    async def _active_bssid(self) -> str:
+        """The access point in use: the ``ACTIVE`` row of the (cached) scan list."""
+        _, out, _ = await self._run(
+            "-t",
+            "-f",
+            "ACTIVE,BSSID",
+            "device",
+            "wifi",
+            "list",
+            "ifname",
+            self._wifi,
+            "--rescan",
+            "no",
+            check=False,
+        )
+        for line in out.splitlines():
+            fields = split_terse(line)
+            if len(fields) >= 2 and fields[0] == "yes":
+                return fields[1].lower()
+        return ""
+
+    async def _eth_profile(self) -> str | None:
+        """The profile on the Ethernet port: the active one, else Cloudlet's own."""
+        _, out, _ = await self._run("-t", "-f", "NAME,TYPE,DEVICE", "connection", "show")
+        own = ETH_PROFILE.format(iface=self._eth)
+        found = None
+        for line in out.splitlines():
+            fields = split_terse(line)
+            if len(fields) < 3 or fields[1] != "802-3-ethernet":
+                continue
+            if fields[2] == self._eth:
+                return fields[0]
+            if fields[0] == own:
+                found = own
+        return found
+
     async def eth_apply(self, static: Ipv4Config | None) -> None:
-        connection = (await self._show(self._eth)).get("GENERAL.CONNECTION", "")
-        if not connection:
-            raise GatewayError(Code.BACKEND_UNAVAILABLE, f"no connection on {self._eth}")
-        await self._set_ipv4(connection, static)
-        await self._run("connection", "up", connection)
+        """Store the settings in the port's profile; bring it up only when there is a link.
+
+        Without a cable NetworkManager has the device "unavailable" and refuses to activate
+        anything on it; the profile (autoconnect) comes up by itself when a cable appears."""
+        connection = await self._eth_profile()
+        if connection is None:
+            connection = ETH_PROFILE.format(iface=self._eth)
+            await self._run(
+                "connection",
+                "add",
+                "type",
+                "ethernet",
+                "ifname",
+                self._eth,
+                "con-name",
+                connection,
+                *self._ipv4_settings(static),
+            )
+        else:
+            await self._set_ipv4(connection, static)
+        if _nm_state(await self._show(self._eth)) >= 30:  # has carrier
+            await self._run("connection", "up", connection)
+
+    @staticmethod
+    def _ipv4_settings(static: Ipv4Config | None) -> list[str]:
+        if static is None:
+            return ["ipv4.method", "auto", "ipv4.addresses", "", "ipv4.gateway", ""]
+        return [
+            "ipv4.method",
+            "manual",
+            "ipv4.addresses",
+            f"{static.ip}/{_prefix_length(static.netmask)}",
+            "ipv4.gateway",
+            static.gateway,
+        ]
 
     async def eth_link(self) -> LinkStatus:
         values = await self._show(self._eth)

@@ -479,7 +479,7 @@ class OtCtlEmulator:
     program: str = "ot-ctl"
     lines_sent: list[str] = field(default_factory=list)
 
-    async def run(self, argv: list[str]) -> CommandResult:
+    async def run(self, argv: list[str], *, timeout_s: float | None = None) -> CommandResult:
         if argv[0] != self.program or not self.radio.installed:
             # What SubprocessRunner reports when the program is not there.
             raise GatewayError(Code.BACKEND_UNAVAILABLE, f"cannot run {argv[0]}: not found")

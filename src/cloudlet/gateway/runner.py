@@ -17,7 +17,9 @@ class CommandResult:
 
 
 class CommandRunner(Protocol):
-    async def run(self, argv: list[str]) -> CommandResult: ...
+    async def run(self, argv: list[str], *, timeout_s: float | None = None) -> CommandResult:
+        """Run ``argv``; past ``timeout_s`` (default: the runner's) it is killed and the
+        call raises GatewayError BACKEND_UNAVAILABLE."""
 
 
 class SubprocessRunner:
@@ -26,7 +28,7 @@ class SubprocessRunner:
     def __init__(self, *, timeout_s: float) -> None:
         self._timeout_s = timeout_s
 
-    async def run(self, argv: list[str]) -> CommandResult:
+    async def run(self, argv: list[str], *, timeout_s: float | None = None) -> CommandResult:
         try:
             process = await asyncio.create_subprocess_exec(
                 *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
@@ -34,7 +36,7 @@ class SubprocessRunner:
         except OSError as exc:
             raise GatewayError(Code.BACKEND_UNAVAILABLE, f"cannot run {argv[0]}: {exc}") from exc
         try:
-            out, err = await asyncio.wait_for(process.communicate(), self._timeout_s)
+            out, err = await asyncio.wait_for(process.communicate(), timeout_s or self._timeout_s)
         except TimeoutError as exc:
             process.kill()
             await process.wait()

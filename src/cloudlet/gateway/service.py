@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -1141,11 +1142,21 @@ class GatewayService:
         await self.log("admin password changed")
 
     async def reset(self, *, keep_upgrade: UpgradeState | None = None) -> None:
-        """Factory defaults: uninitialized, new Thread network, no WiFi, no joiners."""
-        await self.thread.stop()
-        await self.thread.factory_reset()
-        await self.network.wifi_disconnect()
-        await self.network.eth_apply(None)
+        """Factory defaults: uninitialized, new Thread network, no WiFi, no joiners.
+
+        The stored state is reset whatever the hardware says: a step the radio or the
+        network refuses is logged, and does not leave a half-reset box behind."""
+        steps: tuple[Callable[[], Awaitable[None]], ...] = (
+            lambda: self.network.eth_apply(None),  # DHCP first: the way back to a wired box
+            self.thread.stop,
+            self.thread.factory_reset,
+            self.network.wifi_disconnect,
+        )
+        for step in steps:
+            try:
+                await step()
+            except GatewayError as exc:
+                await self.log(f"factory reset: {exc.message}")
         await drop(self.session, *RESET_SECTIONS)
         for table in (GatewayJoiner, GatewaySession, GatewayNonce, GatewayLoginFailure):
             await self.session.execute(delete(table))

@@ -20,7 +20,7 @@ from cloudlet.gateway.runtime import GatewayRuntime
 from cloudlet.gateway.simstore import SimWorld, stored_world
 from tests.conftest import ClientFactory, services_of
 
-PASSWORD = "goodpass1"
+PASSWORD = "goodpass10"
 
 
 def runtime_of(client: httpx.AsyncClient) -> GatewayRuntime:

@@ -119,7 +119,7 @@ async def test_check_initialized_and_set_init_once(gw: httpx.AsyncClient) -> Non
     assert result["firmware_category"] == "2c"
     await initialize(gw)
     assert (await gw.get("/ui/check_initialized")).json()["result"]["initialized"] is True
-    again = await gw.post("/ui/set_init", json={"lang": "en", "password": "another1"})
+    again = await gw.post("/ui/set_init", json={"lang": "en", "password": "another123"})
     assert again.status_code == 200
     assert again.json() == {"code": 21, "err_msg": "device is already initialized"}
     # The first password still works.
@@ -140,9 +140,12 @@ async def test_password_stored_as_encrypted_hmac(gw: httpx.AsyncClient) -> None:
 @pytest.mark.parametrize(
     "body",
     [
-        {"lang": "fr", "password": "goodpass1"},
+        {"lang": "fr", "password": "goodpass10"},
         {"lang": "en", "password": "short"},
-        {"lang": "en", "password": "x" * 65},
+        {"lang": "en", "password": "goodpass9"},  # GL's minimum is 10
+        {"lang": "en", "password": "x1" * 16},  # and its maximum 31
+        {"lang": "en", "password": "onlyletters"},  # one kind of character
+        {"lang": "en", "password": "spaced pass 1"},  # a character GL does not allow
         {"lang": "en"},
         {"lang": "en", "password": 12345678},
     ],
@@ -154,10 +157,11 @@ async def test_set_init_validation(gw: httpx.AsyncClient, body: dict[str, object
 
 
 async def test_set_init_password_bounds(gw: httpx.AsyncClient) -> None:
-    assert (await gw.post("/ui/set_init", json={"lang": "zh-cn", "password": "x" * 64})).json()[
+    longest = "Ab!" + "x" * 28
+    assert (await gw.post("/ui/set_init", json={"lang": "zh-cn", "password": longest})).json()[
         "code"
     ] == 0
-    assert (await session_headers(gw, "x" * 64))["Token"]
+    assert (await session_headers(gw, longest))["Token"]
 
 
 async def test_login_before_init_refused(gw: httpx.AsyncClient) -> None:
@@ -328,11 +332,11 @@ async def test_two_workers_share_login_state(
 async def test_set_admin_pwd(box: Box, gw: httpx.AsyncClient) -> None:
     other = await session_headers(gw)
     wrong = await box.post(
-        "/sys/set_admin_pwd", {"username": "root", "old_pwd": "nope12", "new_pwd": "newpass1"}
+        "/sys/set_admin_pwd", {"username": "root", "old_pwd": "nope12", "new_pwd": "newpass123"}
     )
     assert wrong == {"code": 25, "err_msg": "old password is wrong"}
     bad_user = await box.post(
-        "/sys/set_admin_pwd", {"username": "admin", "old_pwd": PASSWORD, "new_pwd": "newpass1"}
+        "/sys/set_admin_pwd", {"username": "admin", "old_pwd": PASSWORD, "new_pwd": "newpass123"}
     )
     assert bad_user["code"] == 11
     short = await box.post(
@@ -340,14 +344,14 @@ async def test_set_admin_pwd(box: Box, gw: httpx.AsyncClient) -> None:
     )
     assert short["code"] == 11
     done = await box.post(
-        "/sys/set_admin_pwd", {"username": "root", "old_pwd": PASSWORD, "new_pwd": "newpass1"}
+        "/sys/set_admin_pwd", {"username": "root", "old_pwd": PASSWORD, "new_pwd": "newpass123"}
     )
     assert done == {"code": 0, "result": {}}
     # This session lives on; other sessions end; only the new password logs in.
     assert (await box.get("/sys/get_info"))["code"] == 0
     assert (await gw.get("/sys/get_info", headers=other)).json() == DENIED
     assert (await login(gw)).json() == LOGIN_FAILED
-    assert (await login(gw, "newpass1")).json()["code"] == 0
+    assert (await login(gw, "newpass123")).json()["code"] == 0
 
 
 async def test_reset_returns_to_uninitialized(box: Box, gw: httpx.AsyncClient) -> None:
@@ -359,8 +363,8 @@ async def test_reset_returns_to_uninitialized(box: Box, gw: httpx.AsyncClient) -
     assert (await gw.get("/ui/check_initialized")).json()["result"]["initialized"] is False
     assert await box.get("/sys/get_info") == DENIED
     assert (await login(gw)).json()["code"] == 20
-    await initialize(gw, "freshpass")
-    fresh = Box(gw, await session_headers(gw, "freshpass"))
+    await initialize(gw, "freshpass1")
+    fresh = Box(gw, await session_headers(gw, "freshpass1"))
     cfg = await fresh.ok("POST", "/sys/export_sys_config")
     assert cfg["sntp_cfg"] == {"sntp_srv": "pool.ntp.org", "time_zone": "UTC+0"}
     assert cfg["otbr_cfg"]["nwk_on_off"] == 0 and cfg["otbr_cfg"]["passphrase"] == "goodlife"

@@ -8,7 +8,7 @@ from cloudlet.gateway.sim import main
 
 
 def test_simulator_joiner_flow(server: str, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["--url", server, "--password", "simpass12", "--joiner-flow", "--wait", "20"]) == 0
+    assert main(["--url", server, "--password", "simpass123", "--joiner-flow", "--wait", "20"]) == 0
     out = capsys.readouterr().out
     assert '"RCP"' in out and '"Status": 2' in out
     assert '"EUI64": "0017880100000001"' in out and '"PSKd": "J01NME"' in out

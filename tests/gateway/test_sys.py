@@ -330,8 +330,8 @@ async def test_import_of_export_restores_state(box: Box, gw: httpx.AsyncClient) 
     exported = await box.ok("POST", "/sys/export_sys_config")
     status_before = await box.ok("GET", "/otbr/get_status")
     await box.ok("POST", "/sys/reset")
-    await initialize(gw, "otherpass")
-    fresh = Box(gw, await session_headers(gw, "otherpass"))
+    await initialize(gw, "otherpass1")
+    fresh = Box(gw, await session_headers(gw, "otherpass1"))
     assert (await fresh.ok("POST", "/sys/export_sys_config")) != exported
     assert await fresh.post("/sys/import_sys_config", exported) == {"code": 0, "result": {}}
     assert (await fresh.ok("POST", "/sys/export_sys_config")) == exported

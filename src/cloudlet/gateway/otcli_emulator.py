@@ -301,7 +301,7 @@ class EmulatedRadio:
 
     def cmd_rloc16(self, args: list[str]) -> list[str]:
         rloc = {"leader": 0x0400, "router": 0x0800, "child": 0x0801}.get(self.role, 0xFFFE)
-        return [f"{rloc:04x}"]
+        return [f"0x{rloc:04x}"]  # as the CLI reference prints it
 
     def cmd_txpower(self, args: list[str]) -> list[str]:
         if not args:

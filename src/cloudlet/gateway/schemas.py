@@ -17,7 +17,12 @@ TXPOWER_MIN, TXPOWER_MAX = -24, 20
 TIMEZONES = tuple(f"UTC{'+' if n >= 0 else '-'}{abs(n)}" for n in range(-12, 15))
 # Cloudlet's choices where the vendor gives no bound (see docs/gateway.md).
 JOINER_TIMEOUT_MIN, JOINER_TIMEOUT_MAX = 1, 86_400
-ADMIN_PASSWORD_MIN, ADMIN_PASSWORD_MAX = 6, 64
+# GL's published rule for the S20's admin password: 10-31 characters of letters, digits
+# and these symbols, with at least two of upper case, lower case, digits and symbols. It
+# applies to new passwords; one set before (up to 64 characters) still logs in and can be
+# given as old_pwd.
+ADMIN_PASSWORD_MIN, ADMIN_PASSWORD_MAX, OLD_ADMIN_PASSWORD_MAX = 10, 31, 64
+ADMIN_PASSWORD_SYMBOLS = set("!@#$%^&*()_+-=,.><|?/\\[]{}:;\"'`~")
 CHECK_INTERVAL_MIN, CHECK_INTERVAL_MAX = 1, 1440
 CHECK_TIMES_MIN, CHECK_TIMES_MAX = 1, 100
 DEFAULT_JOINER_TIMEOUT = 120
@@ -168,7 +173,28 @@ Timezone = Literal[
 Language = Literal["zh-cn", "en"]
 Protocol = Literal["dhcp", "static"]
 OnOff = Annotated[int, Field(ge=0, le=1)]
-AdminPassword = Annotated[str, Field(min_length=ADMIN_PASSWORD_MIN, max_length=ADMIN_PASSWORD_MAX)]
+
+
+def _admin_password_rules(value: str) -> str:
+    classes = [
+        any(c.isascii() and c.isupper() for c in value),
+        any(c.isascii() and c.islower() for c in value),
+        any(c.isascii() and c.isdigit() for c in value),
+        any(c in ADMIN_PASSWORD_SYMBOLS for c in value),
+    ]
+    allowed = all(c.isascii() and (c.isalnum() or c in ADMIN_PASSWORD_SYMBOLS) for c in value)
+    if not allowed:
+        raise ValueError("only letters, digits and the symbols !@#$%^&*()_+-=,.><|?/\\[]{}:;\"'`~")
+    if sum(classes) < 2:
+        raise ValueError("needs two of: upper case, lower case, digits, symbols")
+    return value
+
+
+AdminPassword = Annotated[
+    str,
+    Field(min_length=ADMIN_PASSWORD_MIN, max_length=ADMIN_PASSWORD_MAX),
+    AfterValidator(_admin_password_rules),
+]
 Ssid = Annotated[str, Field(min_length=1, max_length=32)]
 WifiPassword = Annotated[str, Field(max_length=64)]
 CheckIpv4 = Annotated[list[Ipv4], Field(max_length=3)]
@@ -385,7 +411,7 @@ class UpgradeCertificate(Wire):
 
 class SetAdminPwd(Wire):
     username: str
-    old_pwd: Annotated[str, Field(max_length=ADMIN_PASSWORD_MAX)]
+    old_pwd: Annotated[str, Field(max_length=OLD_ADMIN_PASSWORD_MAX)]
     new_pwd: AdminPassword
 
 

@@ -58,7 +58,7 @@ def joiner_flow(ui: WebUi, *, eui64: str, pskd: str, wait_s: float) -> dict[str,
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="cloudlet simulate gateway")
     parser.add_argument("--url", default="http://127.0.0.1:8000")
-    parser.add_argument("--password", default="goodlife1")
+    parser.add_argument("--password", default="goodlife10")
     parser.add_argument("--joiner-flow", action="store_true")
     parser.add_argument("--eui64", default="0017880100000001")
     parser.add_argument("--pskd", default="J01NME")

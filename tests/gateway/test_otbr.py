@@ -152,8 +152,30 @@ async def test_generate_thread_network(box: Box) -> None:
     after = (await box.ok("GET", "/otbr/get_status"))["Network"]
     assert after["NetworkKey"] != before["NetworkKey"]
     assert after["ExtPanId"] != before["ExtPanId"]
-    assert after["NetworkName"] == f"OpenThread-{int(after['PanId'], 16):04x}"
+    # Same name and channel (GL's defaults on a new box), new credentials.
+    assert (after["NetworkName"], after["Channel"]) == (before["NetworkName"], 26)
     assert after["PSKc"] == compute_pskc("goodlife", after["ExtPanId"], after["NetworkName"])
+
+
+async def test_vendor_defaults(box: Box) -> None:
+    status = await box.ok("GET", "/otbr/get_status")
+    mac = (await box.client.get("/ui/check_initialized")).json()["result"]["mac"]
+    digits = mac.replace(":", "").lower()
+    network = status["Network"]
+    assert network["NetworkName"] == f"GL-S20-{digits[-3:]}"
+    assert (network["Channel"], status["RCP"]["TXPower"]) == (26, 6)
+    assert int(network["PanId"], 16) == min(int(digits[-4:], 16), 0xFFFE) or 1
+
+
+async def test_joiner_list_holds_fifty(box: Box) -> None:
+    for n in range(50):
+        await box.ok("POST", "/otbr/add_joiner", {"PSKd": "J01NME", "EUI64": f"{n:016x}"})
+    full = await box.post("/otbr/add_joiner", {"PSKd": "J01NME", "EUI64": f"{99:016x}"})
+    assert full == {"code": 11, "err_msg": "invalid parameters: at most 50 joiners"}
+    # Changing an entry already listed is not a new one.
+    await box.ok("POST", "/otbr/add_joiner", {"PSKd": "ABCDEF", "EUI64": f"{7:016x}"})
+    too_many = {"DeviceList": [{"EUI64": f"{99:016x}", "PSKd": "J01NME"}]}
+    assert (await box.post("/otbr/import_joiner_list", too_many))["code"] == 11
 
 
 async def test_scan(box: Box) -> None:
@@ -347,6 +369,9 @@ async def test_joiner_flow_end_to_end(box: Box, clock: FrozenClock) -> None:
         },
     ]
     exported = await box.ok("GET", "/otbr/export_joiner_list")
+    # Reading the box's own export back changes nothing: the joined device stays Joined.
+    await box.ok("POST", "/otbr/import_joiner_list", exported)
+    assert (await box.ok("GET", "/otbr/get_joiner_list"))["DeviceList"] == devices
     assert exported == {
         "joiner_list_version": "1",
         "DeviceList": [{"EUI64": JOINER_1, "PSKd": "J01NME"}],
@@ -399,9 +424,21 @@ async def test_wildcard_joiner_and_timeout(box: Box, clock: FrozenClock) -> None
     assert devices["*"]["Status"] == 3
 
 
-async def test_rejoin_and_commit_need_commissioner(box: Box) -> None:
+async def test_commit_needs_commissioner_rejoin_does_not(box: Box, clock: FrozenClock) -> None:
     inactive = {"code": 32, "err_msg": "commissioner is not active"}
-    assert await box.post("/otbr/rejoin_all", {"Type": 3}) == inactive
+    await box.ok("POST", "/otbr/start")
+    await box.ok("POST", "/otbr/set_commissioning", {"Enable": True})
+    await box.ok("POST", "/otbr/add_joiner", {"PSKd": "ABCDEF", "EUI64": JOINER_1, "Timeout": 1})
+    clock.advance(2)
+    assert (await box.ok("GET", "/otbr/get_joiner_list"))["DeviceList"][0]["Status"] == 3
+    await box.ok("POST", "/otbr/set_commissioning", {"Enable": False})
+    # GL: Rejoin puts the entry back in the list (Ready) without an active commissioner.
+    assert await box.post("/otbr/rejoin_all", {"Type": 1, "Timeout": 60}) == {
+        "code": 0,
+        "result": {},
+    }
+    device = (await box.ok("GET", "/otbr/get_joiner_list"))["DeviceList"][0]
+    assert (device["Status"], device["Timeout"]) == (0, 60)
     assert await box.post("/otbr/commit_joiner_list", {"Timeout": 10}) == inactive
     bad(await box.post("/otbr/rejoin_all", {"Type": 4}), "Type")
     bad(await box.post("/otbr/commit_joiner_list", {"Timeout": 0}), "Timeout")

@@ -60,7 +60,8 @@ class GatewaySettings(BaseModel):
     otbr_rest_host: str = ""  # "" = the server's own host
 
     # Defaults a factory reset returns to.
-    default_txpower: int = 0
+    default_txpower: int = 6  # GL's S20 defaults: 6 dBm on channel 26
+    default_channel: int = 26
     default_passphrase: str = "goodlife"
     default_sntp: str = "pool.ntp.org"
     default_timezone: str = "UTC+0"

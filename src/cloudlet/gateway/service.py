@@ -78,6 +78,7 @@ UPGRADE_OK, UPGRADE_FAILED, UPGRADE_RUNNING = 0, 1, 2
 CFG_VER = 1
 JOINER_LIST_VERSION = "1"
 MAX_SAVED_WIFI = 3
+MAX_JOINERS = 50  # GL's limit for the S20's joiner list
 LOG_LINES = 500
 # The log table keeps this many rows, pruned every LOG_PRUNE_EVERY lines.
 LOG_KEEP = 5000
@@ -167,24 +168,34 @@ class GatewayService:
         found = await load(self.session, OtbrState)
         if found is not None:
             return found
+        identity = await self.identity()
+        mac = identity.eth_mac.replace(":", "").lower()
+        # GL's defaults for the S20: channel 26, TX power 6 dBm, the name GL-S20-<the last
+        # three digits of the MAC>, the PAN id from the MAC (its last four digits).
+        pan_id = min(int(mac[-4:], 16), 0xFFFE) or 1
         state = self._new_network(
-            passphrase=self.settings.default_passphrase, txpower=self.settings.default_txpower
+            passphrase=self.settings.default_passphrase,
+            txpower=self.settings.default_txpower,
+            channel=self.settings.default_channel,
+            pan_id=pan_id,
+            name=f"{self.settings.hostname}-{mac[-3:]}",
         )
         await save(self.session, state)
         return state
 
-    def _new_network(self, *, passphrase: str, txpower: int) -> OtbrState:
-        """A fresh random network, as ``dataset init new`` makes one."""
-        pan_id = secrets.randbelow(0xFFFE) + 1
+    def _new_network(
+        self, *, passphrase: str, txpower: int, channel: int, pan_id: int, name: str
+    ) -> OtbrState:
+        """A new network: random network key and extended PAN id, as ``dataset init new``."""
         ext_pan_id = secrets.token_hex(8)
         return OtbrState(
             txpower=txpower,
             passphrase_enc=self.box.encrypt(passphrase),
-            channel=11 + secrets.randbelow(16),
+            channel=channel,
             pan_id=pan_id,
             nwk_key_enc=self.box.encrypt(secrets.token_hex(16)),
             ext_pan_id=ext_pan_id,
-            nwk_name=f"OpenThread-{pan_id:04x}",
+            nwk_name=name,
             mesh_local_prefix=mesh_local_prefix_for(ext_pan_id),
         )
 
@@ -499,7 +510,15 @@ class GatewayService:
     async def generate_network(self) -> None:
         otbr = await self.otbr()
         passphrase = self.box.decrypt(otbr.passphrase_enc) or self.settings.default_passphrase
-        fresh = self._new_network(passphrase=passphrase, txpower=otbr.txpower)
+        # New credentials (key, extended PAN id, a random PAN id) on the same channel and
+        # under the same name: "generate new configurations", not a new place to look for.
+        fresh = self._new_network(
+            passphrase=passphrase,
+            txpower=otbr.txpower,
+            channel=otbr.channel,
+            pan_id=secrets.randbelow(0xFFFE) + 1,
+            name=otbr.nwk_name or f"{self.settings.hostname}-{secrets.token_hex(2)[:3]}",
+        )
         fresh.enabled, fresh.bbr, fresh.commissioner = otbr.enabled, otbr.bbr, otbr.commissioner
         await self._apply_network(fresh)
         await self.log(f"thread network generated: {fresh.nwk_name}")
@@ -544,7 +563,16 @@ class GatewayService:
                 row.status = JOINER_READY
         await self.session.flush()
 
+    async def _room_for(self, new: set[str]) -> None:
+        """GL's joiner list holds at most MAX_JOINERS entries."""
+        have = {row.eui64 for row in await self._joiners()}
+        if len(have | new) > MAX_JOINERS:
+            raise GatewayError(
+                Code.INVALID_PARAMS, f"invalid parameters: at most {MAX_JOINERS} joiners"
+            )
+
     async def add_joiner(self, body: w.AddJoiner) -> None:
+        await self._room_for({body.EUI64})
         row = await self.session.get(GatewayJoiner, body.EUI64)
         if row is None:
             row = GatewayJoiner(
@@ -602,11 +630,18 @@ class GatewayService:
         }
 
     async def rejoin_all(self, *, kind: int, timeout_s: int) -> None:
-        await self._require_commissioner()
+        """Put the chosen entries back in the list (GL: without an active commissioner they
+        wait as Ready; with one they are handed to it at once)."""
         wanted = {1: {JOINER_TIMEOUT}, 2: {JOINER_JOINED}, 3: set(range(4))}[kind]
+        active = await self.thread.commissioner_active()
         for row in await self.refresh_joiners():
-            if row.status in wanted:
+            if row.status not in wanted:
+                continue
+            if active:
                 await self._push_joiner(row, timeout_s)
+            else:
+                row.status, row.timeout_s = JOINER_READY, timeout_s
+                row.added_ms, row.joined_ms = self.now_ms, 0
         await self.session.flush()
 
     async def remove_joiners(self, eui64s: list[str]) -> None:
@@ -632,11 +667,14 @@ class GatewayService:
         }
 
     async def import_joiners(self, body: w.ImportJoiners) -> None:
+        await self._room_for({entry.EUI64 for entry in body.DeviceList})
         for entry in body.DeviceList:
             row = await self.session.get(GatewayJoiner, entry.EUI64)
             if row is None:
                 row = GatewayJoiner(eui64=entry.EUI64, timeout_s=w.DEFAULT_JOINER_TIMEOUT)
                 self.session.add(row)
+            elif row.status == JOINER_JOINED and self.box.decrypt(row.pskd_enc) == entry.PSKd:
+                continue  # the box's own export read back: that device has joined already
             row.pskd_enc = self.box.encrypt(entry.PSKd)
             row.status, row.added_ms, row.joined_ms = JOINER_READY, self.now_ms, 0
         await self.session.flush()

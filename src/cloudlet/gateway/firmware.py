@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -12,6 +13,14 @@ from cloudlet.gateway.config import FirmwareEntry
 
 FOTA = 1  # OtaPackage.type: firmware
 FULL_IMAGE = 1  # OtaPackage.kind: a full image (the box cannot apply differentials)
+
+
+def version_key(version: str) -> tuple[tuple[int, int, str], ...]:
+    """Order versions as versions: 1.9.0 < 1.10.0; numeric parts before text parts."""
+    return tuple(
+        (0, int(part), "") if part.isdigit() else (1, 0, part)
+        for part in re.split(r"[.\-_]", version)
+    )
 
 
 class FirmwareSource(Protocol):
@@ -26,7 +35,7 @@ class LocalFirmwareSource:
     name = "local"
 
     def __init__(self, entries: Sequence[FirmwareEntry]) -> None:
-        self._entries = list(entries)
+        self._entries = sorted(entries, key=lambda e: version_key(e.version))
 
     async def available(self, session: AsyncSession) -> list[FirmwareEntry]:
         return list(self._entries)
@@ -52,5 +61,5 @@ class OtaFirmwareSource:
         )
         if self._manuf:
             query = query.where(OtaPackage.manuf == self._manuf)
-        versions = sorted(set((await session.scalars(query)).all()))
+        versions = sorted(set((await session.scalars(query)).all()), key=version_key)
         return [FirmwareEntry(type=self._category, version=v) for v in versions]

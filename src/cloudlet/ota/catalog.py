@@ -26,10 +26,19 @@ class CatalogEntry:
     model_zh: str = ""
 
     def names_manufacturer(self, folded: str) -> bool:
-        return folded in (_fold(self.manufacturer), _fold(self.manufacturer_zh), self.manuf_no)
+        names = (_fold(self.manufacturer), _fold(self.manufacturer_zh), self.manuf_no)
+        return bool(folded) and folded in names
 
     def names_model(self, folded: str) -> bool:
-        return folded in (_fold(self.model), _fold(self.model_zh), self.model_no)
+        return bool(folded) and folded in (_fold(self.model), _fold(self.model_zh), self.model_no)
+
+
+# Devices Cloudlet itself updates from the OTA family that are in no OneNET table: the
+# GL-S20 border router (its online firmware, gateway family). Kind "cloudlet", no OneNET
+# numbers (none exist; none are made up).
+CLOUDLET_DEVICES = (
+    CatalogEntry(kind="cloudlet", manufacturer="GL.iNet", model="S20", manuf_no="", model_no=""),
+)
 
 
 class CatalogError(ValueError):
@@ -42,7 +51,7 @@ def entries() -> tuple[CatalogEntry, ...]:
     raw = json.loads(resources.files("cloudlet.ota").joinpath("data/catalog.json").read_text())
     rows = [CatalogEntry(**row) for row in [*raw["chips"], *raw["modules"]]]
     _validate(rows)
-    return tuple(rows)
+    return (*rows, *CLOUDLET_DEVICES)
 
 
 def _validate(rows: list[CatalogEntry]) -> None:

@@ -8,8 +8,11 @@ from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from pydantic import BaseModel
 from sqlalchemy.exc import IntegrityError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.formparsers import MultiPartException
 
 from cloudlet.core.auth import AdminDep
 from cloudlet.core.errors import BadPayload, envelope_route, read_json
@@ -23,7 +26,7 @@ from cloudlet.gateway.simstore import ensure_world, stored_world
 from cloudlet.gateway.simthread import JoinerDevice
 
 PREFIXES = ("/ui", "/otbr", "/eth", "/wifi", "/wan_failover", "/sys")
-_BODY_PROBLEMS = {"malformed JSON", "empty body", "body too large"}
+_BODY_PROBLEMS = {"malformed JSON", "malformed multipart body", "empty body", "body too large"}
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -89,7 +92,13 @@ Sid = Annotated[str, Depends(require_sid)]
 
 async def parse(request: Request, model: type[M]) -> M:
     services: Services = request.app.state.services
-    data = await read_json(request, max_bytes=services.settings.gateway.max_body_bytes)
+    try:
+        data = await read_json(request, max_bytes=services.settings.gateway.max_body_bytes)
+    except BadPayload as exc:
+        # A body whose every field is optional may be left out altogether.
+        if exc.reason != "empty body" or any(f.is_required() for f in model.model_fields.values()):
+            raise
+        data = {}
     return model.model_validate(data)
 
 
@@ -324,6 +333,17 @@ def vendor_router() -> APIRouter:
             ),
         )
 
+    # "/ui/challenge/" is "/ui/challenge": the box's web server does not tell them apart,
+    # and a redirect would turn a POST into a second request that some clients never make.
+    for route in list(router.routes):
+        if isinstance(route, APIRoute):
+            router.add_api_route(
+                route.path + "/",
+                route.endpoint,
+                methods=sorted(route.methods or ()),
+                name=f"{route.name}/",
+                include_in_schema=False,
+            )
     return router
 
 
@@ -336,13 +356,17 @@ async def _certificate_body(request: Request) -> bytes:
         declared = request.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
             raise BadPayload("body too large")
-        async with request.form() as form:
-            for value in form.values():
-                if not isinstance(value, str):
-                    data = await value.read()
-                    if len(data) > limit:
-                        raise BadPayload("body too large")
-                    return data
+        try:
+            async with request.form() as form:
+                for value in form.values():
+                    if not isinstance(value, str):
+                        data = await value.read()
+                        if len(data) > limit:
+                            raise BadPayload("body too large")
+                        return data
+        # Starlette answers a broken form with its own HTTP 400; here it is bad input.
+        except (MultiPartException, StarletteHTTPException, ValueError) as exc:
+            raise BadPayload("malformed multipart body") from exc
         raise BadPayload("empty body")
     chunks: list[bytes] = []
     size = 0

@@ -297,10 +297,31 @@ class CommitJoiners(Wire):
 # /eth and /wifi
 
 
+def gateway_problem(ip: str, netmask: str, gateway: str) -> str | None:
+    """A static address the box could not use: the gateway outside its subnet, or the
+    address being the subnet's network or broadcast address, or the gateway itself."""
+    network = ipaddress.IPv4Network(f"{ip}/{netmask}", strict=False)
+    address, router = ipaddress.IPv4Address(ip), ipaddress.IPv4Address(gateway)
+    if router not in network:
+        return f"gateway {gateway} is outside {network}"
+    if network.prefixlen < 31 and address in (network.network_address, network.broadcast_address):
+        return f"{ip} is not a host address of {network}"
+    if address == router:
+        return "ip and gateway are the same address"
+    return None
+
+
 class Ipv4Static(Wire):
     ip: Ipv4
     netmask: Netmask
     gateway: Ipv4
+
+    @model_validator(mode="after")
+    def _reachable_gateway(self) -> Ipv4Static:
+        problem = gateway_problem(self.ip, self.netmask, self.gateway)
+        if problem:
+            raise ValueError(problem)
+        return self
 
 
 class EthSetConfig(Wire):
@@ -351,8 +372,9 @@ class SetReconnect(Wire):
 
 class FailoverSide(Wire):
     enable: bool
-    check_ipv4: CheckIpv4 = Field(default_factory=list)
-    check_ipv6: CheckIpv6 = Field(default_factory=list)
+    # Absent = keep the stored targets (a UI switch sends only {"enable": ...}).
+    check_ipv4: CheckIpv4 | None = None
+    check_ipv6: CheckIpv6 | None = None
     # Not in the vendor's set_config table but in its get_config: accepted when sent back.
     check_interval: CheckInterval | None = None
     check_success_time: CheckTimes | None = None
@@ -466,6 +488,9 @@ class StaticIpv4Cfg(Wire):
     def require_complete(self) -> None:
         if not (self.ip and self.netmask and self.gateway):
             raise ValueError("static_ipv4/ipv4 needs ip, netmask and gateway when DHCP is off")
+        problem = gateway_problem(self.ip, self.netmask, self.gateway)
+        if problem:
+            raise ValueError(problem)
 
 
 class DhcpCfg(Wire):

@@ -875,7 +875,10 @@ class GatewayService:
             if given is None:
                 continue
             side.enable = given.enable
-            side.check_ipv4, side.check_ipv6 = list(given.check_ipv4), list(given.check_ipv6)
+            if given.check_ipv4 is not None:
+                side.check_ipv4 = list(given.check_ipv4)
+            if given.check_ipv6 is not None:
+                side.check_ipv6 = list(given.check_ipv6)
             for field in ("check_interval", "check_success_time", "check_fail_time"):
                 value = getattr(given, field)
                 if value is not None:

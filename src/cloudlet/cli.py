@@ -90,9 +90,9 @@ def _otbr_rest_server(services: Any, settings: Settings, *, log_level: str) -> l
         sock.bind((host, port))
     except OSError as exc:
         sock.close()
-        print(f"OTBR REST API not served: {host}:{port} is not free ({exc.strerror})")
+        print(f"OTBR REST API not served: {host}:{port} is not free ({exc.strerror})", flush=True)
         return []
-    print(f"OTBR REST API (Home Assistant's OTBR integration) on http://{host}:{port}")
+    print(f"OTBR REST API (Home Assistant's OTBR integration) on http://{host}:{port}", flush=True)
     config = server_config(OtbrRestApp(services), host=host, port=port, log_level=log_level)
     config.lifespan = "off"
     return [uvicorn.Server(config).serve(sockets=[sock])]

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -97,57 +97,67 @@ def _free_port() -> int:
         return port
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[str]:
-    """``cloudlet serve`` with only the gateway family, on a free 127.0.0.1 port."""
+@contextmanager
+def serving(data_dir: Path, **env_extra: str) -> Iterator[tuple[str, Path]]:
+    """``cloudlet serve`` with only the gateway family on a free 127.0.0.1 port: its base URL
+    and the file its output goes to."""
     port = _free_port()
     env = {
         **os.environ,
         "CLOUDLET_FAMILIES": '["gateway"]',
         "CLOUDLET_SECRET_KEY": "js-test-secret",
         "CLOUDLET_DATABASE_URL": "",
+        **env_extra,
     }
     cli = Path(sys.executable).parent / "cloudlet"
-    process = subprocess.Popen(
-        [
-            str(cli),
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--data-dir",
-            str(tmp_path / "data"),
-            "--gateway-backend",
-            "simulated",
-            "--log-level",
-            "warning",
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"server exited: {process.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("server did not start in 30 s")
-            time.sleep(0.2)
-        yield base
-    finally:
-        process.terminate()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log = data_dir.parent / "serve.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [
+                str(cli),
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--data-dir",
+                str(data_dir),
+                "--gateway-backend",
+                "simulated",
+                "--log-level",
+                "warning",
+            ],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+        base = f"http://127.0.0.1:{port}"
         try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        if process.stderr is not None:
-            process.stderr.close()
+            deadline = time.monotonic() + 30
+            while True:
+                if process.poll() is not None:
+                    raise RuntimeError(f"server exited: {log.read_text()[-2000:]}")
+                try:
+                    if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise RuntimeError("server did not start in 30 s")
+                time.sleep(0.2)
+            yield base, log
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[str]:
+    """``cloudlet serve`` with only the gateway family, on a free 127.0.0.1 port."""
+    with serving(tmp_path / "data") as (base, _log):
+        yield base

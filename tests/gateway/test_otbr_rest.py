@@ -12,6 +12,7 @@ import asyncio
 import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import aiohttp
 import httpx
@@ -25,7 +26,7 @@ from cloudlet.core.clock import FrozenClock
 from cloudlet.core.wire import server_config
 from cloudlet.gateway.otbr_rest import OtbrRestApp
 from tests.conftest import ClientFactory, services_of
-from tests.gateway.conftest import Box, initialize, session_headers
+from tests.gateway.conftest import Box, _free_port, initialize, serving, session_headers
 
 
 @dataclass
@@ -194,3 +195,30 @@ NETWORK_11 = {
     "NetworkKey": "00112233445566778899AABBCCDDEEFF",
     "Channel": 11,
 }
+
+
+def test_cloudlet_serve_answers_the_rest_api_on_its_port(tmp_path: Path) -> None:
+    rest_port = _free_port()
+    with serving(tmp_path / "data", CLOUDLET_GATEWAY__OTBR_REST_PORT=str(rest_port)) as (
+        _base,
+        log,
+    ):
+        answer = httpx.get(f"http://127.0.0.1:{rest_port}/node/state", timeout=5)
+        assert (answer.status_code, answer.json()) == (200, "disabled")
+        assert (
+            f"OTBR REST API (Home Assistant's OTBR integration) on http://127.0.0.1:{rest_port}"
+            in log.read_text()
+        )
+
+
+def test_a_taken_rest_port_costs_only_the_rest_api(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with serving(tmp_path / "data", CLOUDLET_GATEWAY__OTBR_REST_PORT=str(port)) as (
+            base,
+            log,
+        ):
+            assert httpx.get(f"{base}/ui/check_initialized", timeout=5).json()["code"] == 0
+            assert f"OTBR REST API not served: 127.0.0.1:{port} is not free" in log.read_text()

@@ -52,10 +52,13 @@ def test_vendor_paths_described(app_and_spec: tuple[Any, dict[str, Any]], family
         if family_of(path) == family
     }
     # Every vendor path the app serves, except the catch-all answering unknown paths.
+    routes = set(app_routes(app))
     served = {
         (method, path)
-        for method, path in app_routes(app)
+        for method, path in routes
         if family_of(path) == family and "{rest" not in path
+        # the gateway's trailing-slash spellings of a described path (docs/gateway.md)
+        and not (path.endswith("/") and (method, path[:-1]) in routes)
     }
     assert served and served == set(described), served ^ set(described)
     for (method, path), op in described.items():

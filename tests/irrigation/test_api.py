@@ -143,6 +143,17 @@ async def test_password_change_rules(client: httpx.AsyncClient) -> None:
     await expect(await client.get("/v1/devices", headers={"Authorization": token}), 401, 103)
 
 
+async def test_names_longer_than_any_account(client: httpx.AsyncClient) -> None:
+    # Once a 500 on PostgreSQL (the name went into 48- and 32-character key columns).
+    for length in (33, 44, 64):
+        name = "n" * length
+        for _ in range(4):  # past the captcha threshold: still just a wrong password
+            login = await client.post("/v1/user/login", json={"name": name, "passwd": "x" * 8})
+            await expect(login, 403, 101)
+        change = {"name": name, "passwd": "x" * 8, "passwdnew": "Brand1New"}
+        await expect(await client.put("/v1/user/passwd", json=change), 403, 101)
+
+
 async def test_device_management_codes(client: httpx.AsyncClient, make_sim: SimFactory) -> None:
     token = await register_and_login(client)
     auth = {"Authorization": token}

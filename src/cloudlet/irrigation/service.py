@@ -35,6 +35,8 @@ from cloudlet.irrigation.models import (
 )
 from cloudlet.irrigation.protocol import DEVICE_ID_LENGTH, credential_digest, link_credential
 
+USER_NAME_MAX = 32  # the register rule's longest name (RegisterBody.name)
+
 NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.\-]{0,31}$")
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 PHONE_RE = re.compile(r"^\+?[0-9][0-9 \-]{0,19}$")
@@ -139,8 +141,12 @@ async def _user_with_password(
 ) -> tuple[IrrigationUser, str]:
     """The user ``name`` past the captcha gate when ``passwd`` is right, and its failure subject.
 
-    A wrong password is counted toward the captcha requirement and answered 101.
+    A wrong password is counted toward the captcha requirement and answered 101. A name
+    longer than any account can have (registration allows 32 characters) is answered 101
+    at once: there is nothing to guard, and it would not fit the failure and captcha keys.
     """
+    if len(name.strip()) > USER_NAME_MAX:
+        raise AifroError(e.WRONG_PASSWORD)
     subject = f"user:{name.lower()}"
     await _require_captcha_if_needed(
         session,

@@ -56,7 +56,8 @@ def test_vendor_paths_described(app_and_spec: tuple[Any, dict[str, Any]], family
     served = {
         (method, path)
         for method, path in routes
-        if family_of(path) == family and "{rest" not in path
+        if family_of(path) == family
+        and "{rest" not in path
         # the gateway's trailing-slash spellings of a described path (docs/gateway.md)
         and not (path.endswith("/") and (method, path[:-1]) in routes)
     }

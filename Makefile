@@ -8,6 +8,7 @@ LINT_PATHS := $(wildcard src tests bench migrations)
 .PHONY: serve test lint typecheck check bench clean
 
 $(STAMP): pyproject.toml
+	@echo "Installing Cloudlet and its dependencies into $(VENV) (first run, or pyproject.toml changed)..."
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'

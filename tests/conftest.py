@@ -34,9 +34,11 @@ from cloudlet.core.settings import Settings
 # The suite never reaches the internet: irrigation's weather feed (Open-Meteo by default)
 # stays offline unless a test points it at its own local server. Subprocess servers inherit it.
 os.environ.setdefault("CLOUDLET_IRRIGATION__WEATHER_SOURCE", "offline")
-# Every `cloudlet serve` a test starts leaves the OTBR REST API's fixed port 8081 alone (the
-# suite binds no fixed port); tests serve that API on free ports themselves.
+# Every `cloudlet serve` a test starts leaves the fixed ports alone (the suite must pass while
+# `make serve` runs beside it): the OTBR REST API's 8081 off, the embedded brokers on free ports.
 os.environ.setdefault("CLOUDLET_GATEWAY__OTBR_REST_PORT", "0")
+os.environ.setdefault("CLOUDLET_IRRIGATION__EMBEDDED_MQTT_PORT", "0")
+os.environ.setdefault("CLOUDLET_HOMEASSISTANT__EMBEDDED_MQTT_PORT", "0")
 
 # The instant of the Lefu seed examples (nowTime 1730888100229), so golden bodies match.
 SEED_INSTANT_MS = 1730888100229

@@ -109,6 +109,11 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
         for router in family.routers(services):
             app.include_router(router)
 
+    @app.get("/", include_in_schema=False)
+    async def home() -> Response:
+        """A browser opening the server's address lands on the dashboard."""
+        return RedirectResponse("/console/", status_code=307)
+
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, object]:
         return {"status": "ok", "version": __version__, "families": settings.families}

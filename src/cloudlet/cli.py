@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from cloudlet.core.settings import ALL_FAMILIES, Settings, load_settings
+from cloudlet.core.settings import ALL_FAMILIES, ConfigError, Settings, load_settings
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -58,23 +58,54 @@ async def _run_servers(settings: Settings, *, log_level: str) -> int:
         apps.append((settings.host, settings.port, settings))
     servers = []
     for host, port, app_settings in apps:
+        sock = _listen(host, port)
+        if sock is None:
+            setting = "--gateway-port" if app_settings.families == ["gateway"] else "--port"
+            print(
+                f"cloudlet: {host}:{port} is taken (another Cloudlet, or another program): "
+                f"choose another with {setting} or CLOUDLET_PORT",
+                file=sys.stderr,
+                flush=True,
+            )
+            return 1
+        app = create_app(app_settings)
+        config = server_config(app, host=host, port=port, log_level=log_level)
+        servers.append(uvicorn.Server(config).serve(sockets=[sock]))
         print(
             f"Cloudlet {app_settings.families} on http://{host}:{port}",
             f"(data in {settings.data_dir})",
+            flush=True,
         )
-        app = create_app(app_settings)
-        config = server_config(app, host=host, port=port, log_level=log_level)
-        servers.append(uvicorn.Server(config).serve())
+        if app_settings.families != ["gateway"]:
+            print(
+                f"Dashboard: http://{host}:{port}/console/ (user admin; its password is printed "
+                "once, on the first start: `cloudlet admin set-password admin` sets a new one)",
+                flush=True,
+            )
         if "gateway" in app_settings.families and settings.gateway.otbr_rest_port:
             servers.extend(_otbr_rest_server(app.state.services, settings, log_level=log_level))
     await asyncio.gather(*servers)
     return 0
 
 
+def _listen(host: str, port: int) -> Any:
+    """A bound listening-ready socket for ``host:port``, or None when it is taken."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        return None
+    return sock
+
+
 def _otbr_rest_server(services: Any, settings: Settings, *, log_level: str) -> list[Any]:
     """The ot-br-posix REST API on its own port, beside the gateway family. A port that is
     taken (a real otbr-agent on this box, a second worker) costs only this API."""
-    import socket
 
     import uvicorn
 
@@ -83,14 +114,9 @@ def _otbr_rest_server(services: Any, settings: Settings, *, log_level: str) -> l
 
     host = settings.gateway.otbr_rest_host or settings.host
     port = settings.gateway.otbr_rest_port
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        print(f"OTBR REST API not served: {host}:{port} is not free ({exc.strerror})", flush=True)
+    sock = _listen(host, port)
+    if sock is None:
+        print(f"OTBR REST API not served: {host}:{port} is not free", flush=True)
         return []
     print(f"OTBR REST API (Home Assistant's OTBR integration) on http://{host}:{port}", flush=True)
     config = server_config(OtbrRestApp(services), host=host, port=port, log_level=log_level)
@@ -148,10 +174,15 @@ def build_parser() -> argparse.ArgumentParser:
     create = admin_sub.add_parser("create-user")
     create.add_argument("username")
     create.add_argument("--password", help="prompted for when omitted")
+    setpw = admin_sub.add_parser(
+        "set-password", help="set (or reset) an admin's password and lift its lockout"
+    )
+    setpw.add_argument("username")
+    setpw.add_argument("--password", help="prompted for when omitted")
     token = admin_sub.add_parser("create-token", help="print a management API token")
     token.add_argument("username")
     token.add_argument("--name", default="cli")
-    for p in (create, token):
+    for p in (create, setpw, token):
         p.add_argument("--data-dir")
     admin.set_defaults(func=_admin)
     return parser
@@ -159,7 +190,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    code: int = args.func(args)
+    try:
+        code: int = args.func(args)
+    except ConfigError as exc:
+        print(f"cloudlet: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130  # Ctrl-C: the servers have shut down; no traceback
     return code
 
 

@@ -1,16 +1,19 @@
-"""``cloudlet admin create-user`` and ``create-token``."""
+"""``cloudlet admin create-user``, ``set-password`` and ``create-token``."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import getpass
+import sys
 from pathlib import Path
+
+from sqlalchemy.engine import make_url
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from cloudlet.core.auth import AdminExists, create_admin, issue_token
+from cloudlet.core.auth import AdminExists, create_admin, issue_token, set_password
 from cloudlet.core.clock import SystemClock
 from cloudlet.core.db import Database
 from cloudlet.core.migrate import upgrade
@@ -19,11 +22,18 @@ from cloudlet.core.security import new_token
 from cloudlet.core.settings import Settings, load_settings
 
 
+def safe_url(url: str) -> str:
+    """A database URL to print: the password hidden."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
 async def run_admin(args: argparse.Namespace) -> int:
     overrides: dict[str, object] = {}
     if args.data_dir:
         overrides["data_dir"] = Path(args.data_dir)
     settings = load_settings(**overrides)
+    # Run from another folder, the default SQLite file would be a new, empty one: say which.
+    print(f"database: {safe_url(settings.resolved_database_url)}", file=sys.stderr)
     # Alembic's env.py runs its own event loop: not inside this one.
     await asyncio.to_thread(upgrade, settings)
     db = Database(settings.resolved_database_url)
@@ -41,6 +51,14 @@ async def run_admin(args: argparse.Namespace) -> int:
                     return 1
                 await session.commit()
                 print(f"created {args.username}")
+                return 0
+            if args.admin_command == "set-password":
+                password = args.password or getpass.getpass("new password: ")
+                if not await set_password(session, username=args.username, password=password):
+                    print(f"no user {args.username!r}")
+                    return 1
+                await session.commit()
+                print(f"password of {args.username} set (its lockout, if any, is lifted)")
                 return 0
             user = await session.scalar(
                 select(AdminUser).where(AdminUser.username == args.username)

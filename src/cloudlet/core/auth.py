@@ -12,7 +12,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cloudlet.core.clock import Clock
 from cloudlet.core.models import AdminLoginFailure, AdminUser, ApiToken
-from cloudlet.core.security import hash_password, new_token, token_digest, verify_password
+from cloudlet.core.security import (
+    hash_password,
+    hash_password_async,
+    new_token,
+    token_digest,
+    verify_password_async,
+)
 from cloudlet.core.services import ServicesDep, SessionDep
 from cloudlet.core.throttle import FailureCounter, LockoutPolicy
 
@@ -47,11 +53,22 @@ async def create_admin(
     if existing is not None:
         raise AdminExists(username)
     user = AdminUser(
-        username=username, password_hash=hash_password(password), created_at=clock.now()
+        username=username, password_hash=await hash_password_async(password), created_at=clock.now()
     )
     session.add(user)
     await session.flush()
     return user
+
+
+async def set_password(session: AsyncSession, *, username: str, password: str) -> bool:
+    """Give ``username`` a new password and end its lockout; False when there is no such user."""
+    user = await session.scalar(select(AdminUser).where(AdminUser.username == username))
+    if user is None:
+        return False
+    user.password_hash = await hash_password_async(password)
+    await ADMIN_LOGIN_FAILURES.clear(session, username)
+    await session.flush()
+    return True
 
 
 async def issue_token(
@@ -88,15 +105,15 @@ async def authenticate(
     name = username[:64]
     if "\x00" in name:
         # No user can have it, and PostgreSQL cannot store it: a plain failure, not counted.
-        verify_password(_DUMMY_HASH, password)
+        await verify_password_async(_DUMMY_HASH, password)
         return None
     locked_ms = await ADMIN_LOGIN_FAILURES.locked_ms(session, name, now_ms=clock.millis())
     if locked_ms > 0:
         raise LoginLocked(-(-locked_ms // 1000))
     user = await session.scalar(select(AdminUser).where(AdminUser.username == name))
     if user is None:
-        verify_password(_DUMMY_HASH, password)
-    if user is None or not verify_password(user.password_hash, password):
+        await verify_password_async(_DUMMY_HASH, password)
+    if user is None or not await verify_password_async(user.password_hash, password):
         await ADMIN_LOGIN_FAILURES.record(session, name, now_ms=clock.millis())
         await session.commit()
         return None

@@ -81,8 +81,15 @@ class Settings(BaseSettings):
         return tuple(sources)
 
 
+class ConfigError(Exception):
+    """The configuration cannot be used as given (said in one line, no traceback)."""
+
+
 def load_settings(**overrides: Any) -> Settings:
     """Settings from the environment and config file, with explicit overrides on top."""
+    path = os.environ.get("CLOUDLET_CONFIG")
+    if path and not Path(path).is_file():
+        raise ConfigError(f"CLOUDLET_CONFIG names {path}, which is not a readable file")
     return Settings(**overrides)
 
 

@@ -18,10 +18,10 @@ from cloudlet.core.db import Database
 from cloudlet.core.security import (
     SecretBox,
     constant_time_equals,
-    hash_password,
+    hash_password_async,
     new_token,
     token_digest,
-    verify_password,
+    verify_password_async,
 )
 from cloudlet.irrigation import errors as e
 from cloudlet.irrigation.config import IrrigationSettings
@@ -117,7 +117,7 @@ async def register_user(
     user = IrrigationUser(
         name=name,
         name_key=name.lower(),
-        password_hash=await asyncio.to_thread(hash_password, passwd),
+        password_hash=await hash_password_async(passwd),
         accountname=accountname,
         email=email,
         email_key=email.lower(),
@@ -157,7 +157,7 @@ async def _user_with_password(
         captcha_type=captcha,
     )
     user = await _user_by_name(session, name)
-    if user is None or not await asyncio.to_thread(verify_password, user.password_hash, passwd):
+    if user is None or not await verify_password_async(user.password_hash, passwd):
         await _record_failure(session, clock=clock, settings=settings, subject=subject)
         raise AifroError(e.WRONG_PASSWORD)
     return user, subject
@@ -271,7 +271,7 @@ async def change_password(
     )
     check_password_rules(passwdnew)
     await _clear_failures(session, subject)
-    user.password_hash = await asyncio.to_thread(hash_password, passwdnew)
+    user.password_hash = await hash_password_async(passwdnew)
     # A new password signs every session out: the old password may have leaked.
     await session.execute(delete(IrrigationToken).where(IrrigationToken.user_id == user.id))
     await session.commit()

@@ -8,9 +8,8 @@ import getpass
 import sys
 from pathlib import Path
 
-from sqlalchemy.engine import make_url
-
 from sqlalchemy import select
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 
 from cloudlet.core.auth import AdminExists, create_admin, issue_token, set_password

@@ -46,10 +46,8 @@ def test_a_missing_config_file_is_an_error(
     monkeypatch.setenv("CLOUDLET_CONFIG", str(tmp_path / "cloudlet.toml"))
     assert main(["migrate", "--data-dir", str(tmp_path / "data")]) == 2
     err = capsys.readouterr().err
-    assert (
-        err
-        == f"cloudlet: CLOUDLET_CONFIG names {tmp_path / 'cloudlet.toml'}, which is not a readable file\n"
-    )
+    missing = tmp_path / "cloudlet.toml"
+    assert err == f"cloudlet: CLOUDLET_CONFIG names {missing}, which is not a readable file\n"
 
 
 def _serve(tmp_path: Path, port: int) -> subprocess.Popen[bytes]:

@@ -69,7 +69,13 @@ async def _run_servers(settings: Settings, *, log_level: str) -> int:
             )
             return 1
         app = create_app(app_settings)
-        config = server_config(app, host=host, port=port, log_level=log_level)
+        config = server_config(
+            app,
+            host=host,
+            port=port,
+            log_level=log_level,
+            trusted_proxies=settings.trusted_proxies,
+        )
         servers.append(uvicorn.Server(config).serve(sockets=[sock]))
         print(
             f"Cloudlet {app_settings.families} on http://{host}:{port}",
@@ -119,7 +125,13 @@ def _otbr_rest_server(services: Any, settings: Settings, *, log_level: str) -> l
         print(f"OTBR REST API not served: {host}:{port} is not free", flush=True)
         return []
     print(f"OTBR REST API (Home Assistant's OTBR integration) on http://{host}:{port}", flush=True)
-    config = server_config(OtbrRestApp(services), host=host, port=port, log_level=log_level)
+    config = server_config(
+        OtbrRestApp(services),
+        host=host,
+        port=port,
+        log_level=log_level,
+        trusted_proxies=settings.trusted_proxies,
+    )
     config.lifespan = "off"
     return [uvicorn.Server(config).serve(sockets=[sock])]
 

@@ -12,6 +12,7 @@ import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import uvicorn
@@ -86,12 +87,15 @@ class LiveServer:
 
 
 @asynccontextmanager
-async def live_server(app: FastAPI) -> AsyncIterator[LiveServer]:
-    """``app`` served by uvicorn exactly as ``cloudlet serve`` configures it, on a free port."""
+async def live_server(app: FastAPI, **config: Any) -> AsyncIterator[LiveServer]:
+    """``app`` served by uvicorn exactly as ``cloudlet serve`` configures it, on a free port
+    (``config``: more ``server_config`` arguments)."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(server_config(app, host="127.0.0.1", port=port, log_level="warning"))
+    server = uvicorn.Server(
+        server_config(app, host="127.0.0.1", port=port, log_level="warning", **config)
+    )
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
         while not server.started:

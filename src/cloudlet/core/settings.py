@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     # Key for secrets at rest; empty: generated once into data_dir/secret.key.
     secret_key: str = ""
     log_json: bool = False
+    # Proxies whose X-Forwarded-For is believed (addresses or CIDR networks), e.g. the nginx
+    # in front. Anyone else is seen at its own address.
+    trusted_proxies: list[str] = Field(default_factory=lambda: ["127.0.0.1", "::1"])
 
     scale: ScaleSettings = Field(default_factory=ScaleSettings)
     irrigation: IrrigationSettings = Field(default_factory=IrrigationSettings)

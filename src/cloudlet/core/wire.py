@@ -10,6 +10,7 @@ response's status line and header block with names as ``Content-Length``, ``Cont
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import Any
 
 import uvicorn
@@ -61,10 +62,46 @@ class _HeadTransport:
         return getattr(self._transport, name)
 
 
+HEADERS_TIMEOUT_S = 30.0
+
+
 class CanonicalHeadersProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol with canonical response header names."""
+    """uvicorn's httptools protocol with canonical response header names, and a deadline
+    for a request's headers: uvicorn times out only idle keep-alive connections, so a client
+    that connects and sends nothing, or half a request, would hold its connection (and a file
+    descriptor) for ever; a few hundred of them make the server unreachable."""
+
+    _headers_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm_headers_timer()
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._arm_headers_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm_headers_timer()
+        super().connection_lost(exc)
+
+    def _arm_headers_timer(self) -> None:
+        self._disarm_headers_timer()
+        limit = getattr(self.config, "headers_timeout_s", HEADERS_TIMEOUT_S)
+        self._headers_timer = self.loop.call_later(limit, self._headers_too_slow)
+
+    def _disarm_headers_timer(self) -> None:
+        if self._headers_timer is not None:
+            self._headers_timer.cancel()
+            self._headers_timer = None
+
+    def _headers_too_slow(self) -> None:
+        self._headers_timer = None
+        if not self.transport.is_closing():
+            self.transport.close()
 
     def on_headers_complete(self) -> None:
+        self._disarm_headers_timer()
         before = self.cycle
         super().on_headers_complete()
         cycle = self.cycle
@@ -73,13 +110,29 @@ class CanonicalHeadersProtocol(HttpToolsProtocol):
             cycle.transport = _HeadTransport(self.transport)  # type: ignore[assignment]
 
 
-def server_config(app: Any, *, host: str, port: int, log_level: str) -> uvicorn.Config:
-    """The uvicorn configuration ``cloudlet serve`` and the wire tests both use."""
-    return uvicorn.Config(
+def server_config(
+    app: Any,
+    *,
+    host: str,
+    port: int,
+    log_level: str,
+    trusted_proxies: Sequence[str] = ("127.0.0.1", "::1"),
+    headers_timeout_s: float = HEADERS_TIMEOUT_S,
+) -> uvicorn.Config:
+    """The uvicorn configuration ``cloudlet serve`` and the wire tests both use.
+
+    ``X-Forwarded-For`` is believed only from ``trusted_proxies`` (addresses or networks):
+    anyone else who writes it is still seen at their own address, so per-client lockouts
+    cannot be dodged by inventing one."""
+    config = uvicorn.Config(
         app,
         host=host,
         port=port,
         http=CanonicalHeadersProtocol,
         log_level=log_level,
         log_config=None,
+        proxy_headers=True,
+        forwarded_allow_ips=list(trusted_proxies),
     )
+    config.headers_timeout_s = headers_timeout_s  # type: ignore[attr-defined]
+    return config

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
+import time
 from typing import Any
 
 import httpx
@@ -326,3 +328,18 @@ async def test_bad_commands_change_nothing(
 async def test_gateway_only_app_starts_no_bridge(make_client: ClientFactory, unique: str) -> None:
     client = await make_client("gateway", homeassistant=ha_settings(unique))
     assert "homeassistant" not in services_of(client).extras
+
+
+async def test_an_unreachable_home_assistant_broker_does_not_stop_the_server(
+    make_client: ClientFactory, unique: str
+) -> None:
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    started = time.monotonic()
+    client = await make_client(
+        "scale", homeassistant=ha_settings(unique, mqtt_url=f"mqtt://127.0.0.1:{port}")
+    )
+    assert time.monotonic() - started < 15  # served after the bridge's short wait
+    assert (await client.get("/healthz")).status_code == 200
+    assert not bridge_of(client).client.connected.is_set()  # still trying, in the background

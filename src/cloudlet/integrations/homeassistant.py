@@ -41,6 +41,8 @@ SCALE_FULL_READ_SECONDS = 60.0
 STOP_WAIT_SECONDS = 5.0
 OTA_ACTIVE = ("pending", "downloading", "upgrading")
 OTA_IN_PROGRESS = ("downloading", "upgrading")
+# How long start() waits for the broker before serving anyway (it keeps retrying).
+BROKER_WAIT_SECONDS = 5.0
 # amqtt and its state machine log every connection at INFO.
 QUIET_LOGGERS = ("amqtt", "transitions")
 ORIGIN = {"name": "Cloudlet", "sw_version": __version__}
@@ -510,7 +512,15 @@ class HomeAssistantBridge:
             self.client.subscribe(self.topics.zone_commands, self._on_zone_command, concurrent=True)
         if self.ota:
             self.client.subscribe(self.topics.ota_commands, self._on_install)
-        await self.client.start(wait=15)
+        await self.client.start(wait=None)
+        try:
+            await asyncio.wait_for(self.client.connected.wait(), BROKER_WAIT_SECONDS)
+        except TimeoutError:
+            # Home Assistant's broker being away must not take the families down: the
+            # client keeps retrying, and everything is published once it connects.
+            log.warning(
+                "home assistant: broker %s unreachable, retrying in the background", self.url
+            )
         self._task = asyncio.create_task(self._run(), name="homeassistant-bridge")
 
     async def stop(self) -> None:

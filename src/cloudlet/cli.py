@@ -56,6 +56,17 @@ async def _run_servers(settings: Settings, *, log_level: str) -> int:
         apps.append((settings.host, settings.gateway.port or 0, gateway_only))
     else:
         apps.append((settings.host, settings.port, settings))
+    for host, port, setting in _embedded_broker_ports(settings):
+        probe = _listen(host, port)
+        if probe is None:
+            print(
+                f"cloudlet: the embedded MQTT broker cannot listen on {host}:{port} (taken): "
+                f"choose another with {setting}, or an external broker",
+                file=sys.stderr,
+                flush=True,
+            )
+            return 1
+        probe.close()
     servers = []
     for host, port, app_settings in apps:
         sock = _listen(host, port)
@@ -92,6 +103,19 @@ async def _run_servers(settings: Settings, *, log_level: str) -> int:
             servers.extend(_otbr_rest_server(app.state.services, settings, log_level=log_level))
     await asyncio.gather(*servers)
     return 0
+
+
+def _embedded_broker_ports(settings: Settings) -> list[tuple[str, int, str]]:
+    """The fixed ports the embedded MQTT brokers will listen on, with their setting."""
+    found = []
+    link, ha = settings.irrigation, settings.homeassistant
+    if "irrigation" in settings.families and not link.mqtt_url and link.embedded_mqtt_port:
+        name = "CLOUDLET_IRRIGATION__EMBEDDED_MQTT_PORT"
+        found.append((link.embedded_mqtt_host, link.embedded_mqtt_port, name))
+    if ha.enabled and not ha.mqtt_url and ha.embedded_mqtt_port:
+        name = "CLOUDLET_HOMEASSISTANT__EMBEDDED_MQTT_PORT"
+        found.append((ha.embedded_mqtt_host, ha.embedded_mqtt_port, name))
+    return found
 
 
 def _listen(host: str, port: int) -> Any:

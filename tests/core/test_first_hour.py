@@ -100,3 +100,31 @@ def test_ready_lines_and_ctrl_c(tmp_path: Path) -> None:
     assert f"Dashboard: http://127.0.0.1:{port}/console/" in text
     assert "Traceback" not in text, text
     assert process.returncode in (0, 130)
+
+
+def test_a_taken_mqtt_port_is_one_line(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        mqtt_port = taken.getsockname()[1]
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        env = {
+            **os.environ,
+            "CLOUDLET_FAMILIES": '["irrigation"]',
+            "CLOUDLET_DATABASE_URL": "",
+            "CLOUDLET_IRRIGATION__EMBEDDED_MQTT_PORT": str(mqtt_port),
+        }
+        for inherited in ("CLOUDLET_CONFIG", "CLOUDLET_IRRIGATION__MQTT_URL"):
+            env.pop(inherited, None)
+        result = subprocess.run(
+            [str(CLI), "serve", "--port", str(port), "--data-dir", str(tmp_path / "data")],
+            env=env,
+            capture_output=True,
+            timeout=60,
+        )
+    assert result.returncode == 1
+    err = result.stderr.decode()
+    assert f"embedded MQTT broker cannot listen on 127.0.0.1:{mqtt_port}" in err
+    assert "CLOUDLET_IRRIGATION__EMBEDDED_MQTT_PORT" in err and "Traceback" not in err

@@ -17,6 +17,7 @@ from cloudlet.core.clock import Clock, SystemClock
 from cloudlet.core.db import Database
 from cloudlet.core.family import Family
 from cloudlet.core.observability import CollapseSlashesMiddleware, RequestContextMiddleware
+from cloudlet.core.purge import purge_core, purging
 from cloudlet.core.secretkey import resolve_secret_key
 from cloudlet.core.security import SecretBox
 from cloudlet.core.services import Services
@@ -84,6 +85,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
             for family in families:
                 await stack.enter_async_context(family.lifespan(services))
             await stack.enter_async_context(integrations_lifespan(services))
+            purges = [purge_core, *(p for family in families for p in family.purges)]
+            await stack.enter_async_context(purging(services, purges))
             yield
 
     app = FastAPI(title="Cloudlet", version=__version__, lifespan=lifespan)

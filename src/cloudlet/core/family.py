@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 
 from fastapi import APIRouter
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from cloudlet.core.errors import Envelope
 from cloudlet.core.services import Services
@@ -28,3 +29,5 @@ class Family:
     # Built per app so routes can depend on settings (e.g. configurable paths).
     routers: Callable[[Services], list[APIRouter]]
     lifespan: Callable[[Services], AbstractAsyncContextManager[None]] = field(default=no_lifespan)
+    # Deletes of expired rows this family's unauthenticated traffic creates (core.purge).
+    purges: tuple[Callable[[AsyncSession, Services], Awaitable[int]], ...] = ()

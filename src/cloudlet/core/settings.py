@@ -43,6 +43,8 @@ class Settings(BaseSettings):
     # Proxies whose X-Forwarded-For is believed (addresses or CIDR networks), e.g. the nginx
     # in front. Anyone else is seen at its own address.
     trusted_proxies: list[str] = Field(default_factory=lambda: ["127.0.0.1", "::1"])
+    # How often expired nonces, captchas, counters and tokens are deleted (0: never).
+    purge_interval_s: float = 600.0
 
     scale: ScaleSettings = Field(default_factory=ScaleSettings)
     irrigation: IrrigationSettings = Field(default_factory=IrrigationSettings)

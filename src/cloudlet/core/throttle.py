@@ -34,6 +34,18 @@ class FailureCounter:
     key: InstrumentedAttribute[str]
     policy: LockoutPolicy
 
+    async def purge(self, session: AsyncSession, *, now_ms: int) -> int:
+        """Delete counters that no longer lock and whose window is over; how many."""
+        from cloudlet.core.purge import delete_where
+
+        table = self.model
+        return await delete_where(
+            session,
+            table,
+            table.locked_until_ms < now_ms,
+            table.window_start_ms < now_ms - self.policy.window_ms,
+        )
+
     async def locked_ms(self, session: AsyncSession, key: str, *, now_ms: int) -> int:
         """How many more milliseconds ``key`` stays locked (0: not locked)."""
         until = await session.scalar(select(self.model.locked_until_ms).where(self.key == key))

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.formparsers import MultiPartException
 
@@ -19,6 +20,7 @@ from cloudlet.core.errors import BadPayload, envelope_route, read_json
 from cloudlet.core.family import Family
 from cloudlet.core.services import Services, ServicesDep, SessionDep
 from cloudlet.gateway import schemas as w
+from cloudlet.gateway.auth import LoginGuard
 from cloudlet.gateway.errors import Code, GatewayError
 from cloudlet.gateway.runtime import build_runtime
 from cloudlet.gateway.service import GatewayService
@@ -455,10 +457,16 @@ async def _lifespan(services: Services) -> AsyncIterator[None]:
     yield
 
 
+async def _purge(session: AsyncSession, services: Services) -> int:
+    guard = LoginGuard(session, settings=services.settings.gateway, now_ms=services.clock.millis())
+    return await guard.purge()
+
+
 FAMILY = Family(
     name="gateway",
     envelope=GatewayEnvelope(),
     prefixes=PREFIXES,
     routers=_routers,
     lifespan=_lifespan,
+    purges=(_purge,),
 )

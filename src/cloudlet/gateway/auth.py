@@ -57,6 +57,19 @@ class LoginGuard:
         self._settings = settings
         self._now = now_ms
 
+    async def purge(self) -> int:
+        """Delete expired nonces, idle sessions and spent failure counters; how many."""
+        from cloudlet.core.purge import delete_where
+
+        now = self._now
+        nonces = await delete_where(self._session, GatewayNonce, GatewayNonce.expires_ms < now)
+        idle = now - self._settings.sid_idle_ms
+        sessions = await delete_where(
+            self._session, GatewaySession, GatewaySession.last_used_ms < idle
+        )
+        counters = await self._failures().purge(self._session, now_ms=now)
+        return nonces + sessions + counters
+
     async def new_nonce(self) -> str:
         await self._session.execute(delete(GatewayNonce).where(GatewayNonce.expires_ms < self._now))
         open_nonces = await self._session.scalar(select(func.count()).select_from(GatewayNonce))

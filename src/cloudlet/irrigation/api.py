@@ -11,6 +11,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from cloudlet.core.auth import AdminDep
 from cloudlet.core.errors import BadPayload, envelope_route, read_json
@@ -605,10 +606,17 @@ def weather_feed(services: Services, link: IrrigationLink) -> WeatherFeed:
     )
 
 
+async def _purge(session: AsyncSession, services: Services) -> int:
+    return await service.purge_expired(
+        session, clock=services.clock, settings=services.settings.irrigation
+    )
+
+
 FAMILY = Family(
     name="irrigation",
     envelope=AifroEnvelope(),
     prefixes=("/v1",),
     routers=_routers,
     lifespan=lifespan,
+    purges=(_purge,),
 )

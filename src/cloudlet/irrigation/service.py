@@ -163,6 +163,29 @@ async def _user_with_password(
     return user, subject
 
 
+async def purge_expired(
+    session: AsyncSession, *, clock: Clock, settings: IrrigationSettings
+) -> int:
+    """Captchas past their lifetime, wrong-password marks past the captcha window, tokens
+    past their 113 retention: rows unauthenticated requests create."""
+    from cloudlet.core.purge import delete_where
+
+    now = clock.now()
+    captcha_age = timedelta(seconds=settings.captcha_lifetime_seconds)
+    window = timedelta(seconds=settings.captcha_window_seconds)
+    return (
+        await delete_where(
+            session, IrrigationCaptcha, IrrigationCaptcha.created_at < now - captcha_age
+        )
+        + await delete_where(
+            session, IrrigationAuthFailure, IrrigationAuthFailure.at < now - window
+        )
+        + await delete_where(
+            session, IrrigationToken, IrrigationToken.expires_at < now - EXPIRED_TOKEN_RETENTION
+        )
+    )
+
+
 async def _user_by_name(session: AsyncSession, name: str) -> IrrigationUser | None:
     result: IrrigationUser | None = await session.scalar(
         select(IrrigationUser).where(IrrigationUser.name_key == name.strip().lower())

@@ -321,29 +321,30 @@ def from_hex(text: str) -> OperationalDataset:
 # ---- ot-br-posix JSON --------------------------------------------------------------------
 
 
+# ot-br-posix's JSON keys, in the order ActiveDataset2Json writes them.
+_JSON_KEYS = (
+    ("activeTimestamp", "active_timestamp"),
+    ("networkKey", "network_key"),
+    ("networkName", "network_name"),
+    ("extPanId", "ext_pan_id"),
+    ("meshLocalPrefix", "mesh_local_prefix"),
+    ("panId", "pan_id"),
+    ("channel", "channel"),
+    ("pskc", "pskc"),
+    ("securityPolicy", "security_policy"),
+    ("channelMask", "channel_mask"),
+)
+
+
 def active_json(d: OperationalDataset) -> dict[str, Any]:
     """ActiveDataset2Json: present fields only, in ot-br-posix's order."""
     out: dict[str, Any] = {}
-    if d.active_timestamp is not None:
-        out["activeTimestamp"] = d.active_timestamp.as_json()
-    if d.network_key is not None:
-        out["networkKey"] = d.network_key
-    if d.network_name is not None:
-        out["networkName"] = d.network_name
-    if d.ext_pan_id is not None:
-        out["extPanId"] = d.ext_pan_id
-    if d.mesh_local_prefix is not None:
-        out["meshLocalPrefix"] = d.mesh_local_prefix
-    if d.pan_id is not None:
-        out["panId"] = d.pan_id
-    if d.channel is not None:
-        out["channel"] = d.channel
-    if d.pskc is not None:
-        out["pskc"] = d.pskc
-    if d.security_policy is not None:
-        out["securityPolicy"] = d.security_policy.as_json()
-    if d.channel_mask is not None:
-        out["channelMask"] = d.channel_mask
+    for key, attribute in _JSON_KEYS:
+        value = getattr(d, attribute)
+        if isinstance(value, Timestamp | SecurityPolicy):
+            out[key] = value.as_json()
+        elif value is not None:
+            out[key] = value
     return out
 
 

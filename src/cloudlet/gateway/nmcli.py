@@ -126,20 +126,24 @@ class NmcliNetworkBackend:
             raise GatewayError(Code.WIFI_FAILED, result.stderr.strip() or "nmcli failed")
         return result.returncode, result.stdout, result.stderr
 
-    async def wifi_scan(self) -> list[AccessPoint]:
+    async def _wifi_list(self, fields: str, *, rescan: bool, check: bool = True) -> str:
         _, out, _ = await self._run(
             "-t",
             "-f",
-            "SSID,BSSID,SECURITY,SIGNAL",
+            fields,
             "device",
             "wifi",
             "list",
             "ifname",
             self._wifi,
             "--rescan",
-            "yes",
+            "yes" if rescan else "no",
+            check=check,
         )
-        return parse_wifi_list(out)
+        return out
+
+    async def wifi_scan(self) -> list[AccessPoint]:
+        return parse_wifi_list(await self._wifi_list("SSID,BSSID,SECURITY,SIGNAL", rescan=True))
 
     async def wifi_connect(
         self,
@@ -203,19 +207,7 @@ class NmcliNetworkBackend:
 
     async def _active_bssid(self) -> str:
         """The access point in use: the ``ACTIVE`` row of the (cached) scan list."""
-        _, out, _ = await self._run(
-            "-t",
-            "-f",
-            "ACTIVE,BSSID",
-            "device",
-            "wifi",
-            "list",
-            "ifname",
-            self._wifi,
-            "--rescan",
-            "no",
-            check=False,
-        )
+        out = await self._wifi_list("ACTIVE,BSSID", rescan=False, check=False)
         for line in out.splitlines():
             fields = split_terse(line)
             if len(fields) >= 2 and fields[0] == "yes":

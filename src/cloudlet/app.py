@@ -7,9 +7,12 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.staticfiles import StaticFiles
+from swagger_ui_bundle import swagger_ui_path  # type: ignore[import-untyped]
 
 from cloudlet import __version__
 from cloudlet.core import auth
@@ -89,7 +92,22 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
             await stack.enter_async_context(purging(services, purges))
             yield
 
-    app = FastAPI(title="Cloudlet", version=__version__, lifespan=lifespan)
+    # /docs is served from the swagger-ui-bundle package, not a CDN: it works offline.
+    app = FastAPI(
+        title="Cloudlet", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None
+    )
+    app.mount("/docs-assets", StaticFiles(directory=str(swagger_ui_path)), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> Response:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="Cloudlet API",
+            swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs-assets/swagger-ui.css",
+            swagger_favicon_url="/docs-assets/favicon-32x32.png",
+        )
+
     app.state.services = services
     app.state.families = families
 

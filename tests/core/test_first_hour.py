@@ -128,3 +128,19 @@ def test_a_taken_mqtt_port_is_one_line(tmp_path: Path) -> None:
     err = result.stderr.decode()
     assert f"embedded MQTT broker cannot listen on 127.0.0.1:{mqtt_port}" in err
     assert "CLOUDLET_IRRIGATION__EMBEDDED_MQTT_PORT" in err and "Traceback" not in err
+
+
+async def test_docs_work_offline_with_an_authorize_button(make_client: ClientFactory) -> None:
+    client = await make_client()
+    page = (await client.get("/docs")).text
+    assert "/docs-assets/swagger-ui-bundle.js" in page and "cdn." not in page
+    assert (await client.get("/docs-assets/swagger-ui-bundle.js")).status_code == 200
+    assert (await client.get("/docs-assets/swagger-ui.css")).status_code == 200
+    spec = (await client.get("/openapi.json")).json()
+    assert spec["components"]["securitySchemes"]["HTTPBearer"] == {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "a token from `cloudlet admin create-token` or POST /api/v1/auth/login",
+    }
+    secured = spec["paths"]["/api/v1/auth/logout"]["post"]["security"]
+    assert secured == [{"HTTPBearer": []}]

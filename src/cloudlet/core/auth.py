@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, HTTPException, status
+from fastapi import APIRouter, Depends, HTTPException, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -128,22 +129,22 @@ async def user_for_token(session: AsyncSession, *, clock: Clock, token: str) -> 
     return await session.get(AdminUser, row.user_id)
 
 
-def _bearer(authorization: str | None) -> str | None:
-    if not authorization:
-        return None
-    scheme, _, value = authorization.partition(" ")
-    if scheme.lower() != "bearer" or not value:
-        return None
-    return value.strip()
+# Declared as an HTTP bearer scheme, so /docs has an Authorize button; read leniently here
+# (a missing or non-bearer header is our own 401, not FastAPI's 403).
+BEARER = HTTPBearer(
+    auto_error=False,
+    description="a token from `cloudlet admin create-token` or POST /api/v1/auth/login",
+)
+BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)]
 
 
 async def require_admin(
     services: ServicesDep,
     session: SessionDep,
-    authorization: Annotated[str | None, Header()] = None,
+    credentials: BearerDep,
 ) -> AdminUser:
     """Dependency: the admin behind the ``Authorization: Bearer`` token, or 401."""
-    token = _bearer(authorization)
+    token = credentials.credentials.strip() if credentials else None
     user = await user_for_token(session, clock=services.clock, token=token) if token else None
     if user is None:
         raise HTTPException(
@@ -191,12 +192,8 @@ async def login(body: LoginBody, services: ServicesDep, session: SessionDep) -> 
 
 
 @router.post("/logout", status_code=204)
-async def logout(
-    admin: AdminDep,
-    session: SessionDep,
-    authorization: Annotated[str | None, Header()] = None,
-) -> None:
+async def logout(admin: AdminDep, session: SessionDep, credentials: BearerDep) -> None:
     """Revoke the token used for this call."""
-    token = _bearer(authorization) or ""
+    token = credentials.credentials.strip() if credentials else ""
     await session.execute(delete(ApiToken).where(ApiToken.digest == token_digest(token)))
     await session.commit()

@@ -169,6 +169,7 @@ async def gateway(make_client: ClientFactory) -> httpx.AsyncClient:
 def gateway_protected(client: httpx.AsyncClient) -> list[tuple[str, str]]:
     """Every vendor path of the box except the four the login page itself needs."""
     public = {"/ui/challenge", "/ui/login", "/ui/check_initialized", "/ui/set_init"}
+    public |= {path + "/" for path in public}  # the same paths with a trailing slash
     return [
         (method, path)
         for method, path in app_routes(app_of(client))

@@ -250,7 +250,7 @@ async def test_server_log_holds_no_download_token(tmp_path: Path) -> None:
 async def test_server_log_holds_no_credentials(tmp_path: Path) -> None:
     """A real server's whole output (access log included) after flows of every family."""
     user = {"name": "logged1", "passwd": "Logged12345", "email": "l@example.com"}
-    box_password = "logbox123"
+    box_password = "logbox1234"
     with Server(tmp_path / "data") as server:
         admin = server.admin_headers()
         async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:

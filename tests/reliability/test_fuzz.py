@@ -36,7 +36,7 @@ from tests.reliability.server import Server
 
 TESTS = Path(__file__).resolve().parents[1]
 EXAMPLES = int(os.environ.get("CLOUDLET_FUZZ_EXAMPLES", "10"))
-GATEWAY_PASSWORD = "fuzzpass1"
+GATEWAY_PASSWORD = "fuzzpass10"
 
 # Bodies the vendor documents for paths without a golden fixture.
 GATEWAY_SEEDS: dict[str, dict[str, Any]] = {

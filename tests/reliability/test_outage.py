@@ -49,7 +49,7 @@ TESTS = Path(__file__).resolve().parents[1]
 ANSWER_WITHIN_S = 10.0
 RECOVER_WITHIN_S = 30.0
 USER = {"name": "outage1", "passwd": "Outage1234", "email": "o@example.com"}
-BOX_PASSWORD = "outagepw1"
+BOX_PASSWORD = "outagepw10"
 
 
 @dataclass

@@ -97,9 +97,9 @@ async def test_same_ota_report_at_once_counts_once(make_client: ClientFactory) -
 
 async def test_same_gateway_login_at_once_gives_one_sid(make_client: ClientFactory) -> None:
     client = await make_client("gateway")
-    await client.post("/ui/set_init", json={"lang": "en", "password": "racepass1"})
+    await client.post("/ui/set_init", json={"lang": "en", "password": "racepass10"})
     challenge = (await client.get("/ui/challenge")).json()["result"]
-    hashed = login_hash(password_hmac("racepass1", challenge["salt"]), challenge["nonce"])
+    hashed = login_hash(password_hmac("racepass10", challenge["salt"]), challenge["nonce"])
     answers = await at_once(
         *(client.post("/ui/login", json={"username": "root", "hash": hashed}) for _ in range(6))
     )
@@ -111,7 +111,7 @@ async def test_same_gateway_login_at_once_gives_one_sid(make_client: ClientFacto
 async def test_concurrent_wrong_logins_all_count(make_client: ClientFactory) -> None:
     """Ten wrong guesses at once: each is refused and counted, so the box locks."""
     client = await make_client("gateway")
-    await client.post("/ui/set_init", json={"lang": "en", "password": "racepass1"})
+    await client.post("/ui/set_init", json={"lang": "en", "password": "racepass10"})
     guesses = []
     for i in range(10):
         challenge = (await client.get("/ui/challenge")).json()["result"]
@@ -121,7 +121,7 @@ async def test_concurrent_wrong_logins_all_count(make_client: ClientFactory) -> 
     codes = sorted(a.json()["code"] for a in answers)
     assert set(codes) <= {22, 23}, codes
     challenge = (await client.get("/ui/challenge")).json()["result"]
-    right = login_hash(password_hmac("racepass1", challenge["salt"]), challenge["nonce"])
+    right = login_hash(password_hmac("racepass10", challenge["salt"]), challenge["nonce"])
     answer = await client.post("/ui/login", json={"username": "root", "hash": right})
     assert answer.json()["code"] == 23, answer.text  # locked after 5 failures
 

@@ -20,7 +20,10 @@ from urllib.parse import unquote, urlsplit
 
 import aiomqtt
 
+from cloudlet.core.observability import FaultLog
+
 log = logging.getLogger("cloudlet.devicelink")
+FAULTS = FaultLog(log)  # one traceback per kind of failure a minute
 
 # (username, password) -> allowed?
 Authenticator = Callable[[str | None, str | None], Awaitable[bool]]
@@ -404,4 +407,4 @@ class LinkClient:
         try:
             await handler(topic, data)
         except Exception:
-            log.exception("MQTT handler for %s failed", topic)
+            FAULTS.exception("MQTT handler for %s failed", topic)

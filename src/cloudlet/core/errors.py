@@ -19,7 +19,11 @@ from fastapi.routing import APIRoute
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from cloudlet.core.observability import FaultLog
+
 log = logging.getLogger("cloudlet.errors")
+# One traceback per kind of unhandled error a minute (a database outage fails every request).
+FAULTS = FaultLog(log)
 
 
 class BadPayload(Exception):
@@ -114,7 +118,7 @@ def envelope_route(envelope: Envelope) -> type[APIRoute]:
                     answer = envelope.domain_error(request, exc)
                     if answer is not None:
                         return answer
-                    log.exception("unhandled error on %s %s", request.method, request.url.path)
+                    FAULTS.exception("unhandled error on %s %s", request.method, request.url.path)
                     return envelope.internal_error(request, exc)
 
             return handler

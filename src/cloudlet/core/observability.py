@@ -6,7 +6,9 @@ import contextvars
 import json
 import logging
 import re
+import sys
 import time
+import traceback
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
@@ -209,3 +211,47 @@ class CollapseSlashesMiddleware:
                 "raw_path": re.sub(b"/{2,}", b"/", raw) if raw else path.encode(),
             }
         await self.app(scope, receive, send)
+
+
+class FaultLog:
+    """One traceback per kind of fault per ``every_s``; repeats in between are counted and
+    told in one line when the next one is logged. A database outage under load otherwise
+    writes a traceback per request (13 s of outage: 22 MB of log)."""
+
+    def __init__(
+        self,
+        logger: logging.Logger,
+        *,
+        every_s: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._logger = logger
+        self._every_s = every_s
+        self._clock = clock
+        self._last: dict[str, float] = {}
+        self._suppressed: dict[str, int] = {}
+
+    def exception(self, message: str, *args: Any) -> None:
+        """Call inside ``except``: like ``logger.exception``, at most once a period per kind
+        (the exception's type and the line it was raised at)."""
+        exc = sys.exc_info()[1]
+        key = _fault_key(exc)
+        now = self._clock()
+        last = self._last.get(key)
+        if last is not None and now - last < self._every_s:
+            self._suppressed[key] = self._suppressed.get(key, 0) + 1
+            return
+        self._last[key] = now
+        repeats = self._suppressed.pop(key, 0)
+        if repeats:
+            message += " (%d more like it in the last %.0f s were not logged)"
+            args = (*args, repeats, self._every_s)
+        self._logger.exception(message, *args)
+
+
+def _fault_key(exc: BaseException | None) -> str:
+    if exc is None:
+        return "none"
+    frame = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
+    where = f"{frame.filename}:{frame.lineno}" if frame else "?"
+    return f"{type(exc).__module__}.{type(exc).__qualname__}@{where}"

@@ -24,11 +24,13 @@ from sqlalchemy import and_, func, select
 
 from cloudlet import __version__
 from cloudlet.core.devicelink import BrokerAddress, EmbeddedBroker, LinkClient, Will
+from cloudlet.core.observability import FaultLog
 from cloudlet.core.security import constant_time_equals
 from cloudlet.core.services import Services
 from cloudlet.integrations.config import HomeAssistantSettings
 
 log = logging.getLogger("cloudlet.homeassistant")
+FAULTS = FaultLog(log)  # one traceback per kind of failure a minute
 
 EXTRA_KEY = "homeassistant"
 ONLINE, OFFLINE = "online", "offline"
@@ -590,7 +592,7 @@ class HomeAssistantBridge:
             except ConnectionError as exc:
                 log.debug("Home Assistant broker unreachable: %s", exc)
             except Exception:
-                log.exception("Home Assistant sync failed")
+                FAULTS.exception("Home Assistant sync failed")
             finally:
                 self._syncing = False
                 async with self._synced:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import httpx
+
 from cloudlet.core.clock import FrozenClock
-from tests.conftest import ClientFactory, admin_headers
+from tests.conftest import ClientFactory, admin_headers, app_of
 
 
 async def test_login_issues_a_token_that_opens_protected_routes(
@@ -72,4 +74,19 @@ async def test_failures_spread_over_more_than_the_window_do_not_lock(
     for _ in range(9):
         assert (await client.post("/api/v1/auth/login", json=wrong)).status_code == 401
     right = {"username": "dave", "password": "Secret123"}
+    assert (await client.post("/api/v1/auth/login", json=right)).status_code == 200
+
+
+async def test_an_attacker_cannot_lock_the_admin_out_of_their_own_address(
+    make_client: ClientFactory,
+) -> None:
+    client = await make_client(families=[])
+    await admin_headers(client, "erin")
+    transport = httpx.ASGITransport(app=app_of(client), client=("203.0.113.9", 40000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://cloudlet") as attacker:
+        wrong = {"username": "erin", "password": "nope"}
+        for _ in range(10):
+            assert (await attacker.post("/api/v1/auth/login", json=wrong)).status_code == 401
+        assert (await attacker.post("/api/v1/auth/login", json=wrong)).status_code == 429
+    right = {"username": "erin", "password": "Secret123"}
     assert (await client.post("/api/v1/auth/login", json=right)).status_code == 200

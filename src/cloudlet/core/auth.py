@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, status
+from fastapi import APIRouter, Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 from sqlalchemy import delete, select
@@ -27,7 +27,7 @@ TOKEN_LIFETIME = timedelta(days=30)
 # 10 wrong passwords for one user name within 15 minutes lock it for 15 minutes.
 ADMIN_LOGIN_FAILURES = FailureCounter(
     AdminLoginFailure,
-    AdminLoginFailure.username,
+    AdminLoginFailure.key,
     LockoutPolicy(max_failures=10, window_ms=15 * 60_000, lockout_ms=15 * 60_000),
 )
 # Verified when the user name is unknown, so timing does not tell which names exist.
@@ -67,7 +67,11 @@ async def set_password(session: AsyncSession, *, username: str, password: str) -
     if user is None:
         return False
     user.password_hash = await hash_password_async(password)
-    await ADMIN_LOGIN_FAILURES.clear(session, username)
+    await session.execute(
+        delete(AdminLoginFailure).where(
+            AdminLoginFailure.key.endswith(f" {username}", autoescape=True)
+        )
+    )
     await session.flush()
     return True
 
@@ -97,9 +101,11 @@ async def issue_token(
 
 
 async def authenticate(
-    session: AsyncSession, *, clock: Clock, username: str, password: str
+    session: AsyncSession, *, clock: Clock, username: str, password: str, client: str
 ) -> AdminUser | None:
-    """The admin with this name and password, or None; raises LoginLocked after repeated failures.
+    """The admin with this name and password, or None; raises LoginLocked after repeated
+    failures of this name from this client address (an attacker elsewhere cannot lock the
+    admin out).
 
     Failures are counted and committed here, since the caller answers with an error.
     """
@@ -108,17 +114,18 @@ async def authenticate(
         # No user can have it, and PostgreSQL cannot store it: a plain failure, not counted.
         await verify_password_async(_DUMMY_HASH, password)
         return None
-    locked_ms = await ADMIN_LOGIN_FAILURES.locked_ms(session, name, now_ms=clock.millis())
+    key = f"{client[:63].replace(' ', '')} {name}"
+    locked_ms = await ADMIN_LOGIN_FAILURES.locked_ms(session, key, now_ms=clock.millis())
     if locked_ms > 0:
         raise LoginLocked(-(-locked_ms // 1000))
     user = await session.scalar(select(AdminUser).where(AdminUser.username == name))
     if user is None:
         await verify_password_async(_DUMMY_HASH, password)
     if user is None or not await verify_password_async(user.password_hash, password):
-        await ADMIN_LOGIN_FAILURES.record(session, name, now_ms=clock.millis())
+        await ADMIN_LOGIN_FAILURES.record(session, key, now_ms=clock.millis())
         await session.commit()
         return None
-    await ADMIN_LOGIN_FAILURES.clear(session, name)
+    await ADMIN_LOGIN_FAILURES.clear(session, key)
     return user
 
 
@@ -136,6 +143,11 @@ BEARER = HTTPBearer(
     description="a token from `cloudlet admin create-token` or POST /api/v1/auth/login",
 )
 BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)]
+
+
+def client_address(request: Request) -> str:
+    """The caller's address (a trusted proxy's X-Forwarded-For already applied)."""
+    return request.client.host if request.client else "unknown"
 
 
 async def require_admin(
@@ -172,11 +184,17 @@ router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 
 
 @router.post("/login")
-async def login(body: LoginBody, services: ServicesDep, session: SessionDep) -> TokenOut:
+async def login(
+    body: LoginBody, request: Request, services: ServicesDep, session: SessionDep
+) -> TokenOut:
     """Exchange an admin's name and password for a bearer token."""
     try:
         user = await authenticate(
-            session, clock=services.clock, username=body.username, password=body.password
+            session,
+            clock=services.clock,
+            username=body.username,
+            password=body.password,
+            client=client_address(request),
         )
     except LoginLocked as locked:
         raise HTTPException(

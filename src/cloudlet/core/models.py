@@ -35,11 +35,14 @@ class ApiToken(Base):
 
 
 class AdminLoginFailure(Base):
-    """Failed management logins of one user name, for lockout (see core.throttle)."""
+    """Failed management logins of one user name from one client address, for lockout (see
+    core.throttle). Keyed on both, so failures from an attacker's address never lock the
+    admin out from their own."""
 
     __tablename__ = "core_admin_login_failure"
 
-    username: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # "<client address> <user name>" (the address has no blank).
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
     failures: Mapped[int] = mapped_column(Integer)
     window_start_ms: Mapped[int] = mapped_column(BigInteger)
     locked_until_ms: Mapped[int] = mapped_column(BigInteger)

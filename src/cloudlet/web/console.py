@@ -11,7 +11,13 @@ from fastapi.templating import Jinja2Templates
 from sqlalchemy import delete
 
 from cloudlet import __version__
-from cloudlet.core.auth import LoginLocked, authenticate, issue_token, user_for_token
+from cloudlet.core.auth import (
+    LoginLocked,
+    authenticate,
+    client_address,
+    issue_token,
+    user_for_token,
+)
 from cloudlet.core.models import AdminUser, ApiToken
 from cloudlet.core.security import token_digest
 from cloudlet.core.services import ServicesDep, SessionDep
@@ -54,7 +60,11 @@ async def login(
 ) -> Response:
     try:
         user = await authenticate(
-            session, clock=services.clock, username=username, password=password
+            session,
+            clock=services.clock,
+            username=username,
+            password=password,
+            client=client_address(request),
         )
     except LoginLocked as locked:
         return templates.TemplateResponse(

@@ -2,7 +2,6 @@ FROM python:3.11-slim
 WORKDIR /opt/cloudlet
 COPY pyproject.toml README.md ./
 COPY src ./src
-COPY migrations ./migrations
 RUN pip install --no-cache-dir .
 ENV CLOUDLET_HOST=0.0.0.0
 EXPOSE 8000

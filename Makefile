@@ -3,7 +3,7 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-LINT_PATHS := $(wildcard src tests bench migrations)
+LINT_PATHS := $(wildcard src tests bench)
 
 .PHONY: serve test lint typecheck check bench clean
 

@@ -9,19 +9,14 @@ from alembic.config import Config
 
 from cloudlet.core.settings import Settings
 
-
-def _candidates() -> tuple[Path, ...]:
-    # The repo's migrations/ in a checkout; the working folder for an installed copy.
-    return (
-        Path(__file__).resolve().parents[3] / "migrations",
-        Path.cwd() / "migrations",
-    )
+# Shipped inside the package (package data), so an installed wheel migrates from any folder.
+MIGRATIONS = Path(__file__).resolve().parents[1] / "migrations"
 
 
 def alembic_config(settings: Settings) -> Config:
-    location = next((p for p in _candidates() if (p / "env.py").exists()), None)
-    if location is None:
-        raise RuntimeError("migrations folder not found")
+    if not (MIGRATIONS / "env.py").exists():
+        raise RuntimeError(f"migrations not found in {MIGRATIONS} (a broken install?)")
+    location = MIGRATIONS
     config = Config()
     config.set_main_option("script_location", str(location))
     config.set_main_option("sqlalchemy.url", settings.resolved_database_url)

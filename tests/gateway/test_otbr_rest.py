@@ -222,3 +222,10 @@ def test_a_taken_rest_port_costs_only_the_rest_api(tmp_path: Path) -> None:
         ):
             assert httpx.get(f"{base}/ui/check_initialized", timeout=5).json()["code"] == 0
             assert f"OTBR REST API not served: 127.0.0.1:{port} is not free" in log.read_text()
+
+
+async def test_a_huge_body_is_refused(rest: Rest) -> None:
+    answer = await rest.http.put(
+        "/node/dataset/active", content=b"0" * 100_000, headers={"Content-Type": "text/plain"}
+    )
+    assert answer.status_code == 400 and answer.json()["detail"] == "body too large"

@@ -82,10 +82,15 @@ def empty(status: HTTPStatus = HTTPStatus.OK) -> Response:
 
 
 async def body_of(request: Request) -> bytes:
-    body = await request.body()
-    if len(body) > MAX_BODY_BYTES:
-        raise RestError(HTTPStatus.BAD_REQUEST, "body too large")
-    return body
+    """The body, refused (400) past MAX_BODY_BYTES without reading it all."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise RestError(HTTPStatus.BAD_REQUEST, "body too large")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 async def json_string(request: Request) -> str:

@@ -434,7 +434,7 @@ async def test_ota_through_both_workers(fleet: Fleet) -> None:
 
 # --- gateway ---------------------------------------------------------------------------
 
-GATEWAY_PASSWORD = "goodpass1"
+GATEWAY_PASSWORD = "goodpass10"
 
 
 async def test_gateway_login_across_workers(fleet: Fleet) -> None:

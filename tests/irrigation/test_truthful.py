@@ -291,6 +291,7 @@ async def live_client(settings_factory: Any, topic_root: str) -> AsyncIterator[h
         )
         await stack.enter_async_context(client)
         _APPS[id(client)] = app
+        stack.callback(_APPS.pop, id(client), None)
         yield client
     # The killed controller process's connection can outlive amqtt's shutdown until the
     # garbage collector closes it; collect it here, where that is expected, not in a later

@@ -104,7 +104,10 @@ async def live_server(app: FastAPI, **config: Any) -> AsyncIterator[LiveServer]:
             await asyncio.sleep(0.01)
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
             conftest._APPS[id(client)] = app
-            yield LiveServer(app, port, client)
+            try:
+                yield LiveServer(app, port, client)
+            finally:
+                conftest._APPS.pop(id(client), None)
     finally:
         server.should_exit = True
         await task

@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime, MetaData, event
+from sqlalchemy import DateTime, MetaData, delete, event
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -116,6 +116,12 @@ def import_all_models() -> None:
         except ModuleNotFoundError as exc:
             if exc.name != f"cloudlet.{family}.models":
                 raise
+
+
+async def delete_where(session: AsyncSession, model: type[Base], *conditions: Any) -> int:
+    """``DELETE FROM model WHERE conditions``; how many rows went."""
+    result = await session.execute(delete(model).where(*conditions))
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 async def insert_if_absent(session: AsyncSession, model: type[Base], **values: Any) -> None:

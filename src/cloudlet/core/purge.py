@@ -12,7 +12,6 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
 
 from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,12 +22,6 @@ from cloudlet.core.services import Services
 log = logging.getLogger("cloudlet.purge")
 
 Purge = Callable[[AsyncSession, Services], Awaitable[int]]
-
-
-async def delete_where(session: AsyncSession, model: type[Any], *conditions: Any) -> int:
-    """``DELETE FROM model WHERE conditions``; how many rows went."""
-    result = await session.execute(delete(model).where(*conditions))
-    return int(getattr(result, "rowcount", 0) or 0)
 
 
 async def purge_core(session: AsyncSession, services: Services) -> int:

@@ -14,7 +14,7 @@ from sqlalchemy import case, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
-from cloudlet.core.db import insert_if_absent
+from cloudlet.core.db import delete_where, insert_if_absent
 
 
 @dataclass(frozen=True)
@@ -36,8 +36,6 @@ class FailureCounter:
 
     async def purge(self, session: AsyncSession, *, now_ms: int) -> int:
         """Delete counters that no longer lock and whose window is over; how many."""
-        from cloudlet.core.purge import delete_where
-
         table = self.model
         return await delete_where(
             session,

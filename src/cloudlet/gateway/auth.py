@@ -18,6 +18,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from cloudlet.core.db import delete_where
 from cloudlet.core.security import constant_time_equals, token_digest
 from cloudlet.core.throttle import FailureCounter, LockoutPolicy
 from cloudlet.gateway.config import GatewaySettings
@@ -59,19 +60,18 @@ class LoginGuard:
 
     async def purge(self) -> int:
         """Delete expired nonces, idle sessions and spent failure counters; how many."""
-        from cloudlet.core.purge import delete_where
-
-        now = self._now
-        nonces = await delete_where(self._session, GatewayNonce, GatewayNonce.expires_ms < now)
-        idle = now - self._settings.sid_idle_ms
+        idle = self._now - self._settings.sid_idle_ms
         sessions = await delete_where(
             self._session, GatewaySession, GatewaySession.last_used_ms < idle
         )
-        counters = await self._failures().purge(self._session, now_ms=now)
-        return nonces + sessions + counters
+        counters = await self._failures().purge(self._session, now_ms=self._now)
+        return await self._drop_expired_nonces() + sessions + counters
+
+    async def _drop_expired_nonces(self) -> int:
+        return await delete_where(self._session, GatewayNonce, GatewayNonce.expires_ms < self._now)
 
     async def new_nonce(self) -> str:
-        await self._session.execute(delete(GatewayNonce).where(GatewayNonce.expires_ms < self._now))
+        await self._drop_expired_nonces()
         open_nonces = await self._session.scalar(select(func.count()).select_from(GatewayNonce))
         if (open_nonces or 0) >= MAX_OPEN_NONCES:
             raise GatewayError(Code.TOO_MANY_ATTEMPTS, "too many challenges, retry later")

@@ -7,6 +7,7 @@ ot-br-posix's REST API (``src/rest/names.hpp``, camelCase since ot-br-posix #251
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -305,6 +306,40 @@ def _read_mask(value: bytes) -> int:
             return mask_from_bytes(mask)
         offset += 2 + length
     return 0
+
+
+def mesh_local_prefix_for(ext_pan_id: str) -> str:
+    """A ULA /64 derived from the ext PAN id, as ``dataset init new`` would pick one (the
+    same network always gets the same prefix)."""
+    digest = hashlib.sha256(f"mlp:{ext_pan_id}".encode()).hexdigest()[:14]
+    return prefix_text(bytes.fromhex("fd" + digest))
+
+
+def full_dataset(
+    *,
+    channel: int,
+    ext_pan_id: str,
+    network_key: str,
+    network_name: str,
+    pan_id: int,
+    pskc: str,
+    mesh_local_prefix: str = "",
+    seconds: int = 1,
+) -> OperationalDataset:
+    """A complete Active Operational Dataset of this network, with OpenThread's defaults
+    for the rest: channels 11-26, the default security policy, the derived prefix."""
+    return OperationalDataset(
+        active_timestamp=Timestamp(seconds=seconds),
+        channel=channel,
+        channel_mask=DEFAULT_CHANNEL_MASK,
+        ext_pan_id=ext_pan_id,
+        mesh_local_prefix=mesh_local_prefix or mesh_local_prefix_for(ext_pan_id),
+        network_key=network_key,
+        network_name=network_name,
+        pan_id=pan_id,
+        pskc=pskc,
+        security_policy=SecurityPolicy(),
+    )
 
 
 def from_hex(text: str) -> OperationalDataset:

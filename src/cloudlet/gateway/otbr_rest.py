@@ -22,23 +22,21 @@ from starlette.types import Receive, Scope, Send
 
 from cloudlet.core.services import Services
 from cloudlet.gateway.dataset import (
-    DEFAULT_CHANNEL_MASK,
     MAX_TLVS_BYTES,
     DatasetError,
     OperationalDataset,
-    SecurityPolicy,
-    Timestamp,
     active_from_json,
     active_json,
     from_hex,
     from_tlvs,
+    full_dataset,
     pending_from_json,
     pending_json,
     to_tlvs,
 )
 from cloudlet.gateway.errors import GatewayError
 from cloudlet.gateway.service import GatewayService
-from cloudlet.gateway.simthread import mesh_local_prefix_for
+from cloudlet.gateway.thread import ThreadInfo
 
 JSON = "application/json"
 JSON_API = "application/vnd.api+json"
@@ -107,22 +105,22 @@ async def json_string(request: Request) -> str:
 def new_network() -> OperationalDataset:
     """What otDatasetCreateNewNetwork makes: random network, default policy and mask."""
     pan_id = secrets.randbelow(0xFFFF)
-    ext_pan_id = secrets.token_hex(8)
-    return OperationalDataset(
-        active_timestamp=Timestamp(seconds=1),
+    return full_dataset(
         channel=11 + secrets.randbelow(16),
-        channel_mask=DEFAULT_CHANNEL_MASK,
-        ext_pan_id=ext_pan_id,
-        mesh_local_prefix=mesh_local_prefix_for(ext_pan_id),
+        ext_pan_id=secrets.token_hex(8),
         network_key=secrets.token_hex(16),
         network_name=f"OpenThread-{pan_id:04x}",
         pan_id=pan_id,
         pskc=secrets.token_hex(16),
-        security_policy=SecurityPolicy(),
     )
 
 
 # ---- /node ----------------------------------------------------------------------------
+
+
+def rloc_address(info: ThreadInfo) -> str | None:
+    """The RLOC among the radio's addresses (the ``:0:ff:fe00:<rloc16>`` one)."""
+    return next((a for a in info.ipv6 if ":0:ff:fe00:" in a), None)
 
 
 async def node(service: GatewayService, request: Request) -> Response:
@@ -138,7 +136,7 @@ async def node(service: GatewayService, request: Request) -> Response:
     }
     if info.role in ("router", "leader"):
         body["routerId"] = info.rloc16 >> 10
-    rloc = next((a for a in info.ipv6 if ":0:ff:fe00:" in a), None)
+    rloc = rloc_address(info)
     if rloc is not None:
         body["rlocAddress"] = rloc
     return json_response(body)
@@ -154,7 +152,7 @@ async def ba_id(service: GatewayService, request: Request) -> Response:
 
 
 async def state_get(service: GatewayService, request: Request) -> Response:
-    return json_response((await service.thread.info()).role)
+    return json_response(await service.thread.device_role())
 
 
 async def state_put(service: GatewayService, request: Request) -> Response:
@@ -188,7 +186,7 @@ async def rloc16(service: GatewayService, request: Request) -> Response:
 
 async def rloc(service: GatewayService, request: Request) -> Response:
     info = await service.thread.info()
-    return json_response(next((a for a in info.ipv6 if ":0:ff:fe00:" in a), "::"))
+    return json_response(rloc_address(info) or "::")
 
 
 async def coprocessor_version(service: GatewayService, request: Request) -> Response:
@@ -237,7 +235,7 @@ async def _change(request: Request, kind: str) -> OperationalDataset:
 
 
 async def active_put(service: GatewayService, request: Request) -> Response:
-    if (await service.thread.info()).role != "disabled":
+    if await service.thread.device_role() != "disabled":
         raise RestError(HTTPStatus.CONFLICT)
     change = await _change(request, "active")
     current = await service.thread.active_tlvs()

@@ -215,24 +215,10 @@ class EmulatedRadio:
         return "active" if self.now() >= self.commissioner_at_ms + PETITION_MS else "petition"
 
     def _attach(self) -> None:
-        d = self.active
-        neighbour = None
-        if d is not None:
-            neighbour = next(
-                (
-                    n
-                    for n in self.world.neighbours
-                    if (n.channel, n.pan_id, n.network_key) == (d.channel, d.pan_id, d.network_key)
-                ),
-                None,
-            )
-        if d is None:
+        if self.active is None:
             self.target_role = "detached"
-        elif neighbour is not None:
-            self.target_role = "child" if d.active_timestamp is None else "router"
-            self.active = neighbour.operational()  # the leader hands out its dataset
         else:
-            self.target_role = "leader" if d.complete else "detached"
+            self.target_role, self.active = self.world.attach(self.active)
         self.attach_at_ms = self.now() + ATTACH_MS.get(self.target_role, 0)
 
     # ---- the CLI ---------------------------------------------------------------------

@@ -170,8 +170,11 @@ class OtCtlThreadBackend:
         lines = await self._maybe("dataset", kind, "-x")
         return bytes.fromhex(lines[0]) if lines else None
 
+    async def device_role(self) -> str:
+        return await self._one("state")
+
     async def info(self) -> ThreadInfo:
-        role = await self._one("state")
+        role = await self.device_role()
         thread_version = parse_int(await self._one("thread", "version"))
         info = ThreadInfo(
             role=role,
@@ -259,7 +262,7 @@ class OtCtlThreadBackend:
         return (await self._one("joiner", "state")).lower()
 
     async def joined_credentials(self) -> bool:
-        if await self._one("state") != "disabled":
+        if await self.device_role() != "disabled":
             return False
         active = await self._dataset("active")
         if active is None:

@@ -18,11 +18,11 @@ from cloudlet.core.services import Services
 from cloudlet.gateway import schemas as w
 from cloudlet.gateway.auth import USERNAME, LoginGuard, b64_hex, password_hmac
 from cloudlet.gateway.dataset import (
-    DEFAULT_CHANNEL_MASK,
     OperationalDataset,
-    SecurityPolicy,
     Timestamp,
     from_tlvs,
+    full_dataset,
+    mesh_local_prefix_for,
     to_tlvs,
 )
 from cloudlet.gateway.errors import Code, GatewayError
@@ -43,7 +43,6 @@ from cloudlet.gateway.network import (
 from cloudlet.gateway.pskc import compute_pskc
 from cloudlet.gateway.runtime import GatewayRuntime
 from cloudlet.gateway.simstore import StoredSimNetwork, StoredSimThread, lock_world
-from cloudlet.gateway.simthread import mesh_local_prefix_for
 from cloudlet.gateway.store import (
     CertificateState,
     DeviceIdentity,
@@ -229,17 +228,15 @@ class GatewayService:
         d = self.dataset_of(otbr)
         if not d.network_name:
             return OperationalDataset(network_key=d.network_key, channel=d.channel, pan_id=d.pan_id)
-        return OperationalDataset(
-            active_timestamp=Timestamp(seconds=seconds),
+        return full_dataset(
             channel=d.channel,
-            channel_mask=DEFAULT_CHANNEL_MASK,
             ext_pan_id=d.ext_pan_id,
-            mesh_local_prefix=d.mesh_local_prefix or mesh_local_prefix_for(d.ext_pan_id),
             network_key=d.network_key,
             network_name=d.network_name,
             pan_id=d.pan_id,
             pskc=d.pskc,
-            security_policy=SecurityPolicy(),
+            mesh_local_prefix=d.mesh_local_prefix,
+            seconds=seconds,
         )
 
     # ---- /ui --------------------------------------------------------------------------
@@ -305,9 +302,9 @@ class GatewayService:
 
     async def otbr_status(self) -> dict[str, Any]:
         otbr = await self.otbr()
-        if otbr.adopting:
-            await self._adopt_radio_network(otbr)
         info = await self.thread.info()
+        if otbr.adopting:
+            await self._adopt_radio_network(otbr, info)
         await self._follow_radio(otbr, info)
         stored = self.dataset_of(otbr)
         dataset = info.dataset or stored
@@ -371,7 +368,7 @@ class GatewayService:
 
     async def join(self, body: w.Join) -> None:
         otbr = await self.otbr()
-        if (await self.thread.info()).role != "disabled":
+        if await self.thread.device_role() != "disabled":
             # OpenThread's joiner needs Thread disabled (else Error 13: InvalidState).
             await self._leave_network(otbr)
         if body.CredentialType == "pskdType":
@@ -414,10 +411,10 @@ class GatewayService:
         await self._adopt_radio_network(otbr)
         return {"status": otbr.join_status}
 
-    async def _adopt_radio_network(self, otbr: OtbrState) -> None:
+    async def _adopt_radio_network(self, otbr: OtbrState, info: ThreadInfo | None = None) -> None:
         """Once the radio has attached after a join, store exactly the network it is on."""
         if otbr.adopting:
-            d = (await self.thread.info()).dataset
+            d = (info or await self.thread.info()).dataset
             if d is not None and d.network_name and d.ext_pan_id:
                 self._store_network(otbr, d)
                 otbr.adopting = False
@@ -471,8 +468,7 @@ class GatewayService:
         change goes out as a pending dataset, with a newer Active Timestamp, which the whole
         network applies when its delay timer runs out."""
         if otbr.enabled:
-            info = await self.thread.info()
-            if info.role == "disabled":
+            if await self.thread.device_role() == "disabled":
                 await self.thread.form(self.operational_of(otbr))
                 if otbr.bbr:
                     await self.thread.set_bbr(True)
@@ -1219,7 +1215,7 @@ class GatewayService:
         """Bring the simulated radio and links back to the stored configuration."""
         otbr = await self.otbr()
         if otbr.enabled:
-            if (await self.thread.info()).role == "disabled":
+            if await self.thread.device_role() == "disabled":
                 await self.thread.form(self.operational_of(otbr))
             if otbr.bbr:
                 await self.thread.set_bbr(True)

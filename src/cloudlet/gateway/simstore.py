@@ -218,6 +218,10 @@ class StoredSimThread(_StoredWorldBackend):
         async with self._radio() as radio:
             return await radio.info()
 
+    async def device_role(self) -> str:
+        async with self._radio() as radio:
+            return await radio.device_role()
+
     async def form(self, dataset: OperationalDataset) -> None:
         async with self._radio() as radio:
             await radio.form(dataset)

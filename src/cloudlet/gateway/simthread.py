@@ -14,12 +14,9 @@ from dataclasses import dataclass, field, replace
 from cloudlet import __version__
 from cloudlet.core.clock import Clock
 from cloudlet.gateway.dataset import (
-    DEFAULT_CHANNEL_MASK,
     OperationalDataset,
-    SecurityPolicy,
-    Timestamp,
     from_tlvs,
-    prefix_text,
+    full_dataset,
     to_tlvs,
 )
 from cloudlet.gateway.errors import Code, GatewayError
@@ -54,18 +51,14 @@ class NeighbourNetwork:
 
     def operational(self) -> OperationalDataset:
         """The network's Active Operational Dataset, as its leader hands it out."""
-        return OperationalDataset(
-            active_timestamp=Timestamp(seconds=1),
+        return full_dataset(
             channel=self.channel,
-            channel_mask=DEFAULT_CHANNEL_MASK,
             ext_pan_id=self.ext_pan_id,
-            mesh_local_prefix=mesh_local_prefix_for(self.ext_pan_id),
             network_key=self.network_key,
             network_name=self.network_name,
             pan_id=self.pan_id,
             # A network whose passphrase this world does not know still has a PSKc.
             pskc=self.pskc() or _derived_hex(f"pskc:{self.ext_pan_id}", 16),
-            security_policy=SecurityPolicy(),
         )
 
 
@@ -82,6 +75,22 @@ class JoinerDevice:
 class ThreadWorld:
     neighbours: list[NeighbourNetwork] = field(default_factory=list)
     joiners: list[JoinerDevice] = field(default_factory=list)
+
+    def attach(self, active: OperationalDataset) -> tuple[str, OperationalDataset]:
+        """Thread starting on ``active``: the role it reaches and the dataset it then holds.
+
+        A network in range with that key, channel and PAN id adopts the radio (a child after
+        a join, which left no Active Timestamp; a router otherwise) and hands out its full
+        dataset; a complete dataset of no known network forms one; else it stays detached."""
+        for net in self.neighbours:
+            if (net.channel, net.pan_id, net.network_key) == (
+                active.channel,
+                active.pan_id,
+                active.network_key,
+            ):
+                joined = active.active_timestamp is None
+                return ("child" if joined else "router"), net.operational()
+        return ("leader" if active.complete else "detached"), active
 
 
 def default_world() -> ThreadWorld:
@@ -145,25 +154,9 @@ class SimThreadBackend:
     def dataset(self) -> Dataset | None:
         return Dataset.of(self.active) if self.active is not None else None
 
-    def _neighbour_of(self, d: OperationalDataset) -> NeighbourNetwork | None:
-        for net in self.world.neighbours:
-            if (net.channel, net.pan_id, net.network_key) == (d.channel, d.pan_id, d.network_key):
-                return net
-        return None
-
     def _attach(self) -> None:
-        """Thread starts on the active dataset: an existing network adopts the radio (and
-        gives it its full dataset); a complete dataset of no known network forms one."""
         assert self.active is not None
-        neighbour = self._neighbour_of(self.active)
-        if neighbour is not None:
-            joined = self.active.active_timestamp is None
-            self.active = neighbour.operational()
-            self.role = "child" if joined else "router"
-        elif self.active.complete:
-            self.role = "leader"
-        else:
-            self.role = "detached"
+        self.role, self.active = self.world.attach(self.active)
 
     def _tick(self) -> None:
         """A pending dataset whose delay ran out becomes the active one."""
@@ -179,6 +172,9 @@ class SimThreadBackend:
         if self.role == "disabled" or dataset is None:
             raise GatewayError(Code.THREAD_DISABLED, "thread network is not enabled")
         return dataset
+
+    async def device_role(self) -> str:
+        return self.role
 
     async def info(self) -> ThreadInfo:
         self._tick()
@@ -368,8 +364,3 @@ class SimThreadBackend:
         if not self.bbr or self.role == "disabled":
             return "Disabled"
         return "Primary"
-
-
-def mesh_local_prefix_for(ext_pan_id: str) -> str:
-    """A ULA /64 derived from the ext PAN id, as ``dataset init new`` would pick one."""
-    return prefix_text(bytes.fromhex("fd" + _derived_hex(f"mlp:{ext_pan_id}", 7)))

@@ -112,6 +112,10 @@ class ThreadBackend(Protocol):
 
     async def info(self) -> ThreadInfo: ...
 
+    async def device_role(self) -> str:
+        """The role alone (``state``): what most decisions need, without info()'s dozen
+        ot-ctl calls."""
+
     async def form(self, dataset: OperationalDataset) -> None:
         """Commit ``dataset`` as the active one and start Thread on it (Thread disabled)."""
 

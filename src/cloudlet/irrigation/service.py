@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cloudlet.core.clock import Clock
-from cloudlet.core.db import Database
+from cloudlet.core.db import Database, delete_where
 from cloudlet.core.security import (
     SecretBox,
     constant_time_equals,
@@ -168,21 +168,16 @@ async def purge_expired(
 ) -> int:
     """Captchas past their lifetime, wrong-password marks past the captcha window, tokens
     past their 113 retention: rows unauthenticated requests create."""
-    from cloudlet.core.purge import delete_where
-
     now = clock.now()
     captcha_age = timedelta(seconds=settings.captcha_lifetime_seconds)
     window = timedelta(seconds=settings.captcha_window_seconds)
+    captchas = IrrigationCaptcha.created_at < now - captcha_age
+    failures = IrrigationAuthFailure.at < now - window
+    tokens = IrrigationToken.expires_at < now - EXPIRED_TOKEN_RETENTION
     return (
-        await delete_where(
-            session, IrrigationCaptcha, IrrigationCaptcha.created_at < now - captcha_age
-        )
-        + await delete_where(
-            session, IrrigationAuthFailure, IrrigationAuthFailure.at < now - window
-        )
-        + await delete_where(
-            session, IrrigationToken, IrrigationToken.expires_at < now - EXPIRED_TOKEN_RETENTION
-        )
+        await delete_where(session, IrrigationCaptcha, captchas)
+        + await delete_where(session, IrrigationAuthFailure, failures)
+        + await delete_where(session, IrrigationToken, tokens)
     )
 
 

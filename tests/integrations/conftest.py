@@ -19,7 +19,14 @@ from cloudlet.core.devicelink import BrokerAddress
 from cloudlet.integrations.homeassistant import EXTRA_KEY, HomeAssistantBridge
 from cloudlet.irrigation.sim import SimulatedController
 from tests.conftest import ClientFactory, admin_headers, services_of
-from tests.irrigation.conftest import link_of, link_settings, wait_online, wait_state
+from tests.irrigation.conftest import (
+    add_device,
+    link_of,
+    link_settings,
+    register_and_login,
+    wait_online,
+    wait_state,
+)
 from tests.ota.conftest import Fleet
 
 DEVICE_ID = "11010F60BA50CF0D"
@@ -66,7 +73,8 @@ async def app(make_client: ClientFactory, unique: str) -> httpx.AsyncClient:
 async def controller(
     app: httpx.AsyncClient, clock: FrozenClock, unique: str
 ) -> AsyncIterator[SimulatedController]:
-    """A simulated controller with 3 zones, online and reported."""
+    """A simulated controller with 3 zones, added by its owner, online and reported."""
+    await add_device(app, await register_and_login(app), DEVICE_ID, DEVICE_PASSWORD)
     sim = SimulatedController(
         DEVICE_ID,
         DEVICE_PASSWORD,

@@ -163,7 +163,9 @@ async def test_device_management_codes(client: httpx.AsyncClient, make_sim: SimF
     )
     await expect(await client.post("/v1/devices", headers=auth, json=body | {"type": 7}), 403, 104)
     await expect(await client.post("/v1/devices", headers=auth, json=body | {"icon": 99}), 400, 110)
-    await make_sim()  # the controller registers itself by connecting
+    # A controller the server knows (added once, then deleted: it keeps its credential).
+    assert (await client.post("/v1/devices", headers=auth, json=body)).json() == {"code": 0}
+    assert (await client.delete(f"/v1/device/{DEVICE_ID}", headers=auth)).json() == {"code": 0}
     for _ in range(3):
         await expect(
             await client.post("/v1/devices", headers=auth, json=body | {"password": "bad"}),

@@ -160,10 +160,10 @@ async def test_00101_to_00105_device_examples(
         "enabletimermode": 1,
         "protocolversion": 140,
     }
-    await make_sim(LIST_ID, "12345678", status=state)
-
     answer = await replay(client, "00101_add_device", token=token)
     assert answer.json() == fixture("00101_add_device")["response"]
+    # The controller logs in once its owner has added it (its broker account is made then).
+    await make_sim(LIST_ID, "12345678", status=state)
     answer = await replay(client, "00104_edit_device", token=token, deviceid=LIST_ID)
     assert answer.json() == fixture("00104_edit_device")["response"]
     answer = await replay(client, "00103_list_devices", token=token)
@@ -186,12 +186,12 @@ async def test_00201_00203_00204_control_examples(
     clock.set(STATUS_AT)
     await register(client)
     token = await login(client)
-    sim = await make_sim(CONTROL_ID, "12345678", status=control_status())
     await client.post(
         "/v1/devices",
         headers={"Authorization": token},
         json={"deviceid": CONTROL_ID, "password": "12345678", "type": 1},
     )
+    sim = await make_sim(CONTROL_ID, "12345678", status=control_status())
 
     printed = fixture("00203_stop_watering")["response"]
     expected_all = printed | {"status": eight_slots(printed["status"])}
@@ -218,12 +218,12 @@ async def test_00202_00205_examples(
 ) -> None:
     await register(client)
     token = await login(client)
-    sim = await make_sim(CONTROL_ID, "12345678")
     await client.post(
         "/v1/devices",
         headers={"Authorization": token},
         json={"deviceid": CONTROL_ID, "password": "12345678", "type": 1},
     )
+    sim = await make_sim(CONTROL_ID, "12345678")
 
     answer = await replay(client, "00205_valves_setup", token=token, deviceid=CONTROL_ID)
     assert answer.json() == fixture("00205_valves_setup")["response"]

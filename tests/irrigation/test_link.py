@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import uuid
 from typing import Any
 
 import httpx
 import orjson
 import pytest
+from sqlalchemy import select
 
 from cloudlet.core.clock import FrozenClock
 from cloudlet.core.devicelink import BrokerAddress, LinkClient
+from cloudlet.irrigation.models import IrrigationDevice
 from cloudlet.irrigation.protocol import SERVER_USERNAME, link_credential, server_password
 from cloudlet.irrigation.sim import SimulatedController
-from tests.conftest import TEST_SECRET, ClientFactory
+from tests.conftest import TEST_SECRET, ClientFactory, services_of
 from tests.irrigation.conftest import (
     DEVICE_ID,
     DEVICE_PASSWORD,
@@ -32,8 +36,10 @@ embedded_only = pytest.mark.skipif(
 )
 
 
-@embedded_only
-async def test_embedded_broker_checks_each_device_credential(
+SECOND_ID = "0000000000000002"
+
+
+async def test_the_broker_checks_each_device_credential(
     client: httpx.AsyncClient, clock: FrozenClock, topic_root: str
 ) -> None:
     token = await register_and_login(client)
@@ -46,32 +52,91 @@ async def test_embedded_broker_checks_each_device_credential(
     await impostor.stop()
 
 
-@embedded_only
+async def test_an_unknown_client_cannot_squat_a_device_id(
+    client: httpx.AsyncClient, make_sim: SimFactory, clock: FrozenClock, topic_root: str
+) -> None:
+    """Before its owner adds it, no one logs in as a controller, whatever password it offers;
+    the owner's add binds the id to the device password, and the real controller gets in."""
+    url = link_of(client).url
+    # An id no earlier test added (on Mosquitto the accounts outlive each test's database).
+    deviceid = f"5A{uuid.uuid4().hex[:14].upper()}"
+    squatter = SimulatedController(
+        deviceid, "squatter1", broker_url=url, clock=clock, topic_root=topic_root
+    )
+    early = SimulatedController(
+        deviceid, DEVICE_PASSWORD, broker_url=url, clock=clock, topic_root=topic_root
+    )
+    for unknown in (squatter, early):
+        with pytest.raises(ConnectionError):
+            await unknown.start(wait=2)
+        await unknown.stop()
+    async with services_of(client).db.session() as session:
+        assert await session.scalar(select(IrrigationDevice)) is None  # nothing was created
+
+    token = await register_and_login(client)
+    await add_device(client, token, deviceid)  # 201 {"code": 0}: not 131, never taken
+    await make_sim(deviceid)
+    with pytest.raises(ConnectionError):
+        await squatter.start(wait=2)
+    await squatter.stop()
+    status = await client.get(
+        f"/v1/device/{deviceid}/status?flag=1", headers={"Authorization": token}
+    )
+    assert status.json()["status"]["onlinestatus"] == 1
+
+
+async def test_deleting_a_device_ends_its_login(
+    client: httpx.AsyncClient, make_sim: SimFactory
+) -> None:
+    token = await register_and_login(client)
+    auth = {"Authorization": token}
+    await add_device(client, token)
+    sim = await make_sim()
+    answer = await client.delete(f"/v1/device/{DEVICE_ID}", headers=auth)
+    assert (answer.status_code, answer.json()) == (200, {"code": 0})
+    # The broker drops the live connection and refuses the controller's retries.
+    for _ in range(50):
+        if not sim.client.connected.is_set():
+            break
+        await asyncio.sleep(0.1)
+    assert not sim.client.connected.is_set()
+    await asyncio.sleep(2.5)  # two of its retries (1 s apart)
+    assert not sim.client.connected.is_set()
+    assert "authori" in str(sim.client.last_error).lower(), sim.client.last_error
+
+    await add_device(client, token)  # added again with its password: it is let in again
+    await wait_online(client, DEVICE_ID, True)
+
+
 async def test_devices_only_use_their_own_topics(
     client: httpx.AsyncClient, make_sim: SimFactory, topic_root: str
 ) -> None:
+    token = await register_and_login(client)
+    await add_device(client, token)
+    await add_device(client, token, deviceid=SECOND_ID, password="pw")
     await make_sim()
     got: list[str] = []
     spy = LinkClient(
         BrokerAddress.parse(link_of(client).url),
-        username="0000000000000002",
-        password=link_credential("0000000000000002", "pw"),
+        username=SECOND_ID,
+        password=link_credential(SECOND_ID, "pw"),
     )
 
     async def record(name: str, _payload: bytes) -> None:
         got.append(name)
 
+    # A device of the same owner may neither read DEVICE_ID's topics nor claim to be it.
     spy.subscribe(f"{topic_root}/#", record)
+    spy.subscribe(f"{topic_root}/{DEVICE_ID}/cmd", record)
     await spy.start()
-    # A foreign device may not claim to be DEVICE_ID, nor read its commands.
     await spy.publish(f"{topic_root}/{DEVICE_ID}/online", orjson.dumps({"online": 0}))
+    answer = await client.post(
+        f"/v1/device/{DEVICE_ID}", headers={"Authorization": token}, json={"tasklist": [1]}
+    )
+    assert answer.json() == {"code": 0}
     await spy.stop()
     assert got == []
-    async with link_of(client).services.db.session() as session:
-        from sqlalchemy import select
-
-        from cloudlet.irrigation.models import IrrigationDevice
-
+    async with services_of(client).db.session() as session:
         device = await session.scalar(
             select(IrrigationDevice).where(IrrigationDevice.deviceid == DEVICE_ID)
         )
@@ -157,6 +222,9 @@ async def test_simulate_command_runs_controllers(
     from cloudlet.irrigation import sim as sim_module
 
     url = link_of(client).url
+    token = await register_and_login(client)
+    for index in range(3):
+        await add_device(client, token, deviceid=f"CAFE{index:012X}")
     argv = [
         "--devices",
         "3",
@@ -191,9 +259,11 @@ async def test_app_serves_while_the_broker_is_unreachable(
         dead = f"mqtt://127.0.0.1:{sock.getsockname()[1]}"
     client = await make_client("irrigation", irrigation=link_settings(topic_root, mqtt_url=dead))
     token = await register_and_login(client)
-    await add_device(client, token)
-    answer = await client.post(
-        f"/v1/device/{DEVICE_ID}", headers={"Authorization": token}, json={"tasklist": [1]}
-    )
-    assert (answer.status_code, answer.json()["code"]) == (403, 119)
+    auth = {"Authorization": token}
+    body = {"deviceid": DEVICE_ID, "password": DEVICE_PASSWORD, "type": 1}
+    # Adding needs the broker (it makes the controller's login there): 120, nothing stored.
+    answer = await client.post("/v1/devices", headers=auth, json=body)
+    assert (answer.status_code, answer.json()["code"]) == (403, 120)
+    listing = await client.get("/v1/devices", headers=auth)
+    assert listing.json() == {"code": 0, "devicenum": 0, "devicelist": []}
     assert not link_of(client).client.connected.is_set()  # type: ignore[union-attr]

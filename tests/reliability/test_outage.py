@@ -11,9 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
-import socket
-import subprocess
 import time
 import uuid
 from collections import Counter
@@ -27,6 +24,7 @@ import pytest
 from cloudlet.core.clock import FrozenClock
 from cloudlet.gateway.auth import login_hash, password_hmac
 from cloudlet.ota.auth import make_token
+from tests import mosquitto
 from tests.conftest import ClientFactory
 from tests.irrigation.conftest import (
     DEVICE_ID,
@@ -39,7 +37,7 @@ from tests.irrigation.conftest import (
 )
 from tests.reliability import pg
 from tests.reliability.helpers import INTERNAL, envelope_problem
-from tests.reliability.server import Server, free_port
+from tests.reliability.server import Server
 
 on_postgres_pass = pytest.mark.skipif(
     not os.environ.get("CLOUDLET_TEST_DATABASE_URL") or not pg.can_run(),
@@ -210,44 +208,11 @@ async def _scenario(server: Server, cluster: pg.PrivatePostgres) -> None:
 SECOND_ID = "11010F60BA50CF0E"
 
 
-class PrivateMosquitto:
-    def __init__(self, root: Path) -> None:
-        self.port = free_port()
-        self.url = f"mqtt://127.0.0.1:{self.port}"
-        self.config = root / "mosquitto.conf"
-        self.config.write_text(
-            f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-        )
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-        self.process = subprocess.Popen(
-            [binary, "-c", str(self.config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        for _ in range(100):
-            with socket.socket() as sock:
-                if sock.connect_ex(("127.0.0.1", self.port)) == 0:
-                    return
-            time.sleep(0.05)
-        raise RuntimeError("mosquitto did not start")
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.kill()
-            self.process.wait(10)
-            self.process = None
-
-
-def mosquitto_available() -> bool:
-    return bool(shutil.which("mosquitto")) or Path("/usr/sbin/mosquitto").exists()
-
-
-@pytest.mark.skipif(not mosquitto_available(), reason="needs the mosquitto binary")
+@pytest.mark.skipif(not mosquitto.available(), reason="needs mosquitto and its dynsec plugin")
 async def test_broker_outage_controllers_reconnect(
     make_client: ClientFactory, clock: FrozenClock, tmp_path: Path
 ) -> None:
-    broker = PrivateMosquitto(tmp_path)
+    broker = mosquitto.SecuredMosquitto(tmp_path / "mosquitto")
     broker.start()
     pool: SimPool | None = None
     try:

@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import aiomqtt
+import orjson
 
 from cloudlet.core.observability import FaultLog
 
@@ -33,6 +34,23 @@ TopicGuard = Callable[[str | None, str, str], Awaitable[bool]]
 MessageHandler = Callable[[str, bytes], Awaitable[None]]
 
 _GUARDS: dict[str, tuple[Authenticator | None, TopicGuard | None]] = {}
+
+# Mosquitto's dynamic-security API (see core.brokeraccounts); the embedded broker answers it.
+CONTROL_TOPIC = "$CONTROL/dynamic-security/v1"
+RESPONSE_TOPIC = f"{CONTROL_TOPIC}/response"
+# Commands that end the user's live sessions on Mosquitto, and so here.
+_KICKING_COMMANDS = frozenset({"deleteClient", "disableClient", "setClientPassword"})
+_ACCOUNT_COMMANDS = _KICKING_COMMANDS | {
+    "createClient",
+    "modifyClient",
+    "enableClient",
+    "getClient",
+    "addClientRole",
+    "removeClientRole",
+    "createRole",
+    "modifyRole",
+    "deleteRole",
+}
 
 
 def _guards(key: str) -> tuple[Authenticator | None, TopicGuard | None]:
@@ -134,11 +152,66 @@ def _guarded_broker_class() -> type[Any]:
             """Close every client connection still open (at shutdown, amqtt leaves those
             whose session it had already dropped to the garbage collector)."""
             for writer in list(self.open_writers):
-                stream = getattr(writer, "_writer", None)
-                transport = getattr(stream, "transport", None)
-                if transport is not None:
-                    transport.abort()
+                _abort(writer)
             self.open_writers.clear()
+
+        def kick(self, username: str) -> int:
+            """Drop every connection logged in as ``username``; how many there were."""
+            kicked = 0
+            for session, handler in list(self._sessions.values()):
+                if session.username == username and handler is not None and handler.writer:
+                    _abort(handler.writer)
+                    kicked += 1
+            return kicked
+
+        async def _handle_message_delivery(
+            self, client_session: Any, handler: Any, wait_deliver: asyncio.Future[Any]
+        ) -> bool:
+            message = wait_deliver.result()
+            if message is not None and message.topic == CONTROL_TOPIC:
+                # amqtt closes connections that publish to "$" topics; this one is ours.
+                await self._answer_control(client_session, bytes(message.data or b""))
+                return True
+            result: bool = await super()._handle_message_delivery(
+                client_session, handler, wait_deliver
+            )
+            return result
+
+        async def _answer_control(self, session: Any, data: bytes) -> None:
+            """The dynamic-security commands Cloudlet sends. Accounts live in Cloudlet's
+            database (the authenticator reads them), so creating and changing them needs
+            nothing here; what ends a login disconnects that user's sessions, as Mosquitto
+            does."""
+            _, guard = _guards(self.guard_key)
+            if guard is not None and not await guard(session.username, CONTROL_TOPIC, "publish"):
+                log.info("%s may not manage broker accounts", session.username)
+                return
+            try:
+                commands = orjson.loads(data).get("commands")
+            except (orjson.JSONDecodeError, AttributeError):
+                return
+            responses = [
+                self._control_command(command)
+                for command in (commands if isinstance(commands, list) else [])
+                if isinstance(command, dict)
+            ]
+            await self._broadcast_message(
+                None, RESPONSE_TOPIC, orjson.dumps({"responses": responses})
+            )
+
+        def _control_command(self, command: dict[str, Any]) -> dict[str, Any]:
+            name = str(command.get("command", ""))
+            response: dict[str, Any] = {"command": name}
+            if "correlationData" in command:
+                response["correlationData"] = command["correlationData"]
+            username = str(command.get("username", ""))
+            if name not in _ACCOUNT_COMMANDS:
+                response["error"] = "Unknown command"
+            elif name in _KICKING_COMMANDS:
+                self.kick(username)
+            elif name == "getClient":
+                response["data"] = {"client": {"username": username, "roles": [], "groups": []}}
+            return response
 
         async def _publish_retained_messages_for_subscription(
             self, subscription: tuple[str, int], session: Any
@@ -151,6 +224,14 @@ def _guarded_broker_class() -> type[Any]:
             await super()._publish_retained_messages_for_subscription(subscription, session)
 
     return GuardedBroker
+
+
+def _abort(writer: Any) -> None:
+    """Abort an amqtt connection's transport (no DISCONNECT: the client sees it drop)."""
+    stream = getattr(writer, "_writer", None)
+    transport = getattr(stream, "transport", None)
+    if transport is not None:
+        transport.abort()
 
 
 @dataclass

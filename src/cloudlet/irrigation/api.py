@@ -314,6 +314,7 @@ def vendor_router() -> APIRouter:
             settings=services.settings.irrigation,
             user=auth[0],
             body=body,
+            logins=_link(services),
         )
         return _json({"code": 0}, 201)
 
@@ -339,12 +340,15 @@ def vendor_router() -> APIRouter:
             settings=services.settings.irrigation,
             user=auth[0],
             body=body,
+            logins=_link(services),
         )
         return _json({"code": 0}, 201)
 
     @router.delete("/v1/device/{deviceid}", **_doc(200))
-    async def delete_device(deviceid: str, session: SessionDep, auth: UserDep) -> Response:
-        await service.delete_device(session, user=auth[0], raw_id=deviceid)
+    async def delete_device(
+        deviceid: str, services: ServicesDep, session: SessionDep, auth: UserDep
+    ) -> Response:
+        await service.delete_device(session, user=auth[0], raw_id=deviceid, logins=_link(services))
         return _json({"code": 0})
 
     @router.put("/v1/device/{deviceid}", **_doc(200, body=model_schema(EditDeviceBody)))
@@ -436,7 +440,10 @@ def vendor_router() -> APIRouter:
         device_key, ack = await _command(services, auth[0], deviceid, OP_SETUP, {"setup": clean})
         if clean.get("devicepasswd"):
             await service.set_device_password(
-                services.db, deviceid=device_key, password=clean["devicepasswd"]
+                services.db,
+                deviceid=device_key,
+                password=clean["devicepasswd"],
+                logins=_link(services),
             )
         mask = setup_mask(clean)
         status = select_status(ack.status or {}, mask, deviceid=device_key, online=True)

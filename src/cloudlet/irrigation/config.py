@@ -20,8 +20,11 @@ class IrrigationSettings(BaseModel):
     command_timeout_seconds: float = 5.0
     # Topics live under "<topic_root>/<deviceid>/..." (tests use a unique root per run).
     topic_root: str = "aifro"
-    # Controllers unknown to the server may register by connecting (trust on first use).
-    accept_unknown_devices: bool = True
+    # How device logins reach the broker: "dynsec" provisions one account per device
+    # through Mosquitto's dynamic-security API (the embedded broker answers it too), when the
+    # owner adds the device, and deletes it when the owner deletes the device; "none" leaves
+    # device logins to the broker's own configuration (an external broker of your own).
+    broker_accounts: Literal["dynsec", "none"] = "dynsec"
     token_days: float = 3.0
     max_devices_per_user: int = 50
     captcha_failures: int = 3

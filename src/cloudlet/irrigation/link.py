@@ -21,6 +21,7 @@ import orjson
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from cloudlet.core.brokeraccounts import BrokerAccounts, BrokerAccountsError, TopicRule
 from cloudlet.core.devicelink import BrokerAddress, EmbeddedBroker, LinkClient
 from cloudlet.core.secretkey import resolve_secret_key
 from cloudlet.core.security import constant_time_equals
@@ -38,6 +39,7 @@ from cloudlet.irrigation.protocol import (
     SERVER_USERNAME,
     STATE,
     credential_digest,
+    device_topic_rules,
     parse_topic,
     server_password,
     topic,
@@ -50,6 +52,11 @@ MAX_EVENTS_PER_MESSAGE = 200
 # A full status with 52 zones and 8 programs is ~15 KiB; anything far bigger is refused.
 MAX_MESSAGE_BYTES = 256 * 1024
 BROKER_WAIT_SECONDS = 15.0
+# Our own account on an external Mosquitto is its dynamic-security admin (it can give itself
+# any right anyway); this role adds the right to publish, i.e. command the controllers. One
+# rule for every topic root, so deployments sharing a broker never rewrite it (Mosquitto
+# disconnects the holders of a role it modifies).
+SERVICE_ROLE = "cloudlet-service"
 
 
 @dataclass
@@ -81,6 +88,9 @@ class IrrigationLink:
         self.settings = services.settings.irrigation
         self.broker: EmbeddedBroker | None = None
         self.client: LinkClient | None = None
+        self.accounts: BrokerAccounts | None = None
+        # Set once our account may command controllers (at once on the embedded broker).
+        self._service_ready = asyncio.Event()
         self.url = ""
         self.root = self.settings.topic_root
         self._pending: dict[str, asyncio.Future[Ack]] = {}
@@ -114,7 +124,12 @@ class IrrigationLink:
             client_id=f"{SERVER_USERNAME}-{uuid.uuid4().hex[:8]}",
             username=username,
             password=password,
+            on_connect=self._on_connect if self.broker is None else None,
         )
+        if self.settings.broker_accounts == "dynsec":
+            self.accounts = BrokerAccounts(self.client)
+        if self.broker is not None or self.accounts is None:
+            self._service_ready.set()
         self.client.subscribe(f"{self.root}/+/{ONLINE}", self._on_online)
         self.client.subscribe(f"{self.root}/+/{STATE}", self._on_state)
         self.client.subscribe(f"{self.root}/+/{EVENT}", self._on_event)
@@ -123,10 +138,60 @@ class IrrigationLink:
         self.client.subscribe(f"{self.root}/+/{ACK}", self._on_ack, concurrent=True)
         await self.client.start(wait=None)
         try:
-            await asyncio.wait_for(self.client.connected.wait(), BROKER_WAIT_SECONDS)
+            await asyncio.wait_for(self._ready(), BROKER_WAIT_SECONDS)
         except TimeoutError:
             # Serve the app anyway: commands answer 120 until the broker is back.
             log.warning("device link: broker %s unreachable, retrying in the background", self.url)
+
+    async def _ready(self) -> None:
+        await self.client.connected.wait()  # type: ignore[union-attr]
+        await self._service_ready.wait()
+
+    async def _on_connect(self, client: LinkClient) -> None:
+        """On an external broker: make sure our account may command the controllers."""
+        if self.accounts is not None and client.username:
+            self.in_background(self._allow_service(client.username))
+
+    async def _allow_service(self, username: str) -> None:
+        assert self.accounts is not None
+        rules = [TopicRule("publishClientSend", "#")]
+        try:
+            if await self.accounts.allow_service(username, SERVICE_ROLE, rules):
+                return  # Mosquitto disconnects us for the change; the reconnection checks again
+        except BrokerAccountsError as exc:
+            log.warning(
+                "device link: %s is not the broker's dynamic-security admin (%s): adding "
+                "controllers will fail; see docs/deployment.md",
+                username,
+                exc,
+            )
+        self._service_ready.set()
+
+    # -- device accounts on the broker ----------------------------------------------------
+
+    async def grant(self, deviceid: str, credential: str, *, replace: bool) -> None:
+        """Let the controller log in with ``credential`` (the owner added it or proved its
+        password); 120 when the broker cannot be told."""
+        if self.accounts is None:
+            return
+        rules = [TopicRule(kind, name) for kind, name in device_topic_rules(deviceid, self.root)]
+        try:
+            await asyncio.wait_for(self._ready(), self.accounts.answer_seconds)
+            await self.accounts.grant(deviceid, credential, rules, replace=replace)
+        except (BrokerAccountsError, TimeoutError) as exc:
+            log.warning("device link: account of %s not provisioned: %s", deviceid, exc)
+            raise AifroError(e.NO_ACK) from exc
+
+    async def revoke(self, deviceid: str) -> None:
+        """The owner deleted the controller: its login ends, its connection with it."""
+        if self.accounts is None:
+            return
+        try:
+            await asyncio.wait_for(self._ready(), self.accounts.answer_seconds)
+            await self.accounts.revoke(deviceid)
+        except (BrokerAccountsError, TimeoutError) as exc:
+            log.warning("device link: account of %s not revoked: %s", deviceid, exc)
+            raise AifroError(e.NO_ACK) from exc
 
     async def stop(self) -> None:
         for task in list(self._background):
@@ -141,34 +206,25 @@ class IrrigationLink:
     # -- broker guards (embedded broker only) -------------------------------------------
 
     async def _authenticate(self, username: str | None, password: str | None) -> bool:
+        """A controller logs in only once its owner has added it: the owner's add (with the
+        device password) is what binds a device id to a credential, so an unknown client
+        can never take an id over."""
         if username is None or password is None:
             return False
         if username == SERVER_USERNAME:
             return constant_time_equals(password, self._server_password)
         if not DEVICE_ID_RE.match(username):
             return False
-        digest = credential_digest(password)
         # Read from the database on every connection (no per-worker cache): a password the
-        # owner changed through the app is refused at once, by every worker. Looked up in
-        # one short session; a new device is created in another (never nested: SQLite
-        # would make the two wait on each other).
+        # owner changed through the app is refused at once, by every worker.
         async with self.services.db.session() as session:
             device = await self._device(session, username)
-            if device is not None and device.credential_digest is None:
-                device.credential_digest = digest
-                await session.commit()
+            owned = device is not None and device.owner_id is not None
             stored = device.credential_digest if device is not None else None
-        if device is None:
-            if not self.settings.accept_unknown_devices:
-                return False
-            if not await self._create_device(username, digest):
-                # Created meanwhile (the app added it, or another worker): compare with it.
-                async with self.services.db.session() as session:
-                    device = await self._device(session, username)
-                    stored = device.credential_digest if device is not None else None
-            else:
-                stored = digest
-        if stored is not None and constant_time_equals(digest, stored):
+        if not owned or stored is None:
+            return False
+        digest = credential_digest(password)
+        if constant_time_equals(digest, stored):
             return True
         await self._offered(username, digest)
         return False
@@ -203,30 +259,6 @@ class IrrigationLink:
         )
         return row
 
-    async def _create_device(self, deviceid: str, digest: str | None) -> bool:
-        now = self.services.clock.now()
-        try:
-            async with self.services.db.session() as session:
-                session.add(
-                    IrrigationDevice(
-                        deviceid=deviceid,
-                        credential_digest=digest,
-                        first_seen_at=now,
-                        online=False,
-                        state_boot="",
-                        state_seq=0,
-                        invalidpassword=0,
-                        iconurl="",
-                        type=1,
-                        descript="",
-                        icon=0,
-                    )
-                )
-                await session.commit()
-        except IntegrityError:
-            return False  # created meanwhile by the app or another worker
-        return True
-
     @staticmethod
     def _decode(payload: bytes) -> dict[str, Any] | None:
         if len(payload) > MAX_MESSAGE_BYTES:
@@ -244,22 +276,15 @@ class IrrigationLink:
             return
         deviceid = parsed[0]
         online = data.get("online") == 1
-        digest = data.get("credential")
-        async with self.services.db.session() as session:
-            exists = await self._device(session, deviceid) is not None
-        if not exists:
-            if not online or not self.settings.accept_unknown_devices:
-                return
-            await self._create_device(deviceid, digest if isinstance(digest, str) else None)
         async with self.services.db.session() as session:
             device = await self._device(session, deviceid)
-            if device is None:
+            if device is None or device.owner_id is None:
+                # Only an owned controller's account may publish here (a broker without
+                # accounts is the owner's choice); nothing is created from the link.
                 return
             now = self.services.clock.now()
             if device.first_seen_at is None and online:
                 device.first_seen_at = now
-            if device.credential_digest is None and isinstance(digest, str) and len(digest) == 64:
-                device.credential_digest = digest
             if device.online != online:
                 device.online = online
                 device.online_changed_at = now

@@ -51,6 +51,15 @@ def parse_topic(name: str, root: str = TOPIC_ROOT) -> tuple[str, str] | None:
     return parts[0], parts[1]
 
 
+def device_topic_rules(deviceid: str, root: str = TOPIC_ROOT) -> list[tuple[str, str]]:
+    """(Mosquitto ACL type, topic) a controller's broker account allows: publish its own
+    reports, subscribe to its own commands; nothing of any other device."""
+    sent = [
+        ("publishClientSend", topic(deviceid, kind, root)) for kind in (ONLINE, STATE, ACK, EVENT)
+    ]
+    return [*sent, ("subscribeLiteral", topic(deviceid, COMMAND, root))]
+
+
 def link_credential(deviceid: str, password: str) -> str:
     """The MQTT password a controller derives from its device password (never sent in clear)."""
     salt = f"aifro-link:{deviceid}".encode()

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import re
 import secrets
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
@@ -503,15 +504,23 @@ async def owned_device(
     return device
 
 
-async def password_digest(deviceid: str, password: str) -> str:
-    """SHA-256 of the link credential of ``password`` (the slow derivation off the loop)."""
-    return credential_digest(await asyncio.to_thread(link_credential, deviceid, password))
+class DeviceLogins(Protocol):
+    """The broker's accounts of controllers (the device link's ``grant``/``revoke``)."""
+
+    async def grant(self, deviceid: str, credential: str, *, replace: bool) -> None: ...
+
+    async def revoke(self, deviceid: str) -> None: ...
 
 
-async def password_matches(device: IrrigationDevice, password: str) -> bool:
+async def derive_credential(deviceid: str, password: str) -> str:
+    """The link credential of ``password`` (the deliberately slow derivation, off the loop)."""
+    return await asyncio.to_thread(link_credential, deviceid, password)
+
+
+def digest_matches(device: IrrigationDevice, digest: str) -> bool:
+    """Whether ``digest`` is the controller's bound credential (none bound: any matches)."""
     if device.credential_digest is None:
         return True
-    digest = await password_digest(device.deviceid, password)
     return constant_time_equals(digest, device.credential_digest)
 
 
@@ -522,18 +531,17 @@ async def add_device(
     settings: IrrigationSettings,
     user: IrrigationUser,
     body: dict[str, Any],
+    logins: DeviceLogins,
 ) -> IrrigationDevice:
-    user_id = user.id
+    add = functools.partial(
+        _add_device, clock=clock, settings=settings, user_id=user.id, body=body, logins=logins
+    )
     try:
-        return await _add_device(
-            session, clock=clock, settings=settings, user_id=user_id, body=body
-        )
+        return await add(session)
     except IntegrityError:
-        # The controller's first connection created the row meanwhile: add it as known.
+        # Another request added the same controller meanwhile: decide again with its row.
         await session.rollback()
-        return await _add_device(
-            session, clock=clock, settings=settings, user_id=user_id, body=body
-        )
+        return await add(session)
 
 
 async def _add_device(
@@ -543,6 +551,7 @@ async def _add_device(
     settings: IrrigationSettings,
     user_id: int,
     body: dict[str, Any],
+    logins: DeviceLogins,
 ) -> IrrigationDevice:
     deviceid = normalize_device_id(body.get("deviceid"))
     password = _text(body, "password", 32)
@@ -578,9 +587,14 @@ async def _add_device(
         tokenid=deviceid,
         captcha_type=CAPTCHA_DEVICE,
     )
-    if device is not None and not await password_matches(device, password):
+    credential = await derive_credential(deviceid, password)
+    digest = credential_digest(credential)
+    if device is not None and not digest_matches(device, digest):
         await _record_failure(session, clock=clock, settings=settings, subject=subject)
         raise AifroError(e.BAD_DEVICE_PASSWORD)
+    # The owner's add is what binds the id to this credential on the broker (before any
+    # write here: a broker that cannot be told leaves nothing half done).
+    await logins.grant(deviceid, credential, replace=True)
     await _clear_failures(session, subject)
     if device is None:
         device = IrrigationDevice(
@@ -592,8 +606,7 @@ async def _add_device(
             iconurl="",
         )
         session.add(device)
-    if device.credential_digest is None:
-        device.credential_digest = await password_digest(deviceid, password)
+    device.credential_digest = digest
     device.owner_id = user_id
     device.type = device_type
     device.descript = descript
@@ -604,18 +617,33 @@ async def _add_device(
     return device
 
 
-async def set_device_password(db: Database, *, deviceid: str, password: str) -> None:
+async def set_device_password(
+    db: Database, *, deviceid: str, password: str, logins: DeviceLogins
+) -> None:
     """The controller took a new password: its link credential changes with it."""
+    credential = await derive_credential(deviceid, password)
     async with db.session() as session:
         device = await device_by_id(session, deviceid)
-        if device is not None:
-            device.credential_digest = await password_digest(deviceid, password)
-            await session.commit()
+        if device is None:
+            return
+        device.credential_digest = credential_digest(credential)
+        await session.commit()
+    try:
+        await logins.grant(deviceid, credential, replace=True)
+    except AifroError:
+        # The controller has acknowledged its new password: the change stands. The owner's
+        # 00105 with that password provisions the broker account again.
+        return
 
 
-async def delete_device(session: AsyncSession, *, user: IrrigationUser, raw_id: str) -> None:
+async def delete_device(
+    session: AsyncSession, *, user: IrrigationUser, raw_id: str, logins: DeviceLogins
+) -> None:
     device = await owned_device(session, user=user, raw_id=raw_id, others_code=e.DELETE_OTHERS)
-    # The controller still exists: it keeps its record (and credential), just unowned.
+    await logins.revoke(device.deviceid)
+    # The controller still exists: it keeps its record (and credential digest, so a new
+    # owner must know its password), just unowned, and without a broker login.
+    device.online = False
     device.owner_id = None
     device.descript = ""
     device.icon = 0
@@ -643,6 +671,7 @@ async def check_device_password(
     settings: IrrigationSettings,
     user: IrrigationUser,
     body: dict[str, Any],
+    logins: DeviceLogins,
 ) -> None:
     deviceid = normalize_device_id(body.get("deviceid"))
     password = _text(body, "password", 32)
@@ -658,13 +687,21 @@ async def check_device_password(
         tokenid=deviceid,
         captcha_type=CAPTCHA_DEVICE,
     )
-    offered = await password_digest(deviceid, password)
-    if device.offered_digest is not None and constant_time_equals(offered, device.offered_digest):
-        # The password was changed on the controller: the app now proves it knows it.
-        device.credential_digest = offered
-    elif not await password_matches(device, password):
+    credential = await derive_credential(deviceid, password)
+    offered = credential_digest(credential)
+    adopted = device.offered_digest is not None and constant_time_equals(
+        offered, device.offered_digest
+    )
+    if not adopted and not digest_matches(device, offered):
         await _record_failure(session, clock=clock, settings=settings, subject=subject)
         raise AifroError(e.BAD_DEVICE_PASSWORD)
+    # A proven password (re)provisions the broker account: after a password changed on the
+    # controller, a broker restored from an old backup, or an upgrade from a Cloudlet that
+    # kept no accounts on the broker.
+    await logins.grant(deviceid, credential, replace=True)
+    if adopted:
+        # The password was changed on the controller: the app now proves it knows it.
+        device.credential_digest = offered
     await _clear_failures(session, subject)
     device.offered_digest = None
     device.invalidpassword = 0

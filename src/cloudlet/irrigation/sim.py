@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import time
 import uuid
 from typing import Any
 
@@ -210,6 +211,7 @@ def device_id(prefix: str, index: int) -> str:
 
 async def _main(args: argparse.Namespace) -> int:
     clock = SystemClock()
+    started = time.monotonic()
     sims = [
         SimulatedController(
             device_id(args.prefix, i),
@@ -222,21 +224,29 @@ async def _main(args: argparse.Namespace) -> int:
         for i in range(args.devices)
     ]
     stop = asyncio.Event()
-    with progress("controllers connected", len(sims)) as advance:
-
-        async def connect(sim: SimulatedController) -> None:
-            await sim.start(wait=30)
-            advance(1)
-
-        await asyncio.gather(*(connect(s) for s in sims))
+    # A controller logs in once its owner has added it (00101 with its password): until
+    # then the broker refuses it and it retries, as a real one does.
     print(
-        f"{len(sims)} controllers online on {args.broker} "
-        f"({sims[0].deviceid} .. {sims[-1].deviceid}, password {args.password!r})"
+        f"{len(sims)} controllers ({sims[0].deviceid} .. {sims[-1].deviceid}, password "
+        f"{args.password!r}) connect to {args.broker} once their owner has added them"
     )
+    for sim in sims:
+        await sim.start(wait=None)
     tasks = [asyncio.create_task(s.run(stop=stop)) for s in sims]
     try:
+        with progress("controllers connected", len(sims)) as advance:
+
+            async def connected(sim: SimulatedController) -> None:
+                await sim.client.connected.wait()
+                advance(1)
+
+            everyone = asyncio.gather(*(connected(s) for s in sims))
+            limit = args.duration if args.duration > 0 else None
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(everyone), limit)
+            everyone.cancel()
         if args.duration > 0:
-            await asyncio.sleep(args.duration)
+            await asyncio.sleep(max(0.0, started + args.duration - time.monotonic()))
         else:
             await asyncio.Event().wait()
     finally:

@@ -132,22 +132,6 @@ async def bench(args: argparse.Namespace, server_info: Server) -> None:
             clock = SystemClock()
             ids = [device_id("B0", i) for i in range(args.devices)]
             credentials = {d: link_credential(d, PASSWORD) for d in ids}
-            for start in range(0, len(ids), args.batch):
-                batch = [
-                    SimulatedController(
-                        d,
-                        PASSWORD,
-                        broker_url=broker_url,
-                        clock=clock,
-                        keepalive=60,
-                        credential=credentials[d],
-                        topic_root=f"bench{http_port}",
-                    )
-                    for d in ids[start : start + args.batch]
-                ]
-                await asyncio.gather(*(s.start(wait=60) for s in batch))
-                sims.extend(batch)
-            connect_s = time.monotonic() - started
 
             tokens: dict[str, str] = {}
             for first in range(0, len(ids), PER_USER):
@@ -179,6 +163,23 @@ async def bench(args: argparse.Namespace, server_info: Server) -> None:
                     await coro  # type: ignore[misc]
 
             await asyncio.gather(*(limited(add(d)) for d in ids))
+            # A controller logs in once its owner has added it.
+            for start in range(0, len(ids), args.batch):
+                batch = [
+                    SimulatedController(
+                        d,
+                        PASSWORD,
+                        broker_url=broker_url,
+                        clock=clock,
+                        keepalive=60,
+                        credential=credentials[d],
+                        topic_root=f"bench{http_port}",
+                    )
+                    for d in ids[start : start + args.batch]
+                ]
+                await asyncio.gather(*(s.start(wait=60) for s in batch))
+                sims.extend(batch)
+            connect_s = time.monotonic() - started
 
             # The server learns presence from the link: wait until it shows every one online.
             while time.monotonic() < deadline:

@@ -194,7 +194,6 @@ class Soak:
             )
             for i in range(self.args.devices)
         ]  # fmt: skip
-        await asyncio.gather(*(s.start(wait=60) for s in sims))
         actions = []
         tokens: list[str] = []
         for u in range(0, len(sims), USERS_PER):
@@ -209,6 +208,8 @@ class Soak:
             add = {"deviceid": sim.deviceid, "password": DEVICE_PASSWORD, "type": 1}
             await c.post("/v1/devices", headers=auth, json=add)
             actions.append(self.irrigation_app(sim.deviceid, auth))
+        # A controller logs in once its owner has added it.
+        await asyncio.gather(*(s.start(wait=60) for s in sims))
         return sims, actions
 
     def irrigation_app(self, deviceid: str, auth: dict[str, str]) -> Any:

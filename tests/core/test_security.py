@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from cloudlet.core.security import SecretBox, hash_password, new_token, verify_password
@@ -29,3 +31,41 @@ def test_tokens_are_random_and_sized() -> None:
     tokens = {new_token(32) for _ in range(100)}
     assert len(tokens) == 100
     assert all(len(t) == 32 and t.isalnum() for t in tokens)
+
+
+async def test_one_client_cannot_take_every_hashing_thread(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A client's hashes beyond its share wait their turn; another client's go ahead."""
+    import threading
+    import time
+
+    from cloudlet.core import security
+
+    running: dict[str, int] = {}
+    peak: dict[str, int] = {}
+    lock = threading.Lock()
+
+    def slow_hash(password: str) -> str:
+        client = password.split(":")[0]
+        with lock:
+            running[client] = running.get(client, 0) + 1
+            peak[client] = max(peak.get(client, 0), running[client])
+        time.sleep(0.05)
+        with lock:
+            running[client] -= 1
+        return "hashed"
+
+    monkeypatch.setattr(security, "hash_password", slow_hash)
+
+    async def as_client(client: str, n: int) -> None:
+        security.hashing_client.set(client)
+        await asyncio.gather(*(security.hash_password_async(f"{client}:{i}") for i in range(n)))
+
+    await asyncio.gather(
+        asyncio.create_task(as_client("203.0.113.1", 8)),
+        asyncio.create_task(as_client("198.51.100.2", 1)),
+    )
+    assert peak["203.0.113.1"] <= security.HASHES_PER_CLIENT
+    assert peak["198.51.100.2"] == 1
+    assert security._client_turns == {}  # nothing kept once served

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
+import contextvars
 import hashlib
 import hmac
 import os
 import secrets
 import string
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 
 from argon2 import PasswordHasher
@@ -36,16 +39,49 @@ def verify_password(password_hash: str, password: str) -> bool:
 # argon2 takes tens of milliseconds of CPU and memory per call: off the event loop, on at
 # most one thread per core, so a burst of logins or registrations queues here instead of
 # stalling every other request (or taking memory without bound).
-_HASHING = ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="hashing")
+_HASHING_THREADS = os.cpu_count() or 2
+_HASHING = ThreadPoolExecutor(max_workers=_HASHING_THREADS, thread_name_prefix="hashing")
+# One client (address) gets at most this many hashing threads at once; the rest of its
+# requests wait their turn, so one client flooding logins or registrations cannot take the
+# pool from everyone else.
+HASHES_PER_CLIENT = max(1, _HASHING_THREADS // 2)
+# The address of the request being served (set per request by RequestContextMiddleware,
+# after trusted-proxy resolution); None outside a request (CLI, background jobs).
+hashing_client: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "hashing_client", default=None
+)
+_client_turns: dict[str, tuple[asyncio.Semaphore, int]] = {}
+
+
+@contextlib.asynccontextmanager
+async def _client_turn() -> AsyncIterator[None]:
+    client = hashing_client.get()
+    if client is None:
+        yield
+        return
+    semaphore, users = _client_turns.get(client, (asyncio.Semaphore(HASHES_PER_CLIENT), 0))
+    _client_turns[client] = (semaphore, users + 1)
+    try:
+        async with semaphore:
+            yield
+    finally:
+        semaphore, users = _client_turns[client]
+        if users == 1:
+            del _client_turns[client]  # nothing kept per client once it is served
+        else:
+            _client_turns[client] = (semaphore, users - 1)
 
 
 async def hash_password_async(password: str) -> str:
-    return await asyncio.get_running_loop().run_in_executor(_HASHING, hash_password, password)
+    async with _client_turn():
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(_HASHING, hash_password, password)
 
 
 async def verify_password_async(password_hash: str, password: str) -> bool:
-    loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(_HASHING, verify_password, password_hash, password)
+    async with _client_turn():
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(_HASHING, verify_password, password_hash, password)
 
 
 def new_token(length: int = 32, alphabet: str = ALPHANUMERIC) -> str:

@@ -194,6 +194,20 @@ async def seed(server: Server) -> None:
             "/api/v1/scale/devices/lf21FD0001", json={"defaultMemberId": "ana"}, headers=admin
         )
 
+        # Irrigation: the owner adds the simulated controller with the app's 00101; only
+        # then does the broker let it in.
+        owner = {"name": "gardener1", "passwd": "Garden12345678", "email": "g@example.com"}
+        assert (await http.post("/v1/rootusers", json=owner)).status_code == 201
+        login = await http.post(
+            "/v1/user/login", json={"name": owner["name"], "passwd": owner["passwd"]}
+        )
+        added = await http.post(
+            "/v1/devices",
+            headers={"Authorization": login.json()["access_token"]},
+            json={"deviceid": "11010F0000000000", "password": "12345678", "type": 1},
+        )
+        assert added.json() == {"code": 0}, added.text
+
         # OTA: a product, three meters, two images, a task; one meter starts downloading.
         product = (
             await http.post("/api/v1/ota/products", json={"name": "meters"}, headers=admin)
@@ -325,8 +339,8 @@ async def test_dashboard_in_chromium(
         assert "0017880100000001" in main and "leader" in main
         shoot("05-gateway")
 
-        # The simulated controller registers itself on first connection; wait until it is
-        # online and has reported its zones.
+        # The simulated controller gets in once added (seed); wait until it is online and
+        # has reported its zones.
         def zone_button(d: Any) -> Any:
             d.get(f"{server.url}/console/irrigation")
             found = d.find_elements(By.CSS_SELECTOR, "table.zones button.start")

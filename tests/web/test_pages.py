@@ -129,9 +129,9 @@ async def test_irrigation_page_starts_and_stops_a_zone(
     try:
         client = await make_client("irrigation", irrigation=link_settings(root))
         await console_login(client)
-        sim = await pool.factory(client)()
         token = await register_and_login(client)
         await add_device(client, token)
+        sim = await pool.factory(client)()
         # Through the app's API: a named zone and a weekday program.
         auth = {"Authorization": token}
         program = {"week": 31, "hour": 6, "minute": 30, "enabled": 1, "tasklist": [1, 2]}

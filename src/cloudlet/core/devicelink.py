@@ -48,6 +48,7 @@ _ACCOUNT_COMMANDS = _KICKING_COMMANDS | {
     "addClientRole",
     "removeClientRole",
     "createRole",
+    "getRole",
     "modifyRole",
     "deleteRole",
 }
@@ -211,6 +212,8 @@ def _guarded_broker_class() -> type[Any]:
                 self.kick(username)
             elif name == "getClient":
                 response["data"] = {"client": {"username": username, "roles": [], "groups": []}}
+            elif name == "getRole":
+                response["data"] = {"role": {"rolename": command.get("rolename"), "acls": []}}
             return response
 
         async def _publish_retained_messages_for_subscription(

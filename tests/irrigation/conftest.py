@@ -200,3 +200,13 @@ async def add_device(
         json={"deviceid": deviceid, "password": password, "type": 1, "descript": "d", "icon": 0},
     )
     assert answer.status_code == 201, answer.text
+
+
+async def owned_controller(
+    client: httpx.AsyncClient, make_sim: SimFactory
+) -> tuple[dict[str, str], SimulatedController]:
+    """The owner registers and adds DEVICE_ID (its broker login is made then); the
+    controller connects. The owner's auth header and the controller."""
+    token = await register_and_login(client)
+    await add_device(client, token)
+    return {"Authorization": token}, await make_sim()

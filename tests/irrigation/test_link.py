@@ -25,6 +25,7 @@ from tests.irrigation.conftest import (
     add_device,
     link_of,
     link_settings,
+    owned_controller,
     register_and_login,
     wait_online,
     wait_state,
@@ -88,10 +89,7 @@ async def test_an_unknown_client_cannot_squat_a_device_id(
 async def test_deleting_a_device_ends_its_login(
     client: httpx.AsyncClient, make_sim: SimFactory
 ) -> None:
-    token = await register_and_login(client)
-    auth = {"Authorization": token}
-    await add_device(client, token)
-    sim = await make_sim()
+    auth, sim = await owned_controller(client, make_sim)
     answer = await client.delete(f"/v1/device/{DEVICE_ID}", headers=auth)
     assert (answer.status_code, answer.json()) == (200, {"code": 0})
     # The broker drops the live connection and refuses the controller's retries.
@@ -104,7 +102,7 @@ async def test_deleting_a_device_ends_its_login(
     assert not sim.client.connected.is_set()
     assert "authori" in str(sim.client.last_error).lower(), sim.client.last_error
 
-    await add_device(client, token)  # added again with its password: it is let in again
+    await add_device(client, auth["Authorization"])  # added again: let in again
     await wait_online(client, DEVICE_ID, True)
 
 
@@ -189,10 +187,7 @@ async def test_clean_disconnect_and_reconnect(
 async def test_password_changed_on_the_controller_sets_invalidpassword(
     client: httpx.AsyncClient, make_sim: SimFactory
 ) -> None:
-    token = await register_and_login(client)
-    auth = {"Authorization": token}
-    await add_device(client, token)
-    sim = await make_sim()
+    auth, sim = await owned_controller(client, make_sim)
     await sim.change_password_locally("Garden77")
 
     async def flagged() -> bool:

@@ -37,6 +37,7 @@ from tests.irrigation.conftest import (
     add_device,
     link_of,
     link_settings,
+    owned_controller,
     register_and_login,
     tick,
     wait_online,
@@ -187,10 +188,7 @@ async def test_refused_start_leaves_no_phantom_task(
 async def test_clock_kept_right_when_autoadjusttime_is_on(
     client: httpx.AsyncClient, make_sim: SimFactory, clock: FrozenClock
 ) -> None:
-    token = await register_and_login(client)
-    auth = {"Authorization": token}
-    await add_device(client, token)
-    sim = await make_sim()
+    auth, sim = await owned_controller(client, make_sim)
     url = f"/v1/device/{DEVICE_ID}"
     body = {"setup": {"devicetime": 1442559023, "autoadjusttime": 1}}  # the seed's 2015 clock
     assert (await client.put(f"{url}/setup", headers=auth, json=body)).json()["code"] == 0
@@ -210,10 +208,7 @@ async def test_clock_kept_right_when_autoadjusttime_is_on(
 async def test_device_password_change_takes_effect_on_the_link_at_once(
     client: httpx.AsyncClient, make_sim: SimFactory
 ) -> None:
-    token = await register_and_login(client)
-    auth = {"Authorization": token}
-    await add_device(client, token)
-    sim = await make_sim()
+    auth, sim = await owned_controller(client, make_sim)
     url = f"/v1/device/{DEVICE_ID}"
     changed = await client.put(
         f"{url}/setup", headers=auth, json={"setup": {"devicepasswd": "87654321"}}
@@ -378,10 +373,7 @@ async def test_the_owner_sees_why_nothing_watered(
     client: httpx.AsyncClient, make_sim: SimFactory, clock: FrozenClock
 ) -> None:
     """Cloudlet's history extension on the vendor API: same token, same ownership rules."""
-    token = await register_and_login(client)
-    auth = {"Authorization": token}
-    await add_device(client, token)
-    sim = await make_sim()
+    auth, sim = await owned_controller(client, make_sim)
     url = f"/v1/device/{DEVICE_ID}"
     now = clock.now()
     program = {"week": 0x7F, "hour": now.hour, "minute": (now.minute + 1) % 60, "enabled": 1}

@@ -130,13 +130,10 @@ class BrokerAccounts:
         )
         return True
 
-    async def grant(
-        self, username: str, password: str, rules: list[TopicRule], *, replace: bool = True
-    ) -> None:
-        """Let ``username`` log in with ``password`` and use exactly ``rules``.
-
-        An account that exists keeps its password unless ``replace`` (Mosquitto then
-        disconnects that user's sessions, as it does for every password change)."""
+    async def grant(self, username: str, password: str, rules: list[TopicRule]) -> None:
+        """Let ``username`` log in with ``password`` and use exactly ``rules``. An existing
+        account gets the password again (Mosquitto then disconnects its sessions, as it does
+        for every password change)."""
         role = device_role(username)
         await self._ensure_role(role, [rule.as_json() for rule in rules])
         (created,) = await self._require(
@@ -150,10 +147,9 @@ class BrokerAccounts:
         if not created.get("error"):
             return
         await self._ensure_client_role(username, role)
-        if replace:
-            await self._require(
-                {"command": "setClientPassword", "username": username, "password": password}
-            )
+        await self._require(
+            {"command": "setClientPassword", "username": username, "password": password}
+        )
 
     async def revoke(self, username: str) -> None:
         """Delete ``username``'s account and role; the broker disconnects its sessions."""

@@ -156,14 +156,11 @@ def _guarded_broker_class() -> type[Any]:
                 _abort(writer)
             self.open_writers.clear()
 
-        def kick(self, username: str) -> int:
-            """Drop every connection logged in as ``username``; how many there were."""
-            kicked = 0
+        def kick(self, username: str) -> None:
+            """Drop every connection logged in as ``username``."""
             for session, handler in list(self._sessions.values()):
                 if session.username == username and handler is not None and handler.writer:
                     _abort(handler.writer)
-                    kicked += 1
-            return kicked
 
         async def _handle_message_delivery(
             self, client_session: Any, handler: Any, wait_deliver: asyncio.Future[Any]

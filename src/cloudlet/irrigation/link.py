@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -32,6 +33,8 @@ from cloudlet.irrigation.models import IrrigationDevice, IrrigationEvent
 from cloudlet.irrigation.protocol import (
     ACK,
     COMMAND,
+    DEVICE_RECEIVES,
+    DEVICE_SENDS,
     EVENT,
     ONLINE,
     OP_SETUP,
@@ -169,28 +172,31 @@ class IrrigationLink:
 
     # -- device accounts on the broker ----------------------------------------------------
 
-    async def grant(self, deviceid: str, credential: str, *, replace: bool) -> None:
+    async def grant(self, deviceid: str, credential: str) -> None:
         """Let the controller log in with ``credential`` (the owner added it or proved its
         password); 120 when the broker cannot be told."""
-        if self.accounts is None:
-            return
         rules = [TopicRule(kind, name) for kind, name in device_topic_rules(deviceid, self.root)]
-        try:
-            await asyncio.wait_for(self._ready(), self.accounts.answer_seconds)
-            await self.accounts.grant(deviceid, credential, rules, replace=replace)
-        except (BrokerAccountsError, TimeoutError) as exc:
-            log.warning("device link: account of %s not provisioned: %s", deviceid, exc)
-            raise AifroError(e.NO_ACK) from exc
+        await self._change_account(
+            deviceid, "provisioned", lambda accounts: accounts.grant(deviceid, credential, rules)
+        )
 
     async def revoke(self, deviceid: str) -> None:
         """The owner deleted the controller: its login ends, its connection with it."""
+        await self._change_account(deviceid, "revoked", lambda accounts: accounts.revoke(deviceid))
+
+    async def _change_account(
+        self,
+        deviceid: str,
+        done: str,
+        change: Callable[[BrokerAccounts], Awaitable[None]],
+    ) -> None:
         if self.accounts is None:
             return
         try:
             await asyncio.wait_for(self._ready(), self.accounts.answer_seconds)
-            await self.accounts.revoke(deviceid)
+            await change(self.accounts)
         except (BrokerAccountsError, TimeoutError) as exc:
-            log.warning("device link: account of %s not revoked: %s", deviceid, exc)
+            log.warning("device link: account of %s not %s: %s", deviceid, done, exc)
             raise AifroError(e.NO_ACK) from exc
 
     async def stop(self) -> None:
@@ -247,8 +253,8 @@ class IrrigationLink:
             return False
         kind = parsed[1]
         if action == "subscribe" or action == "receive":
-            return kind == COMMAND
-        return kind in (ONLINE, STATE, ACK, EVENT)
+            return kind == DEVICE_RECEIVES
+        return kind in DEVICE_SENDS
 
     # -- incoming -----------------------------------------------------------------------
 

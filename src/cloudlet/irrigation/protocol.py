@@ -51,13 +51,16 @@ def parse_topic(name: str, root: str = TOPIC_ROOT) -> tuple[str, str] | None:
     return parts[0], parts[1]
 
 
+# What a controller may do on the link, under its own device id only (both brokers' ACL).
+DEVICE_SENDS = (ONLINE, STATE, ACK, EVENT)
+DEVICE_RECEIVES = COMMAND
+
+
 def device_topic_rules(deviceid: str, root: str = TOPIC_ROOT) -> list[tuple[str, str]]:
     """(Mosquitto ACL type, topic) a controller's broker account allows: publish its own
     reports, subscribe to its own commands; nothing of any other device."""
-    sent = [
-        ("publishClientSend", topic(deviceid, kind, root)) for kind in (ONLINE, STATE, ACK, EVENT)
-    ]
-    return [*sent, ("subscribeLiteral", topic(deviceid, COMMAND, root))]
+    sent = [("publishClientSend", topic(deviceid, kind, root)) for kind in DEVICE_SENDS]
+    return [*sent, ("subscribeLiteral", topic(deviceid, DEVICE_RECEIVES, root))]
 
 
 def link_credential(deviceid: str, password: str) -> str:

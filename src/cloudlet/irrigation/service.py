@@ -507,7 +507,7 @@ async def owned_device(
 class DeviceLogins(Protocol):
     """The broker's accounts of controllers (the device link's ``grant``/``revoke``)."""
 
-    async def grant(self, deviceid: str, credential: str, *, replace: bool) -> None: ...
+    async def grant(self, deviceid: str, credential: str) -> None: ...
 
     async def revoke(self, deviceid: str) -> None: ...
 
@@ -594,7 +594,7 @@ async def _add_device(
         raise AifroError(e.BAD_DEVICE_PASSWORD)
     # The owner's add is what binds the id to this credential on the broker (before any
     # write here: a broker that cannot be told leaves nothing half done).
-    await logins.grant(deviceid, credential, replace=True)
+    await logins.grant(deviceid, credential)
     await _clear_failures(session, subject)
     if device is None:
         device = IrrigationDevice(
@@ -629,7 +629,7 @@ async def set_device_password(
         device.credential_digest = credential_digest(credential)
         await session.commit()
     try:
-        await logins.grant(deviceid, credential, replace=True)
+        await logins.grant(deviceid, credential)
     except AifroError:
         # The controller has acknowledged its new password: the change stands. The owner's
         # 00105 with that password provisions the broker account again.
@@ -698,7 +698,7 @@ async def check_device_password(
     # A proven password (re)provisions the broker account: after a password changed on the
     # controller, a broker restored from an old backup, or an upgrade from a Cloudlet that
     # kept no accounts on the broker.
-    await logins.grant(deviceid, credential, replace=True)
+    await logins.grant(deviceid, credential)
     if adopted:
         # The password was changed on the controller: the app now proves it knows it.
         device.credential_digest = offered

@@ -240,11 +240,9 @@ async def _main(args: argparse.Namespace) -> int:
                 await sim.client.connected.wait()
                 advance(1)
 
-            everyone = asyncio.gather(*(connected(s) for s in sims))
             limit = args.duration if args.duration > 0 else None
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(everyone), limit)
-            everyone.cancel()
+            with contextlib.suppress(TimeoutError):  # wait_for cancels the waits left
+                await asyncio.wait_for(asyncio.gather(*(connected(s) for s in sims)), limit)
         if args.duration > 0:
             await asyncio.sleep(max(0.0, started + args.duration - time.monotonic()))
         else:

@@ -31,3 +31,9 @@ check: lint typecheck test
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+# Device hot paths next to their baselines (bare ASGI, StaticFiles, nginx) with wrk.
+bench: $(STAMP)
+	@command -v wrk >/dev/null && { command -v nginx || [ -x /usr/sbin/nginx ]; } >/dev/null || \
+		{ apt-get update -qq && apt-get install -y -qq wrk nginx >/dev/null; }
+	$(BIN)/python bench/run.py

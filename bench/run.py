@@ -1,0 +1,386 @@
+"""Cloudlet's device hot paths next to their baselines, measured in one run with wrk.
+
+    make bench     (or: .venv/bin/python bench/run.py [--seconds 10] [--only torre,ota])
+
+Every workload runs against Cloudlet and against a baseline started in the same run, so the
+ratio holds on a noisy machine: the Torre record upload and the OTA check against a bare
+ASGI endpoint that reads the same request; the OTA download against Starlette's StaticFiles
+and nginx serving the same file, and through nginx with Cloudlet's X-Accel-Redirect offload.
+Prints requests/s (or MB/s), p50/p99 and the ratio to the baseline. PostgreSQL runs when
+``CLOUDLET_BENCH_DATABASE_URL`` names a role that may create databases (or a local
+cloudlet/cloudlet server answers). The mixed 1,000-device soak and the irrigation round trip
+are bench/soak.py and bench/irrigation.py (they need MQTT clients, not HTTP load).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import servers
+import wrk
+
+from cloudlet.ota.sim import MANUF, MODEL
+
+LOCAL_POSTGRES = "postgresql+asyncpg://cloudlet:cloudlet@127.0.0.1:5432/postgres"
+CHUNK = 256 * 1024
+PACKAGE_BYTES = 1024 * 1024
+OTA_DEVICES = 100
+
+
+@dataclass(frozen=True)
+class Row:
+    workload: str
+    server: str
+    figures: wrk.Figures
+    unit: str  # "req/s" or "MB/s"
+    baseline: str = ""  # the row this one is compared with
+
+    @property
+    def rate(self) -> float:
+        return self.figures.mb_per_second if self.unit == "MB/s" else self.figures.per_second
+
+
+# --- Torre record upload ---------------------------------------------------------------------
+
+TORRE_PATH = "/lefu/wifi/torre/record"
+# Seed 001's record with a unique timestamp a request: every upload is a new weighing.
+TORRE_SCRIPT = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+local n = 0
+local base = %d
+local template = '{"bat":"0.32","list":[{"data":[{"impedance":"920589"},{"impedance":"1362155467"},'
+  .. '{"impedance":"545131847"},{"impedance":"1349479251"},{"impedance":"14200493"},'
+  .. '{"impedance":"1075847155"},{"impedance":"837069015"},{"impedance":"1088164826"},'
+  .. '{"impedance":"569400741"},{"impedance":"537580203"}],"heartRate":81,'
+  .. '"memberid":"9216776f-2a35-4ca1-8427-668087a47ed8","timestamp":%%d,'
+  .. '"userid":"d0f404d2-4db8-4302-b95b-1e7267c330a7","weight":69.3}],'
+  .. '"mac":"CF:E8:05:08:13:BA","scaleType":5,"sn":"BENCH%%07d","type":"LEFU-CF577"}'
+request = function()
+  n = n + 1
+  return wrk.format(nil, nil, nil, string.format(template, base + n, n %% 1000))
+end
+"""
+
+
+def torre(args: argparse.Namespace, folder: Path, database_url: str, label: str) -> list[Row]:
+    script = TORRE_SCRIPT % int(time.time())
+    rows = []
+    with servers.bare(folder) as port:
+        rows.append(
+            Row(
+                "torre record",
+                "bare ASGI",
+                _load(args, port, TORRE_PATH, script, '"errorCode":0', folder),
+                "req/s",
+            )
+        )
+    env = {"CLOUDLET_FAMILIES": '["scale"]', "CLOUDLET_DATABASE_URL": database_url}
+    with servers.cloudlet(folder, folder / f"torre-{label}", env, servers.free_port()) as port:
+        figures = _load(args, port, TORRE_PATH, script, '"errorCode":0', folder)
+    rows.append(Row("torre record", f"cloudlet {label}", figures, "req/s", "bare ASGI"))
+    return rows
+
+
+def _load(
+    args: argparse.Namespace,
+    port: int,
+    path: str,
+    script: str,
+    marker: str | None,
+    folder: Path,
+    connections: int | None = None,
+) -> wrk.Figures:
+    return wrk.run(
+        f"http://127.0.0.1:{port}{path}",
+        script,
+        connections=connections or args.connections,
+        seconds=args.seconds,
+        folder=folder,
+        marker=marker,
+    )
+
+
+# --- OTA ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Fleet:
+    product_id: int
+    authorization: str
+    dev_ids: list[int]
+    tokens: list[str]
+
+
+def provision_ota(port: int, data_dir: Path, database_url: str) -> Fleet:
+    """An admin, a product, a 1 MiB package, devices at 1.0 and a task to 2.0; one token each."""
+    from cloudlet.ota.auth import make_token
+
+    password = _admin_password(data_dir, database_url)
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
+        login = client.post("/api/v1/auth/login", json={"username": "admin", "password": password})
+        login.raise_for_status()
+        admin = {"Authorization": f"Bearer {login.json()['token']}"}
+        product = client.post("/api/v1/ota/products", json={"name": "bench"}, headers=admin).json()
+        base = f"/api/v1/ota/products/{product['id']}"
+        client.post(
+            f"{base}/packages",
+            params={"version": "2.0", "manuf": MANUF, "model": MODEL},
+            content=os.urandom(PACKAGE_BYTES),
+            headers={**admin, "Content-Type": "application/octet-stream"},
+        ).raise_for_status()
+        dev_ids = []
+        for n in range(OTA_DEVICES):
+            made = client.post(
+                f"{base}/devices",
+                json={"name": f"b{n}", "manuf": MANUF, "model": MODEL, "fota_version": "1.0"},
+                headers=admin,
+            )
+            made.raise_for_status()
+            dev_ids.append(made.json()["dev_id"])
+        client.post(
+            f"{base}/tasks",
+            json={"manuf": MANUF, "model": MODEL, "target_version": "2.0", "versions": ["1.0"]},
+            headers=admin,
+        ).raise_for_status()
+        authorization = make_token(
+            key=product["key"], res=f"products/{product['id']}", et=int(time.time()) + 7200
+        )
+        tokens = []
+        for dev_id in dev_ids:
+            answer = client.get(
+                "/ota/south/check",
+                params=_check_query(dev_id),
+                headers={"Authorization": authorization},
+            ).json()
+            tokens.append(answer["data"]["token"])
+    return Fleet(product["id"], authorization, dev_ids, tokens)
+
+
+def _admin_password(data_dir: Path, database_url: str) -> str:
+    """The first admin ``cloudlet serve`` made, given a password the bench knows."""
+    from cloudlet.core.auth import set_password
+    from cloudlet.core.db import Database
+    from cloudlet.core.settings import Settings
+
+    async def reset() -> None:
+        settings = Settings(data_dir=data_dir, secret_key="bench", database_url=database_url)
+        db = Database(settings.resolved_database_url)
+        async with db.session() as session:
+            await set_password(session, username="admin", password="bench-pass-1")
+            await session.commit()
+        await db.dispose()
+
+    asyncio.run(reset())
+    return "bench-pass-1"
+
+
+def _check_query(dev_id: int) -> dict[str, str]:
+    return {"dev_id": str(dev_id), "manuf": MANUF, "model": MODEL, "type": "1", "version": "1.0"}
+
+
+def _paths_script(
+    paths: list[str], headers: dict[str, str], ranges: list[str] | None = None
+) -> str:
+    """wrk requests cycling through ``paths`` (and ``Range`` values)."""
+    lines = [f"wrk.headers[{wrk.lua_string(k)}] = {wrk.lua_string(v)}" for k, v in headers.items()]
+    lines.append("local paths = {" + ",".join(wrk.lua_string(p) for p in paths) + "}")
+    lines.append("local ranges = {" + ",".join(wrk.lua_string(r) for r in ranges or []) + "}")
+    lines.append(
+        """
+local n = 0
+request = function()
+  n = n + 1
+  local headers = nil
+  if #ranges > 0 then headers = {Range = ranges[(n % #ranges) + 1]} end
+  return wrk.format("GET", paths[(n % #paths) + 1], headers)
+end
+"""
+    )
+    return "\n".join(lines)
+
+
+@contextlib.contextmanager
+def ota_server(folder: Path, database_url: str) -> Iterator[tuple[int, Fleet, Path]]:
+    data_dir = folder / "ota"
+    port = servers.free_port()
+    env = {
+        "CLOUDLET_FAMILIES": '["ota"]',
+        "CLOUDLET_DATABASE_URL": database_url,
+        "CLOUDLET_OTA__PUBLIC_IP_PORT": f"127.0.0.1:{port}",
+    }
+    with servers.cloudlet(folder, data_dir, env, port) as port:
+        yield port, provision_ota(port, data_dir, database_url), data_dir
+
+
+def ota(args: argparse.Namespace, folder: Path, database_url: str, label: str) -> list[Row]:
+    rows = []
+    with ota_server(folder, database_url) as (port, fleet, data_dir):
+        query = [f"/ota/south/check?{httpx.QueryParams(_check_query(d))}" for d in fleet.dev_ids]
+        script = _paths_script(query, {"Authorization": fleet.authorization})
+        with servers.bare(folder) as bare_port:
+            rows.append(
+                Row(
+                    "ota check",
+                    "bare ASGI",
+                    _load(args, bare_port, "/", script, '"errno":0', folder, 32),
+                    "req/s",
+                )
+            )
+        figures = _load(args, port, "/", script, '"errno":0', folder, 32)
+        rows.append(Row("ota check", f"cloudlet {label}", figures, "req/s", "bare ASGI"))
+        rows.extend(downloads(args, folder, port, fleet, data_dir, label))
+    return rows
+
+
+def downloads(
+    args: argparse.Namespace, folder: Path, port: int, fleet: Fleet, data_dir: Path, label: str
+) -> list[Row]:
+    """256 KiB ranges of the 1 MiB package, 16 connections, each way of serving it."""
+    blobs = [
+        p
+        for p in (data_dir / "blobs").rglob("*")
+        if p.is_file() and p.stat().st_size == PACKAGE_BYTES
+    ]
+    files = folder / "static"
+    files.mkdir(exist_ok=True)
+    (files / "package.bin").write_bytes(blobs[0].read_bytes())
+    ranges = [f"bytes={s}-{s + CHUNK - 1}" for s in range(0, PACKAGE_BYTES, CHUNK)]
+    cloudlet_script = _paths_script([f"/ota/download/{t}" for t in fleet.tokens], {}, ranges)
+    static_script = _paths_script(["/package.bin"], {}, ranges)
+    workload = "ota download 256 KiB"
+    rows = []
+
+    def measure(server: str, at: int, script: str, baseline: str = "") -> None:
+        figures = _load(args, at, "/", script, None, folder, 16)
+        rows.append(Row(workload, server, _checked_size(figures), "MB/s", baseline))
+
+    with servers.static(folder, files) as at:
+        measure("StaticFiles", at, static_script)
+    with servers.nginx(folder, f"server {{ listen LISTEN; sendfile on; root {files}; }}") as at:
+        measure("nginx", at, static_script)
+    measure(f"cloudlet {label}", port, cloudlet_script, "StaticFiles")
+    return rows
+
+
+def _checked_size(figures: wrk.Figures) -> wrk.Figures:
+    """A download run whose answers were not all 256 KiB ranges counts them as bad."""
+    per_answer = figures.bytes / max(1, figures.requests)
+    if abs(per_answer - CHUNK) > 2048:
+        return wrk.Figures(**{**figures.__dict__, "bad": figures.requests})
+    return figures
+
+
+# --- PostgreSQL ---------------------------------------------------------------------------
+
+
+async def _pg_admin(url: str, statement: str) -> None:
+    import asyncpg
+    from sqlalchemy.engine import make_url
+
+    plain = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    conn = await asyncpg.connect(plain, timeout=5)
+    try:
+        await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+@contextlib.contextmanager
+def postgres_database(admin_url: str) -> Iterator[str]:
+    from sqlalchemy.engine import make_url
+
+    name = f"cloudlet_bench_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    asyncio.run(_pg_admin(admin_url, f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        asyncio.run(_pg_admin(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def postgres_url() -> str:
+    url = os.environ.get("CLOUDLET_BENCH_DATABASE_URL", "")
+    if url:
+        return url
+    try:
+        asyncio.run(_pg_admin(LOCAL_POSTGRES, "SELECT 1"))
+    except Exception:
+        return ""
+    return LOCAL_POSTGRES
+
+
+# --- main ---------------------------------------------------------------------------------
+
+Workload = Callable[[argparse.Namespace, Path, str, str], list[Row]]
+WORKLOADS: dict[str, Workload] = {"torre": torre, "ota": ota}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=10.0, help="per server and workload")
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument(
+        "--only", default=",".join(WORKLOADS), help="comma list of " + ",".join(WORKLOADS)
+    )
+    parser.add_argument("--databases", default="sqlite,postgres")
+    args = parser.parse_args(argv)
+    wrk.binary()
+    load = os.getloadavg()
+    print(
+        f"{time.strftime('%Y-%m-%d %H:%M')} · {os.cpu_count()} CPUs · "
+        f"load {load[0]:.2f} at start · wrk 1 thread · {args.seconds:g} s a run",
+        flush=True,
+    )
+    rows: list[Row] = []
+    for database in args.databases.split(","):
+        with tempfile.TemporaryDirectory(prefix="cloudlet-bench-") as tmp:
+            folder = Path(tmp)
+            if database == "sqlite":
+                targets = contextlib.nullcontext("")
+            else:
+                admin = postgres_url()
+                if not admin:
+                    print("PostgreSQL: skipped (set CLOUDLET_BENCH_DATABASE_URL)")
+                    continue
+                targets = postgres_database(admin)
+            with targets as url:
+                for name in args.only.split(","):
+                    for row in WORKLOADS[name](args, folder, url, database):
+                        rows.append(row)
+                        print(_line(row, rows), flush=True)
+    print()
+    heads = ("workload", "server", "rate", "p50 ms", "p99 ms", "failed", "ratio")
+    print("{:<22} {:<22} {:>14} {:>8} {:>8} {:>7} {:>14}".format(*heads))
+    for row in rows:
+        print(_line(row, rows))
+    return 1 if any(row.figures.failed for row in rows) else 0
+
+
+def _line(row: Row, rows: list[Row]) -> str:
+    ratio = ""
+    if row.baseline:
+        base = next(
+            (r for r in rows if r.workload == row.workload and r.server == row.baseline), None
+        )
+        if base is not None and base.rate:
+            ratio = f"{row.rate / base.rate:.2f}x {row.baseline}"
+    f = row.figures
+    return (
+        f"{row.workload:<22} {row.server:<22} {row.rate:>8.1f} {row.unit:<5} {f.p50_ms:>8.2f} "
+        f"{f.p99_ms:>8.2f} {f.failed:>7} {ratio:>14}"
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

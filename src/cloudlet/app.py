@@ -18,6 +18,7 @@ from cloudlet import __version__
 from cloudlet.core import auth
 from cloudlet.core.clock import Clock, SystemClock
 from cloudlet.core.db import Database
+from cloudlet.core.dispatch import DeviceDispatch, device_router
 from cloudlet.core.family import Family
 from cloudlet.core.observability import CollapseSlashesMiddleware, RequestContextMiddleware
 from cloudlet.core.purge import purge_core, purging
@@ -117,6 +118,9 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
         ["state"],
         lambda: _pool_samples(services),
     )
+    device_routes = [route for family in families for route in family.device_routes(services)]
+    # Innermost: device calls are answered here, with request ids, metrics and // folding.
+    app.add_middleware(DeviceDispatch, routes=device_routes)
     app.add_middleware(
         RequestContextMiddleware,
         metrics=services.metrics,
@@ -126,6 +130,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
 
     app.include_router(auth.router)
     app.include_router(console.router)
+    app.include_router(device_router(device_routes))
     for family in families:
         for router in family.routers(services):
             app.include_router(router)

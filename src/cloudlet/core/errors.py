@@ -98,6 +98,27 @@ async def read_bytes(request: Request, *, max_bytes: int) -> bytes:
     return body
 
 
+async def answer_in(
+    envelope: Envelope, request: Request, handler: Callable[[Request], Awaitable[Response]]
+) -> Response:
+    """``handler``'s answer, with bad input and unexpected errors answered in ``envelope``'s
+    form (HTTP errors such as 404 are left to the caller)."""
+    try:
+        return await handler(request)
+    except StarletteHTTPException:
+        raise
+    except BadPayload as exc:
+        return envelope.bad_payload(request, exc)
+    except (RequestValidationError, ValidationError) as exc:
+        return envelope.bad_payload(request, _validation_to_payload(exc))
+    except Exception as exc:
+        answer = envelope.domain_error(request, exc)
+        if answer is not None:
+            return answer
+        FAULTS.exception("unhandled error on %s %s", request.method, request.url.path)
+        return envelope.internal_error(request, exc)
+
+
 def envelope_route(envelope: Envelope) -> type[APIRoute]:
     """An APIRoute class whose handler answers errors in ``envelope``'s form."""
 
@@ -106,20 +127,7 @@ def envelope_route(envelope: Envelope) -> type[APIRoute]:
             inner: Callable[[Request], Awaitable[Response]] = super().get_route_handler()
 
             async def handler(request: Request) -> Response:
-                try:
-                    return await inner(request)
-                except StarletteHTTPException:
-                    raise
-                except BadPayload as exc:
-                    return envelope.bad_payload(request, exc)
-                except (RequestValidationError, ValidationError) as exc:
-                    return envelope.bad_payload(request, _validation_to_payload(exc))
-                except Exception as exc:
-                    answer = envelope.domain_error(request, exc)
-                    if answer is not None:
-                        return answer
-                    FAULTS.exception("unhandled error on %s %s", request.method, request.url.path)
-                    return envelope.internal_error(request, exc)
+                return await answer_in(envelope, request, inner)
 
             return handler
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from fastapi import APIRouter
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from cloudlet.core.dispatch import DeviceRoute
 from cloudlet.core.errors import Envelope
 from cloudlet.core.services import Services
 
@@ -28,6 +29,8 @@ class Family:
     prefixes: tuple[str, ...]
     # Built per app so routes can depend on settings (e.g. configurable paths).
     routers: Callable[[Services], list[APIRouter]]
+    # The vendor device endpoints, answered by core.dispatch before FastAPI's routing.
+    device_routes: Callable[[Services], list[DeviceRoute]] = field(default=lambda _services: [])
     lifespan: Callable[[Services], AbstractAsyncContextManager[None]] = field(default=no_lifespan)
     # Deletes of expired rows this family's unauthenticated traffic creates (core.purge).
     purges: tuple[Callable[[AsyncSession, Services], Awaitable[int]], ...] = ()

@@ -7,7 +7,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Path, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
@@ -16,7 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cloudlet.core.auth import AdminDep
 from cloudlet.core.blobs import BlobNotFound, FileBlobStore
-from cloudlet.core.errors import BadPayload, envelope_route, read_json
+from cloudlet.core.dispatch import DeviceRoute, query_parameters
+from cloudlet.core.errors import BadPayload, read_json
 from cloudlet.core.family import Family
 from cloudlet.core.services import Services, SessionDep
 from cloudlet.ota import catalog, service
@@ -102,6 +103,9 @@ def _errno(errno: int, status: int = 200, error: str | None = None) -> JSONRespo
     return JSONResponse({"errno": errno, "error": error or p.ERROR_TEXT[errno]}, status)
 
 
+TAG = "ota devices"
+
+
 class OtaEnvelope:
     """Problems on /ota paths answer ``{"errno": N, "error": "..."}``."""
 
@@ -119,6 +123,9 @@ class OtaEnvelope:
 
     def domain_error(self, request: Request, exc: Exception) -> Response | None:
         return None
+
+
+ENVELOPE = OtaEnvelope()
 
 
 # -- OpenAPI: the bodies the south routes read by hand, and OneNET's errno envelope ----------
@@ -154,56 +161,58 @@ _DOWNLOAD_DOC: dict[str, Any] = {
     "responses": {
         "200": {"description": "The package", **_PACKAGE_BYTES},
         "206": {"description": "The requested Range of the package", **_PACKAGE_BYTES},
+        **ERROR_RESPONSES,
     }
 }
 
 
-def _doc(model: type[BaseModel] | None = None) -> dict[str, Any]:
-    """``openapi_extra`` for a south route: the errno answer and the body ``model`` describes."""
-    extra: dict[str, Any] = {"responses": _SUCCESS}
+def _doc(
+    model: type[BaseModel] | None = None, parameters: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """OpenAPI for a south route: the errno answers, the body ``model`` describes and the
+    query fields and headers it reads by hand."""
+    extra: dict[str, Any] = {"responses": {**_SUCCESS, **ERROR_RESPONSES}}
     if model is not None:
         schema = model.model_json_schema(by_alias=True)
         extra["requestBody"] = {
             "required": True,
             "content": {"application/json": {"schema": schema}},
         }
+    if parameters:
+        extra["parameters"] = parameters
     return extra
 
 
 # ---------------------------------------------------------------- south API (devices)
 
 
-def _south_router(services: Services) -> APIRouter:
+def _south_routes(services: Services) -> list[DeviceRoute]:
+    """OneNET's south API as a table of (method, path) → handler (core.dispatch)."""
     ctx = context(services)
-    router = APIRouter(
-        route_class=envelope_route(OtaEnvelope()),
-        tags=["ota devices"],
-        responses=ERROR_RESPONSES,
-    )
 
     async def south_device(
-        session: AsyncSession, authorization: str | None, dev_id: str | int
+        session: AsyncSession, request: Request, dev_id: str | int
     ) -> OtaDevice | JSONResponse:
         """The authenticated device, or the errno answer (2 bad id, 1 authentication)."""
         device_id = p.parse_id(dev_id) if isinstance(dev_id, str) else dev_id
         if device_id is None:
             return _answer(Answer(p.PARAMETER_ERROR))
         device = await service.authenticate(
-            session, ctx=ctx, authorization=authorization, dev_id=device_id
+            session, ctx=ctx, authorization=_authorization(request), dev_id=device_id
         )
         return _answer(Answer(p.AUTH_FAILED)) if device is None else device
 
-    async def run_check(
-        session: AsyncSession, authorization: str | None, request: CheckRequest | None
-    ) -> JSONResponse:
-        if request is None:
+    async def run_check(request: Request, check: CheckRequest | None) -> JSONResponse:
+        if check is None:
             return _counted_check(Answer(p.PARAMETER_ERROR))
-        device = await south_device(session, authorization, request.dev_id)
-        if isinstance(device, JSONResponse):
-            return device
-        answer = await service.check(session, ctx=ctx, device=device, request=request)
-        # A poll that changed nothing has issued no UPDATE/INSERT: this commit writes nothing.
-        await session.commit()
+        async with services.db.session() as session:
+            device = await south_device(session, request, check.dev_id)
+            if isinstance(device, JSONResponse):
+                return device
+            answer = await service.check(session, ctx=ctx, device=device, request=check)
+            # A poll that changed nothing has issued no UPDATE/INSERT: this commit writes
+            # nothing.
+            await session.commit()
         return _counted_check(answer)
 
     def _counted_check(answer: Answer) -> JSONResponse:
@@ -211,84 +220,63 @@ def _south_router(services: Services) -> APIRouter:
             ctx.counters.checks.labels(str(answer.errno)).inc()
         return _answer(answer)
 
-    @router.post(f"{PREFIX}/south/check", openapi_extra=_doc(CheckBody))
-    async def check(
-        request: Request,
-        session: SessionDep,
-        authorization: Annotated[str | None, Header()] = None,
-    ) -> Response:
+    async def check(request: Request) -> Response:
         """Detect an upgrade task (spec 003): the fields as a JSON body, or as a query."""
         body = await request.body()
         if not body.strip():
-            return await run_check(session, authorization, parse_check(request.query_params))
+            return await run_check(request, parse_check(request.query_params))
         raw = await read_json(request, max_bytes=ctx.settings.max_body_bytes)
         if not isinstance(raw, dict):
             return _counted_check(Answer(p.PARAMETER_ERROR))
-        return await run_check(session, authorization, parse_check(raw))
+        return await run_check(request, parse_check(raw))
 
-    @router.get(f"{PREFIX}/south/check", openapi_extra=_doc())
-    async def check_by_query(
-        request: Request,
-        session: SessionDep,
-        authorization: Annotated[str | None, Header()] = None,
-    ) -> Response:
+    async def check_by_query(request: Request) -> Response:
         """The same check with query parameters, as OneNET documents it and its SDK sends it."""
-        return await run_check(session, authorization, parse_check(request.query_params))
+        return await run_check(request, parse_check(request.query_params))
 
-    @router.get(f"{PREFIX}/south/tasking", openapi_extra=_doc())
-    async def tasking(
-        session: SessionDep,
-        dev_id: Annotated[str, Query()] = "",
-        type: Annotated[str, Query()] = "",
-        cdn: Annotated[str, Query()] = "false",
-        authorization: Annotated[str | None, Header()] = None,
-    ) -> Response:
+    async def tasking(request: Request) -> Response:
         """A fresh token for a device already downloading or upgrading."""
-        if type not in ("1", "2") or cdn not in ("true", "false"):
+        query = request.query_params
+        task_type, cdn = query.get("type", ""), query.get("cdn", "false")
+        if task_type not in ("1", "2") or cdn not in ("true", "false"):
             return _answer(Answer(p.PARAMETER_ERROR))
-        device = await south_device(session, authorization, dev_id)
-        if isinstance(device, JSONResponse):
-            return device
-        answer = await service.tasking(
-            session, ctx=ctx, device=device, task_type=int(type), cdn=cdn == "true"
-        )
-        await session.commit()
+        async with services.db.session() as session:
+            device = await south_device(session, request, query.get("dev_id", ""))
+            if isinstance(device, JSONResponse):
+                return device
+            answer = await service.tasking(
+                session, ctx=ctx, device=device, task_type=int(task_type), cdn=cdn == "true"
+            )
+            await session.commit()
         return _answer(answer)
 
-    @router.get(f"{PREFIX}/south/download/{{token}}/check", openapi_extra=_doc())
-    async def token_check(
-        token: str,
-        session: SessionDep,
-        dev_id: Annotated[str, Query()] = "",
-        authorization: Annotated[str | None, Header()] = None,
-    ) -> Response:
+    async def token_check(request: Request) -> Response:
         """Verify a download token; the task moves from to-be-upgraded to downloading."""
-        device = await south_device(session, authorization, dev_id)
-        if isinstance(device, JSONResponse):
-            return device
-        answer = await service.verify_token(session, ctx=ctx, device=device, token=token)
-        await session.commit()
+        async with services.db.session() as session:
+            device = await south_device(session, request, request.query_params.get("dev_id", ""))
+            if isinstance(device, JSONResponse):
+                return device
+            token = request.path_params["token"]
+            answer = await service.verify_token(session, ctx=ctx, device=device, token=token)
+            await session.commit()
         return _answer(answer)
 
-    @router.post(f"{PREFIX}/south/report", openapi_extra=_doc(ReportBody))
-    async def report(
-        request: Request,
-        session: SessionDep,
-        dev_id: Annotated[str, Query()] = "",
-        token: Annotated[str, Query()] = "",
-        authorization: Annotated[str | None, Header()] = None,
-    ) -> Response:
+    async def report(request: Request) -> Response:
         """Report download (1xx) and upgrade (2xx) results."""
+        token = request.query_params.get("token", "")
         if not token:
             return _answer(Answer(p.PARAMETER_ERROR))
-        device = await south_device(session, authorization, dev_id)
-        if isinstance(device, JSONResponse):
-            return device
-        result = await reported(request, "result")
-        if isinstance(result, JSONResponse):
-            return result
-        answer = await service.report(session, ctx=ctx, device=device, token=token, result=result)
-        await session.commit()
+        async with services.db.session() as session:
+            device = await south_device(session, request, request.query_params.get("dev_id", ""))
+            if isinstance(device, JSONResponse):
+                return device
+            result = await reported(request, "result")
+            if isinstance(result, JSONResponse):
+                return result
+            answer = await service.report(
+                session, ctx=ctx, device=device, token=token, result=result
+            )
+            await session.commit()
         return _counted_report(result, answer)
 
     async def reported(request: Request, field: str) -> object:
@@ -305,43 +293,32 @@ def _south_router(services: Services) -> APIRouter:
             ctx.counters.reports.labels(label, str(answer.errno)).inc()
         return _answer(answer)
 
-    @router.post(
-        f"{PREFIX}/south/device/download/{{token}}/progress", openapi_extra=_doc(ProgressBody)
-    )
-    async def report_progress(
-        token: str,
-        request: Request,
-        session: SessionDep,
-        dev_id: Annotated[str, Query()] = "",
-        authorization: Annotated[str | None, Header()] = None,
-    ) -> Response:
+    async def report_progress(request: Request) -> Response:
         """OneNET's "report upgrade status": ``{"step": 0-100}`` is download progress, a
         larger step a result code (101-208) as on ``/ota/south/report``."""
-        device = await south_device(session, authorization, dev_id)
-        if isinstance(device, JSONResponse):
-            return device
-        step = await reported(request, "step")
-        if isinstance(step, JSONResponse):
-            return step
-        answer = await service.progress(session, ctx=ctx, device=device, token=token, step=step)
-        await session.commit()
+        async with services.db.session() as session:
+            device = await south_device(session, request, request.query_params.get("dev_id", ""))
+            if isinstance(device, JSONResponse):
+                return device
+            step = await reported(request, "step")
+            if isinstance(step, JSONResponse):
+                return step
+            token = request.path_params["token"]
+            answer = await service.progress(session, ctx=ctx, device=device, token=token, step=step)
+            await session.commit()
         return _counted_report(step, answer)
 
-    @router.get(f"{PREFIX}/device/version", openapi_extra=_doc())
-    async def recorded_versions(
-        session: SessionDep,
-        dev_id: Annotated[str, Query()] = "",
-        authorization: Annotated[str | None, Header()] = None,
-    ) -> Response:
+    async def recorded_versions(request: Request) -> Response:
         """The versions on record: ``data`` has ``f_version``/``s_version`` if ever reported."""
-        device = await south_device(session, authorization, dev_id)
+        async with services.db.session() as session:
+            device = await south_device(session, request, request.query_params.get("dev_id", ""))
         if isinstance(device, JSONResponse):
             return device
         return _answer(service.recorded_versions(device))
 
-    async def dev_info(
-        request: Request, session: SessionDep, authorization: str | None
-    ) -> JSONResponse:
+    async def dev_info(request: Request) -> Response:
+        """The dev_id of a device known by its unique name (OneNET documents GET with a JSON
+        body; ``pid``/``authInfo`` as query parameters work too; POST as proxies send it)."""
         fields: dict[str, Any] = dict(request.query_params)
         if (await request.body()).strip():
             raw = await read_json(request, max_bytes=ctx.settings.max_body_bytes)
@@ -352,43 +329,19 @@ def _south_router(services: Services) -> APIRouter:
         unique_name = fields.get("authInfo")
         if product_id is None or not isinstance(unique_name, str) or not unique_name:
             return _answer(Answer(p.PARAMETER_ERROR))
-        answer = await service.device_id_for(
-            session,
-            ctx=ctx,
-            authorization=authorization,
-            product_id=product_id,
-            unique_name=unique_name,
-        )
+        async with services.db.session() as session:
+            answer = await service.device_id_for(
+                session,
+                ctx=ctx,
+                authorization=_authorization(request),
+                product_id=product_id,
+                unique_name=unique_name,
+            )
         return _answer(answer)
 
-    @router.get(f"{PREFIX}/devInfo", openapi_extra=_doc(DevInfoBody))
-    async def dev_info_get(
-        request: Request,
-        session: SessionDep,
-        authorization: Annotated[str | None, Header()] = None,
-    ) -> Response:
-        """The dev_id of a device known by its unique name (OneNET documents GET with a JSON
-        body; ``pid``/``authInfo`` as query parameters work too)."""
-        return await dev_info(request, session, authorization)
-
-    @router.post(f"{PREFIX}/devInfo", openapi_extra=_doc(DevInfoBody))
-    async def dev_info_post(
-        request: Request,
-        session: SessionDep,
-        authorization: Annotated[str | None, Header()] = None,
-    ) -> Response:
-        """The same lookup by POST, as the clients that proxy it send it."""
-        return await dev_info(request, session, authorization)
-
-    @router.post(f"{PREFIX}/device/version", openapi_extra=_doc(VersionBody))
-    async def device_version(
-        request: Request,
-        session: SessionDep,
-        dev_id: Annotated[str, Query()] = "",
-        authorization: Annotated[str | None, Header()] = None,
-    ) -> Response:
+    async def device_version(request: Request) -> Response:
         """Report the module (``f_version``) and application (``s_version``) versions."""
-        device_id = p.parse_id(dev_id)
+        device_id = p.parse_id(request.query_params.get("dev_id", ""))
         if device_id is None:
             return _answer(Answer(p.PARAMETER_ERROR))
         body = await read_json(request, max_bytes=ctx.settings.max_body_bytes)
@@ -401,19 +354,21 @@ def _south_router(services: Services) -> APIRouter:
                 return _answer(Answer(p.PARAMETER_ERROR))
             if value is not None:
                 versions[task_type] = value
-        device = await south_device(session, authorization, device_id)
-        if isinstance(device, JSONResponse):
-            return device
-        answer = await service.report_version(session, ctx=ctx, device=device, versions=versions)
-        await session.commit()
+        async with services.db.session() as session:
+            device = await south_device(session, request, device_id)
+            if isinstance(device, JSONResponse):
+                return device
+            answer = await service.report_version(
+                session, ctx=ctx, device=device, versions=versions
+            )
+            await session.commit()
         return _answer(answer)
 
-    async def download(
-        request: Request,
-        token: str,
-        dev_id: str,
-        authorization: str | None,
-    ) -> Response:
+    async def download(request: Request) -> Response:
+        """The package bytes; Range requests answer 206 (resume) or 416."""
+        token = request.path_params["token"]
+        dev_id = request.query_params.get("dev_id", "")
+        authorization = _authorization(request)
         async with services.db.session() as session:
             found = await service.resolve_token(session, ctx=ctx, token=token)
             if found is None:
@@ -463,29 +418,47 @@ def _south_router(services: Services) -> APIRouter:
                 ctx.counters.download_bytes.inc(len(chunk))
             yield chunk
 
-    async def download_route(
-        request: Request,
-        token: str,
-        dev_id: Annotated[str, Query()] = "",
-        authorization: Annotated[str | None, Header()] = None,
-    ) -> Response:
-        """The package bytes; Range requests answer 206 (resume) or 416."""
-        return await download(request, token, dev_id, authorization)
-
+    dev_id_query = query_parameters("dev_id", header="Authorization")
+    routes = [
+        ("POST", "/south/check", check, _doc(CheckBody, query_parameters(header="Authorization"))),
+        ("GET", "/south/check", check_by_query, _doc(None, _CHECK_QUERY)),
+        ("GET", "/south/tasking", tasking, _doc(None, _TASKING_QUERY)),
+        ("GET", "/south/download/{token}/check", token_check, _doc(None, dev_id_query)),
+        ("POST", "/south/report", report, _doc(ReportBody, _REPORT_QUERY)),
+        (
+            "POST",
+            "/south/device/download/{token}/progress",
+            report_progress,
+            _doc(ProgressBody, dev_id_query),
+        ),
+        ("GET", "/device/version", recorded_versions, _doc(None, dev_id_query)),
+        ("POST", "/device/version", device_version, _doc(VersionBody, dev_id_query)),
+        ("GET", "/devInfo", dev_info, _doc(DevInfoBody, _DEV_INFO_QUERY)),
+        ("POST", "/devInfo", dev_info, _doc(DevInfoBody, _DEV_INFO_QUERY)),
+    ]
+    table = [
+        DeviceRoute(method, PREFIX + path, handler, ENVELOPE, tags=(TAG,), openapi_extra=doc)
+        for method, path, handler, doc in routes
+    ]
     for path in (f"{PREFIX}/download/{{token}}", f"{PREFIX}/south/download/{{token}}"):
-        router.add_api_route(
-            path,
-            download_route,
-            methods=["GET"],
-            name=f"download {path}",
-            response_class=Response,  # the package bytes: no JSON 200 in the OpenAPI
-            openapi_extra=_DOWNLOAD_DOC,
+        download_doc = {**_DOWNLOAD_DOC, "parameters": dev_id_query}
+        table.append(
+            DeviceRoute("GET", path, download, ENVELOPE, tags=(TAG,), openapi_extra=download_doc)
         )
-        router.add_api_route(
-            path, download_route, methods=["HEAD"], include_in_schema=False, name=f"head {path}"
-        )
+        table.append(DeviceRoute("HEAD", path, download, ENVELOPE, include_in_schema=False))
+    return table
 
-    return router
+
+def _authorization(request: Request) -> str | None:
+    return request.headers.get("authorization")
+
+
+_CHECK_QUERY = query_parameters(
+    "dev_id", "manuf", "model", "type", "version", "cdn", "signal", "power", header="Authorization"
+)
+_TASKING_QUERY = query_parameters("dev_id", "type", "cdn", header="Authorization")
+_REPORT_QUERY = query_parameters("dev_id", "token", header="Authorization")
+_DEV_INFO_QUERY = query_parameters("pid", "authInfo", header="Authorization")
 
 
 # ---------------------------------------------------------------- management API (admins)
@@ -797,7 +770,13 @@ def _strategy_out(strategy: OtaStrategy) -> StrategyOut:
 
 
 def _routers(services: Services) -> list[APIRouter]:
-    return [_south_router(services), _management_router(services)]
+    return [_management_router(services)]
 
 
-FAMILY = Family(name="ota", envelope=OtaEnvelope(), prefixes=(PREFIX,), routers=_routers)
+FAMILY = Family(
+    name="ota",
+    envelope=ENVELOPE,
+    prefixes=(PREFIX,),
+    routers=_routers,
+    device_routes=_south_routes,
+)

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from cloudlet.core.dispatch import DeviceRoute
 from cloudlet.core.errors import BadPayload, envelope_route, read_bytes, validation_payload
 from cloudlet.core.family import Family
 from cloudlet.core.services import Services, get_services
@@ -53,6 +54,7 @@ from cloudlet.scale.schemas import (
 )
 
 ENVELOPE = LefuEnvelope()
+TAG = "scale: Lefu devices"
 V2, TORRE, V2_BATCH = "v2", "torre", "v2-batch"
 _BATCH_LIST = TypeAdapter(list[dict[str, Any]])
 
@@ -474,23 +476,31 @@ def _join(prefix: str, path: str) -> str:
     return prefix.rstrip("/") + "/" + path.lstrip("/")
 
 
-def vendor_router(settings: ScaleSettings) -> APIRouter:
+def device_routes(settings: ScaleSettings) -> list[DeviceRoute]:
     """Every Lefu endpoint at its configured path, under each configured prefix."""
-    router = APIRouter(route_class=envelope_route(ENVELOPE), tags=["scale: Lefu devices"])
     paths = settings.paths.model_dump()
     described = describe()
-    for prefix in dict.fromkeys(settings.path_prefixes):
-        for key, (method, handler, summary) in ROUTES.items():
-            router.add_api_route(
-                _join(prefix, paths[key]),
-                handler,
-                methods=[method],
-                summary=summary,
-                name=f"scale.{key}{prefix}",
-                include_in_schema=prefix == "",
-                response_class=Response,
-                openapi_extra=described[key],
-            )
+    return [
+        DeviceRoute(
+            method,
+            _join(prefix, paths[key]),
+            handler,
+            ENVELOPE,
+            name=f"scale.{key}{prefix}",
+            summary=summary,
+            tags=(TAG,),
+            openapi_extra=described[key],
+            include_in_schema=prefix == "",
+        )
+        for prefix in dict.fromkeys(settings.path_prefixes)
+        for key, (method, handler, summary) in ROUTES.items()
+    ]
+
+
+def vendor_router(settings: ScaleSettings) -> APIRouter:
+    """The vendor app's API, and the Lefu envelope for unknown paths and wrong methods."""
+    router = APIRouter(route_class=envelope_route(ENVELOPE), tags=[TAG])
+    paths = settings.paths.model_dump()
     known = {_join(prefix, path) for prefix in settings.path_prefixes for path in paths.values()}
     if settings.app_api:
         for prefix in dict.fromkeys(settings.path_prefixes):
@@ -539,5 +549,6 @@ FAMILY = Family(
     envelope=ENVELOPE,
     prefixes=family_prefixes(ScaleSettings()),
     routers=_routers,
+    device_routes=lambda services: device_routes(services.settings.scale),
     lifespan=_lifespan,
 )

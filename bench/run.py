@@ -30,7 +30,9 @@ import httpx
 import servers
 import wrk
 
-from cloudlet.ota.sim import MANUF, MODEL
+from cloudlet.ota.sim import MANUF, MODEL  # a manufacturer OneNET knows
+
+ROOT = Path(__file__).resolve().parents[1]
 
 LOCAL_POSTGRES = "postgresql+asyncpg://cloudlet:cloudlet@127.0.0.1:5432/postgres"
 CHUNK = 256 * 1024
@@ -211,16 +213,19 @@ end
     return "\n".join(lines)
 
 
-@contextlib.contextmanager
-def ota_server(folder: Path, database_url: str) -> Iterator[tuple[int, Fleet, Path]]:
-    data_dir = folder / "ota"
-    port = servers.free_port()
-    env = {
+def ota_env(port: int, database_url: str) -> dict[str, str]:
+    return {
         "CLOUDLET_FAMILIES": '["ota"]',
         "CLOUDLET_DATABASE_URL": database_url,
         "CLOUDLET_OTA__PUBLIC_IP_PORT": f"127.0.0.1:{port}",
     }
-    with servers.cloudlet(folder, data_dir, env, port) as port:
+
+
+@contextlib.contextmanager
+def ota_server(folder: Path, database_url: str) -> Iterator[tuple[int, Fleet, Path]]:
+    data_dir = folder / "ota"
+    port = servers.free_port()
+    with servers.cloudlet(folder, data_dir, ota_env(port, database_url), port) as port:
         yield port, provision_ota(port, data_dir, database_url), data_dir
 
 
@@ -241,6 +246,7 @@ def ota(args: argparse.Namespace, folder: Path, database_url: str, label: str) -
         figures = _load(args, port, "/", script, '"errno":0', folder, 32)
         rows.append(Row("ota check", f"cloudlet {label}", figures, "req/s", "bare ASGI"))
         rows.extend(downloads(args, folder, port, fleet, data_dir, label))
+        rows.extend(offloaded(args, folder, fleet, data_dir, database_url, label))
     return rows
 
 
@@ -272,6 +278,28 @@ def downloads(
         measure("nginx", at, static_script)
     measure(f"cloudlet {label}", port, cloudlet_script, "StaticFiles")
     return rows
+
+
+def offloaded(
+    args: argparse.Namespace,
+    folder: Path,
+    fleet: Fleet,
+    data_dir: Path,
+    database_url: str,
+    label: str,
+) -> list[Row]:
+    """The same downloads through deploy/nginx.conf: Cloudlet checks, nginx sends."""
+    port = servers.free_port()
+    env = {**ota_env(port, database_url), "CLOUDLET_OTA__ACCEL_REDIRECT": "/_cloudlet_blobs/"}
+    ranges = [f"bytes={s}-{s + CHUNK - 1}" for s in range(0, PACKAGE_BYTES, CHUNK)]
+    script = _paths_script([f"/ota/download/{t}" for t in fleet.tokens], {}, ranges)
+    site = (ROOT / "deploy" / "nginx.conf").read_text()
+    site = site.replace("server cloudlet:8000;", f"server 127.0.0.1:{port};")
+    site = site.replace("listen 80;", "listen LISTEN;")
+    site = site.replace("alias /data/blobs/;", f"alias {data_dir}/blobs/;")
+    with servers.cloudlet(folder, data_dir, env, port), servers.nginx(folder, site) as at:
+        figures = _checked_size(_load(args, at, "/", script, None, folder, 16))
+    return [Row("ota download 256 KiB", f"cloudlet {label} + nginx", figures, "MB/s", "nginx")]
 
 
 def _checked_size(figures: wrk.Figures) -> wrk.Figures:

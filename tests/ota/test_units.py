@@ -11,7 +11,7 @@ import pytest
 
 from cloudlet.core.blobs import BlobNotFound, BlobTooLarge, FileBlobStore
 from cloudlet.ota import auth, catalog, delta
-from cloudlet.ota.ranges import Unsatisfiable, parse_range
+from cloudlet.ota.ranges import Unsatisfiable, nginx_reads_alike, parse_range
 
 
 @pytest.mark.parametrize(
@@ -49,6 +49,31 @@ def test_unsatisfiable_range(header: str) -> None:
 def test_an_empty_package_is_unsatisfiable(header: str) -> None:
     with pytest.raises(Unsatisfiable):
         parse_range(header, 0)
+
+
+@pytest.mark.parametrize(
+    ("header", "alike"),
+    [
+        (None, True),
+        ("bytes=0-99", True),
+        ("bytes=100-", True),
+        ("bytes=-100", True),
+        ("bytes=999-999", True),
+        ("bytes=0-5000", True),  # both clamp the end to the last byte
+        ("100-199", False),  # OneNET's bare form: nginx ignores it and sends everything
+        ("bytes=1000-", False),  # past the end: OneNET from 0, nginx 416
+        ("bytes=50-10", False),  # start > end: OneNET from 0
+        ("bytes=-0", False),
+        ("bytes=-2000", False),
+        ("bytes=0-9,20-29", False),
+        ("bytes= 0-9", False),
+        ("Bytes=0-9", False),
+    ],
+)
+def test_only_ranges_nginx_reads_alike_are_offloaded(header: str | None, alike: bool) -> None:
+    assert nginx_reads_alike(header, 1000) is alike
+    if alike and header is not None:
+        parse_range(header, 1000)  # and Cloudlet reads them too
 
 
 def test_token_matches_onenet_formula() -> None:

@@ -24,7 +24,7 @@ from cloudlet.ota import catalog, service
 from cloudlet.ota import protocol as p
 from cloudlet.ota.metrics import OtaCounters
 from cloudlet.ota.models import OtaDevice, OtaPackage, OtaProduct, OtaStrategy, OtaTask
-from cloudlet.ota.ranges import Unsatisfiable, parse_range
+from cloudlet.ota.ranges import Unsatisfiable, nginx_reads_alike, parse_range
 from cloudlet.ota.schemas import (
     CancelOut,
     CatalogRow,
@@ -89,7 +89,7 @@ def _download_headers(
     headers = {
         "Content-Type": "application/octet-stream",
         "Content-Length": str(end - start + 1),
-        "Content-Disposition": f'attachment; filename="{package.filename or "package.bin"}"',
+        "Content-Disposition": _disposition(package),
         "ETag": f'"{package.md5}"',
     }
     if partial:
@@ -97,6 +97,20 @@ def _download_headers(
     else:
         headers["Accept-Ranges"] = "bytes"
     return headers
+
+
+def _disposition(package: OtaPackage) -> str:
+    return f'attachment; filename="{package.filename or "package.bin"}"'
+
+
+def _offload_headers(package: OtaPackage, location: str, blobs: FileBlobStore) -> dict[str, str]:
+    """An answer nginx completes: it sends the blob file (and the Range asked) itself and
+    keeps the type and file name given here."""
+    return {
+        "Content-Type": "application/octet-stream",
+        "Content-Disposition": _disposition(package),
+        "X-Accel-Redirect": location.rstrip("/") + "/" + blobs.relative(package.blob_id),
+    }
 
 
 def _errno(errno: int, status: int = 200, error: str | None = None) -> JSONResponse:
@@ -406,6 +420,15 @@ def _south_routes(services: Services) -> list[DeviceRoute]:
         headers = _download_headers(package, start=start, end=end, partial=wanted is not None)
         if request.method == "HEAD":
             return Response(status_code=206 if wanted else 200, headers=headers)
+        offload = ctx.settings.accel_redirect
+        if (
+            offload
+            and isinstance(ctx.blobs, FileBlobStore)
+            and nginx_reads_alike(request.headers.get("range"), size)
+        ):
+            if ctx.counters is not None:
+                ctx.counters.download_bytes.inc(end - start + 1)
+            return Response(headers=_offload_headers(package, offload, ctx.blobs))
         return StreamingResponse(
             _counted(ctx.blobs.read(package.blob_id, start=start, end=end)),
             status_code=206 if wanted else 200,

@@ -16,5 +16,9 @@ class OtaSettings(BaseModel):
     max_package_bytes: int = 64 * 1024 * 1024
     # Largest JSON body a device may send.
     max_body_bytes: int = 4096
+    # nginx offload: the internal location that serves the blob folder (e.g. "/_blobs/",
+    # deploy/nginx.conf). Cloudlet checks the token and answers X-Accel-Redirect; nginx sends
+    # the bytes. Empty: Cloudlet sends them itself.
+    accel_redirect: str = ""
     # Accepted token ``version`` values (OneNET's only one so far).
     token_versions: list[str] = ["2018-10-31"]

@@ -55,3 +55,23 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
         return (0 if first >= size else first), size - 1
     last = min(int(last_text), size - 1)
     return (0 if first > last else first), last
+
+
+def nginx_reads_alike(header: str | None, size: int) -> bool:
+    """Whether nginx, given this ``Range`` header for a file of ``size`` bytes, sends what
+    :func:`parse_range` chooses: no header, or one RFC 9110 range inside the file. OneNET's
+    own forms (bare ``a-b``, a start past the end, ...) are answered by Cloudlet itself."""
+    if header is None:
+        return True
+    unit, equals, spec = header.partition("=")
+    if unit != "bytes" or not equals:
+        return False
+    first_text, dash, last_text = spec.partition("-")
+    if not dash or not (first_text or last_text):
+        return False
+    if any(text and not _digits(text) for text in (first_text, last_text)):
+        return False
+    if not first_text:
+        return 0 < int(last_text) <= size
+    first = int(first_text)
+    return first < size and (not last_text or first <= int(last_text))

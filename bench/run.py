@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import os
 import sys
 import tempfile
@@ -61,14 +62,14 @@ TORRE_SCRIPT = """
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 local n = 0
-local base = %d
+local base = %d  -- and the serial prefix below: a new one for every run
 local template = '{"bat":"0.32","list":[{"data":[{"impedance":"920589"},{"impedance":"1362155467"},'
   .. '{"impedance":"545131847"},{"impedance":"1349479251"},{"impedance":"14200493"},'
   .. '{"impedance":"1075847155"},{"impedance":"837069015"},{"impedance":"1088164826"},'
   .. '{"impedance":"569400741"},{"impedance":"537580203"}],"heartRate":81,'
   .. '"memberid":"9216776f-2a35-4ca1-8427-668087a47ed8","timestamp":%%d,'
   .. '"userid":"d0f404d2-4db8-4302-b95b-1e7267c330a7","weight":69.3}],'
-  .. '"mac":"CF:E8:05:08:13:BA","scaleType":5,"sn":"BENCH%%07d","type":"LEFU-CF577"}'
+  .. '"mac":"CF:E8:05:08:13:BA","scaleType":5,"sn":"%s%%05d","type":"LEFU-CF577"}'
 request = function()
   n = n + 1
   return wrk.format(nil, nil, nil, string.format(template, base + n, n %% 1000))
@@ -76,8 +77,16 @@ end
 """
 
 
+def torre_script() -> str:
+    """Seed 001's record, new weighings only: a serial prefix of its own for every run."""
+    return TORRE_SCRIPT % (int(time.time()), f"B{next(_RUNS):04d}")
+
+
+_RUNS = itertools.count()
+
+
 def torre(args: argparse.Namespace, folder: Path, database_url: str, label: str) -> list[Row]:
-    script = TORRE_SCRIPT % int(time.time())
+    script = torre_script()
     rows = []
     with servers.bare(folder) as port:
         rows.append(
@@ -92,6 +101,43 @@ def torre(args: argparse.Namespace, folder: Path, database_url: str, label: str)
     with servers.cloudlet(folder, folder / f"torre-{label}", env, servers.free_port()) as port:
         figures = _load(args, port, TORRE_PATH, script, '"errorCode":0', folder)
     rows.append(Row("torre record", f"cloudlet {label}", figures, "req/s", "bare ASGI"))
+    return rows
+
+
+def asgi_servers(
+    args: argparse.Namespace, folder: Path, database_url: str, label: str
+) -> list[Row]:
+    """The Torre upload on uvicorn (``cloudlet serve``) and on granian, 1 and 2 workers."""
+    work, marker = "torre, ASGI servers", '"errorCode":0'
+    rows = []
+    with servers.bare(folder) as port:
+        rows.append(
+            Row(
+                work,
+                "bare uvicorn",
+                _load(args, port, TORRE_PATH, torre_script(), marker, folder),
+                "req/s",
+            )
+        )
+    with servers.granian(folder, "servers:bare_factory", servers.free_port()) as port:
+        figures = _load(args, port, TORRE_PATH, torre_script(), marker, folder)
+    rows.append(Row(work, "bare granian", figures, "req/s", "bare uvicorn"))
+    data_dir = folder / f"servers-{label}"
+    env = {
+        "CLOUDLET_FAMILIES": '["scale"]',
+        "CLOUDLET_DATABASE_URL": database_url,
+        "CLOUDLET_DATA_DIR": str(data_dir),
+        "CLOUDLET_SECRET_KEY": "bench",
+    }
+    with servers.cloudlet(folder, data_dir, env, servers.free_port()) as port:
+        figures = _load(args, port, TORRE_PATH, torre_script(), marker, folder)
+    rows.append(Row(work, f"cloudlet {label} uvicorn", figures, "req/s", "bare uvicorn"))
+    for workers in (1, 2):
+        app = "cloudlet.app:app_from_environment"
+        with servers.granian(folder, app, servers.free_port(), workers=workers, env=env) as port:
+            figures = _load(args, port, TORRE_PATH, torre_script(), marker, folder)
+        server = f"cloudlet {label} granian x{workers}"
+        rows.append(Row(work, server, figures, "req/s", "bare uvicorn"))
     return rows
 
 
@@ -351,7 +397,7 @@ def postgres_url() -> str:
 # --- main ---------------------------------------------------------------------------------
 
 Workload = Callable[[argparse.Namespace, Path, str, str], list[Row]]
-WORKLOADS: dict[str, Workload] = {"torre": torre, "ota": ota}
+WORKLOADS: dict[str, Workload] = {"torre": torre, "ota": ota, "servers": asgi_servers}
 
 
 def main(argv: list[str] | None = None) -> int:

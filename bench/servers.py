@@ -104,6 +104,30 @@ def cloudlet(
     return child(command, port, folder, {"CLOUDLET_SECRET_KEY": "bench", **env})
 
 
+def granian(
+    folder: Path, app: str, port: int, *, workers: int = 1, env: dict[str, str] | None = None
+) -> contextlib.AbstractContextManager[int]:
+    """``app`` (module:factory) under granian with uvloop."""
+    command = [
+        str(Path(sys.executable).with_name("granian")),
+        "--interface",
+        "asgi",
+        "--loop",
+        "uvloop",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--log-level",
+        "warning",
+        "--factory",
+        app,
+    ]
+    return child(command, port, folder, {"PYTHONPATH": str(ROOT / "bench"), **(env or {})})
+
+
 def nginx_binary() -> str:
     found = shutil.which("nginx") or (
         "/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None
@@ -178,6 +202,11 @@ def _uvicorn(app: Any, port: int) -> None:
         log_level="warning",
         backlog=4096,
     )
+
+
+def bare_factory() -> Any:
+    """The bare endpoint as a factory (granian --factory servers:bare_factory)."""
+    return bare_app
 
 
 def main() -> None:

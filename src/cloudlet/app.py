@@ -25,7 +25,7 @@ from cloudlet.core.purge import purge_core, purging
 from cloudlet.core.secretkey import resolve_secret_key
 from cloudlet.core.security import SecretBox
 from cloudlet.core.services import Services
-from cloudlet.core.settings import Settings
+from cloudlet.core.settings import Settings, load_settings
 from cloudlet.integrations.lifespan import integrations_lifespan
 from cloudlet.web import console
 
@@ -95,7 +95,14 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
 
     # /docs is served from the swagger-ui-bundle package, not a CDN: it works offline.
     app = FastAPI(
-        title="Cloudlet", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None
+        title="Cloudlet",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        # Cloudlet's metrics are Prometheus (/metrics). FastAPI's OpenTelemetry probe reads
+        # the environment on every request: a tenth of a device upload's time (py-spy).
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.mount("/docs-assets", StaticFiles(directory=str(swagger_ui_path)), name="docs-assets")
 
@@ -168,3 +175,12 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
         )
 
     return app
+
+
+def app_from_environment() -> FastAPI:
+    """The app for the settings in the environment, for ASGI servers that start an app
+    factory themselves (``granian --factory cloudlet.app:app_from_environment``; the bench
+    compares servers with it). The schema must be current (``cloudlet migrate``);
+    ``cloudlet serve`` remains the supported way: it writes device headers as firmware reads
+    them (core.wire), which other servers do not."""
+    return create_app(load_settings())

@@ -70,7 +70,9 @@ def proxied(tmp_path: Path) -> Iterator[tuple[Server, str]]:
     folder.mkdir()
     port = free_port()
     with server:
-        (folder / "nginx.conf").write_text(shipped_nginx(f"127.0.0.1:{server.port}", port, folder, server.data_dir))
+        (folder / "nginx.conf").write_text(
+            shipped_nginx(f"127.0.0.1:{server.port}", port, folder, server.data_dir)
+        )
         nginx = subprocess.Popen(
             [binary, "-p", f"{folder}/", "-c", str(folder / "nginx.conf")],
             stdout=subprocess.DEVNULL,

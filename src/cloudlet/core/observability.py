@@ -5,11 +5,11 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
+import os
 import re
 import sys
 import time
 import traceback
-import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
@@ -111,7 +111,7 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
         incoming = dict(scope["headers"]).get(REQUEST_ID_HEADER.encode(), b"").decode("latin-1")
-        request_id = incoming[:64] if incoming else uuid.uuid4().hex
+        request_id = incoming[:64] if incoming else os.urandom(16).hex()
         token = request_id_var.set(request_id)
         client = scope.get("client")
         hashing_client.set(str(client[0]) if client else None)

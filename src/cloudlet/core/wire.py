@@ -10,6 +10,7 @@ response's status line and header block with names as ``Content-Length``, ``Cont
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -23,6 +24,7 @@ _SPECIAL = {
 }
 
 
+@functools.lru_cache(maxsize=256)
 def canonical_name(name: bytes) -> bytes:
     """``content-length`` → ``Content-Length`` (``etag`` → ``ETag``)."""
     special = _SPECIAL.get(name.lower())

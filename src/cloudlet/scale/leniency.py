@@ -11,6 +11,7 @@ of the upload. A required field that is really missing or wrong is still refused
 from __future__ import annotations
 
 import base64
+import functools
 import logging
 import typing
 from dataclasses import dataclass
@@ -111,6 +112,7 @@ def record_drops(
 _MISSING = object()
 
 
+@functools.cache
 def _fields_by_key(model: type[BaseModel]) -> dict[str, Any]:
     fields = {}
     for name, info in model.model_fields.items():
@@ -119,6 +121,7 @@ def _fields_by_key(model: type[BaseModel]) -> dict[str, Any]:
     return fields
 
 
+@functools.cache
 def _submodel(annotation: Any) -> type[BaseModel] | None:
     """The model inside ``annotation`` (itself, or the item of a list), if any."""
     for candidate in (annotation, *typing.get_args(annotation)):

@@ -20,6 +20,8 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
+from cloudlet.core.sqlite import one_trip_dbapi
+
 # Stable constraint names so Alembic migrations match on SQLite and PostgreSQL.
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -81,7 +83,11 @@ def make_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     """An engine for ``url`` with the pragmas and pool sizes Cloudlet relies on."""
     if url.startswith("sqlite"):
         engine = create_async_engine(
-            url, echo=echo, json_serializer=json_text, json_deserializer=orjson.loads
+            url,
+            echo=echo,
+            json_serializer=json_text,
+            json_deserializer=orjson.loads,
+            module=one_trip_dbapi(),
         )
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from anyio import to_thread
-from sqlalchemy import delete, func, select
+from sqlalchemy import bindparam, delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -144,6 +144,47 @@ def parse_check(fields: Mapping[str, object]) -> CheckRequest | None:
 # ---------------------------------------------------------------- device authentication
 
 
+# The statements of every device poll, built once: building a select and its cache key each
+# time cost more than SQLite running it (py-spy, docs/performance.md).
+_DEVICE_AND_PRODUCT_KEY = (
+    select(OtaDevice, OtaProduct.key_enc)
+    .join(OtaProduct, OtaProduct.id == OtaDevice.product_id)
+    .where(OtaDevice.dev_id == bindparam("dev_id"))
+)
+_ACTIVE_ASSIGNMENT = (
+    select(OtaTaskDevice, OtaTask)
+    .join(OtaTask, OtaTask.id == OtaTaskDevice.task_id)
+    .where(
+        OtaTaskDevice.device_id == bindparam("device_id"),
+        OtaTaskDevice.state.in_([s.value for s in p.ACTIVE_STATES]),
+        OtaTask.type == bindparam("task_type"),
+        OtaTask.cancelled.is_(False),
+    )
+    .order_by(OtaTaskDevice.id.desc())
+    .limit(1)
+)
+_TASK_PACKAGE = select(OtaPackage).where(
+    OtaPackage.product_id == bindparam("product_id"),
+    OtaPackage.type == bindparam("task_type"),
+    OtaPackage.kind == bindparam("kind"),
+    OtaPackage.manuf == bindparam("manuf"),
+    OtaPackage.model == bindparam("model"),
+    OtaPackage.version == bindparam("version"),
+    OtaPackage.source_version == bindparam("source_version"),
+)
+_LIVE_TOKEN = (
+    select(OtaDownloadToken)
+    .where(
+        OtaDownloadToken.task_device_id == bindparam("task_device_id"),
+        OtaDownloadToken.package_id == bindparam("package_id"),
+        OtaDownloadToken.expires_at > bindparam("fresh_after"),
+        OtaDownloadToken.token_enc != "",
+    )
+    .order_by(OtaDownloadToken.expires_at.desc())
+    .limit(1)
+)
+
+
 async def authenticate(
     session: AsyncSession, *, ctx: OtaContext, authorization: str | None, dev_id: int
 ) -> OtaDevice | None:
@@ -156,13 +197,7 @@ async def authenticate(
         return None
     if token.version not in ctx.settings.token_versions or not p.ascii_digits(token.product_id):
         return None
-    row = (
-        await session.execute(
-            select(OtaDevice, OtaProduct.key_enc)
-            .join(OtaProduct, OtaProduct.id == OtaDevice.product_id)
-            .where(OtaDevice.dev_id == dev_id)
-        )
-    ).first()
+    row = (await session.execute(_DEVICE_AND_PRODUCT_KEY, {"dev_id": dev_id})).first()
     if row is None:
         return None
     device, product_key_enc = row
@@ -277,20 +312,8 @@ def _task_data(
 async def _active_assignment(
     session: AsyncSession, *, device_id: int, task_type: int
 ) -> tuple[OtaTaskDevice, OtaTask] | None:
-    row = (
-        await session.execute(
-            select(OtaTaskDevice, OtaTask)
-            .join(OtaTask, OtaTask.id == OtaTaskDevice.task_id)
-            .where(
-                OtaTaskDevice.device_id == device_id,
-                OtaTaskDevice.state.in_([s.value for s in p.ACTIVE_STATES]),
-                OtaTask.type == task_type,
-                OtaTask.cancelled.is_(False),
-            )
-            .order_by(OtaTaskDevice.id.desc())
-            .limit(1)
-        )
-    ).first()
+    params = {"device_id": device_id, "task_type": task_type}
+    row = (await session.execute(_ACTIVE_ASSIGNMENT, params)).first()
     return (row[0], row[1]) if row is not None else None
 
 
@@ -300,17 +323,16 @@ async def _package_for(
     if task.kind == p.DIFF and not assignment.initial_version:
         return None
     source = (assignment.initial_version or "") if task.kind == p.DIFF else ""
-    package: OtaPackage | None = await session.scalar(
-        select(OtaPackage).where(
-            OtaPackage.product_id == task.product_id,
-            OtaPackage.type == task.type,
-            OtaPackage.kind == task.kind,
-            OtaPackage.manuf == task.manuf,
-            OtaPackage.model == task.model,
-            OtaPackage.version == task.target_version,
-            OtaPackage.source_version == source,
-        )
-    )
+    params = {
+        "product_id": task.product_id,
+        "task_type": task.type,
+        "kind": task.kind,
+        "manuf": task.manuf,
+        "model": task.model,
+        "version": task.target_version,
+        "source_version": source,
+    }
+    package: OtaPackage | None = await session.scalar(_TASK_PACKAGE, params)
     return package
 
 
@@ -319,17 +341,12 @@ async def _live_token(
 ) -> str:
     """The device task's valid token, or a new one: one token per device task at a time."""
     now = ctx.clock.now()
-    live = await session.scalar(
-        select(OtaDownloadToken)
-        .where(
-            OtaDownloadToken.task_device_id == assignment.id,
-            OtaDownloadToken.package_id == package.id,
-            OtaDownloadToken.expires_at > now + TOKEN_REISSUE_MARGIN,
-            OtaDownloadToken.token_enc != "",
-        )
-        .order_by(OtaDownloadToken.expires_at.desc())
-        .limit(1)
-    )
+    params = {
+        "task_device_id": assignment.id,
+        "package_id": package.id,
+        "fresh_after": now + TOKEN_REISSUE_MARGIN,
+    }
+    live = await session.scalar(_LIVE_TOKEN, params)
     if live is not None:
         return ctx.secrets.decrypt(live.token_enc)
     token = p.TOKEN_PREFIX + new_token(p.TOKEN_LENGTH)

@@ -28,10 +28,11 @@ Job = Callable[[AsyncSession], Awaitable[Any]]
 
 
 class GroupCommitter:
-    """One SQLite writer that commits the device writes waiting for it together.
+    """One writer per process that commits the device writes waiting for it together.
 
-    SQLite makes every commit durable with an fsync, and only one writer runs at a time;
-    committing each upload alone caps ingest at the disk's fsync rate. Here the uploads
+    Every commit is made durable with an fsync (SQLite's, or PostgreSQL's WAL flush), and
+    SQLite runs one writer at a time; committing each upload alone caps ingest at the disk's
+    fsync rate. Here the uploads
     that arrived while the previous commit ran share the next one, and every scale is
     answered only after the commit that holds its data. If any write of a group fails, the
     group is rolled back and each write is retried alone, so one bad write fails only itself.
@@ -192,9 +193,9 @@ def runtime_of(services: Services) -> ScaleRuntime:
 
 @asynccontextmanager
 async def running(services: Services) -> AsyncIterator[ScaleRuntime]:
-    """The family's lifespan: the SQLite group committer runs while the app does."""
+    """The family's lifespan: the group committer runs while the app does."""
     runtime = runtime_of(services)
-    if runtime.serialise_writes and runtime.settings.group_commit:
+    if runtime.settings.group_commit:
         runtime.committer = GroupCommitter(runtime.db, runtime.write_lock, runtime.count_duplicates)
         runtime.committer.start()
     try:

@@ -286,7 +286,8 @@ async def store_uploads(session: AsyncSession, uploads: Sequence[Upload]) -> int
     dialect = _dialect(session)
     connection = await session.connection()
     by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-    for sn, values in merged.items():
+    # In serial order: workers committing groups at once take row locks in the same order.
+    for sn, values in sorted(merged.items()):
         by_columns.setdefault(tuple(sorted(changed_columns[sn])), []).append(values)
     for changed, rows in by_columns.items():
         await connection.execute(_device_upsert(dialect, changed, returning=False), rows)

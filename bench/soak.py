@@ -49,7 +49,7 @@ FIRST_ADMIN = re.compile(r"created admin user 'admin' with password (\S+)")
 RECORD = json.loads(
     (ROOT / "tests" / "scale" / "fixtures" / "seed001_torre_record.json").read_text()
 )
-BOX_PASSWORD = "soakpass1"
+BOX_PASSWORD = "soak-pass-10"  # the box asks for 10 characters or more
 DEVICE_PASSWORD = "12345678"
 USERS_PER = 50  # the Aifro limit of devices per user
 
@@ -120,8 +120,12 @@ class Soak:
         self.stats.add(family, time.monotonic() - began, good)
         return answer
 
-    async def every_period(self, index: int, action: Any) -> None:
-        period = self.args.period
+    def period(self, family: str) -> float:
+        period: float = self.args.periods.get(family, self.args.period)
+        return period
+
+    async def every_period(self, index: int, family: str, action: Any) -> None:
+        period = self.period(family)
         await asyncio.sleep(period * index / max(self.args.devices, 1))
         while not self.stop.is_set():
             began = time.monotonic()
@@ -225,9 +229,10 @@ class Soak:
     async def controller(self, index: int, sim: SimulatedController) -> None:
         """A controller's own reports, spread over the period like a real fleet's
         (``--burst`` starts them all at once: the worst case of a fleet rebooting together)."""
+        period = self.period("irrigation")
         if not self.args.burst:
-            await asyncio.sleep(self.args.period * index / max(self.args.devices, 1))
-        await sim.run(stop=self.stop, period=self.args.period)
+            await asyncio.sleep(period * index / max(self.args.devices, 1))
+        await sim.run(stop=self.stop, period=period)
 
     async def gateway_sid(self) -> str:
         c = self.client
@@ -235,6 +240,8 @@ class Soak:
         challenge = (await c.get("/ui/challenge")).json()["result"]
         hashed = login_hash(password_hmac(BOX_PASSWORD, challenge["salt"]), challenge["nonce"])
         answer = (await c.post("/ui/login", json={"username": "root", "hash": hashed})).json()
+        if "result" not in answer:
+            raise RuntimeError(f"gateway login refused: {answer}")
         sid: str = answer["result"]["sid"]
         return sid
 
@@ -261,19 +268,22 @@ async def run(
         "/api/v1/auth/login", json={"username": "admin", "password": admin_password}
     )
     admin = {"Authorization": f"Bearer {admin_login.json()['token']}"}
-    actions: list[Any] = [soak.scale_device(i) for i in range(args.devices)]
-    actions += await soak.ota_fleet(admin)
+    actions: list[tuple[str, Any]] = [("scale", soak.scale_device(i)) for i in range(args.devices)]
+    actions += [("ota", a) for a in await soak.ota_fleet(admin)]
     started = time.monotonic()
     sims, irrigation = await soak.irrigation_fleet(broker, topic_root)
-    actions += irrigation
+    actions += [("irrigation", a) for a in irrigation]
     print(f"{len(sims)} irrigation controllers online in {time.monotonic() - started:.1f} s")
     sid = [await soak.gateway_sid()]
-    actions += [soak.gateway_ui(i, sid) for i in range(args.devices)]
+    actions += [("gateway", soak.gateway_ui(i, sid)) for i in range(args.devices)]
+    before = await server_histograms(soak.client)
     tasks = [
-        asyncio.create_task(soak.every_period(i % args.devices, a)) for i, a in enumerate(actions)
+        asyncio.create_task(soak.every_period(i % args.devices, family, a))
+        for i, (family, a) in enumerate(actions)
     ]
     tasks += [asyncio.create_task(soak.controller(i, s)) for i, s in enumerate(sims)]
-    print(f"{len(actions)} HTTP devices + {len(sims)} MQTT controllers, period {args.period} s, "
+    periods = ", ".join(f"{f} {soak.period(f):g} s" for f in FAMILIES)
+    print(f"{len(actions)} HTTP devices + {len(sims)} MQTT controllers, periods: {periods}; "
           f"{args.duration} s; server pid {pid}")  # fmt: skip
     header = f"{'t s':>6} {'RSS MB':>7}  " + "  ".join(f"{f:>24}" for f in FAMILIES)
     print(header)
@@ -296,6 +306,7 @@ async def run(
         print(f"{elapsed:>6.0f} {mb:>7.1f}  " + "  ".join(f"{c:>24}" for c in cells), flush=True)
     soak.stop.set()
     await asyncio.gather(*tasks, return_exceptions=True)
+    after = await server_histograms(soak.client)
     await asyncio.gather(*(s.stop() for s in sims), return_exceptions=True)
     await soak.client.aclose()
 
@@ -307,7 +318,48 @@ async def run(
         every = soak.stats.every[f]
         print(f"{f:>10}: {len(every)} requests, p50 {percentile(every, 0.5) * 1000:.1f} ms, "
               f"p99 {percentile(every, 0.99) * 1000:.1f} ms")  # fmt: skip
+    print("as the server timed them (its /metrics histogram: no client queueing):")
+    for f in FAMILIES:
+        counts = {le: after.get((f, le), 0) - before.get((f, le), 0) for le in BUCKETS}
+        total = counts[float("inf")]
+        if not total:
+            continue
+        p99 = next(le for le in BUCKETS if counts[le] >= 0.99 * total)
+        print(f"{f:>10}: {total} requests, p99 <= {p99 * 1000:g} ms, "
+              f"{100 * counts[0.05] / total:.2f} % within 50 ms")  # fmt: skip
     return 0
+
+
+BUCKETS = (
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    float("inf"),
+)
+_BUCKET_LINE = re.compile(
+    r'^cloudlet_http_request_duration_seconds_bucket\{family="(\w+)",le="([^"]+)"\} (\S+)$'
+)
+
+
+async def server_histograms(client: httpx.AsyncClient) -> dict[tuple[str, float], float]:
+    """The server's request-latency histogram: (family, bucket bound) → cumulative count."""
+    text = (await client.get("/metrics")).text
+    found = {}
+    for line in text.splitlines():
+        match = _BUCKET_LINE.match(line)
+        if match:
+            found[(match.group(1), float(match.group(2)))] = float(match.group(3))
+    return found
 
 
 def trend(points: list[tuple[float, float]]) -> float:
@@ -330,6 +382,12 @@ def main() -> int:
     parser.add_argument("--window", type=float, default=10.0, help="seconds between reports")
     parser.add_argument(
         "--period", type=float, default=2.0, help="seconds between a device's sends"
+    )
+    parser.add_argument(
+        "--periods",
+        type=lambda text: {k: float(v) for k, v in (p.split("=") for p in text.split(",") if p)},
+        default={},
+        help="per family, e.g. scale=60,ota=60,irrigation=30,gateway=5 (docs/performance.md)",
     )
     parser.add_argument("--connections", type=int, default=100)
     parser.add_argument("--burst", action="store_true", help="controllers report all at once")

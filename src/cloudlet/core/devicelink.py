@@ -455,6 +455,7 @@ class LinkClient:
             try:
                 async with self._make_client() as client:
                     self._client = client
+                    _send_at_once(client)
                     for topic_filter, qos, _ in self._handlers:
                         await client.subscribe(topic_filter, qos=qos)
                     self.connected.set()
@@ -489,3 +490,13 @@ class LinkClient:
             await handler(topic, data)
         except Exception:
             FAULTS.exception("MQTT handler for %s failed", topic)
+
+
+def _send_at_once(client: aiomqtt.Client) -> None:
+    """TCP_NODELAY on the link's socket. paho writes a packet in pieces and never sets it, so
+    Nagle's algorithm held each QoS 1 publish until the broker's delayed ACK (40 ms): an
+    irrigation start waited twice that for nothing (the command, then the controller's ack)."""
+    sock: Any = client._client.socket()
+    if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

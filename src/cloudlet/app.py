@@ -86,6 +86,10 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
             stack.push_async_callback(services.db.dispose)
+            if settings.group_commit:
+                # Started first, stopped last: every family's writes are committed first.
+                services.writer.start()
+                stack.push_async_callback(services.writer.stop)
             for family in families:
                 await stack.enter_async_context(family.lifespan(services))
             await stack.enter_async_context(integrations_lifespan(services))

@@ -9,11 +9,12 @@ reconnection, one message loop and typed handlers per topic filter.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import socket
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -353,6 +354,8 @@ class LinkClient:
         self.connected = asyncio.Event()
         self._handlers: list[tuple[str, int, MessageHandler]] = []
         self._concurrent: set[str] = set()
+        self._lane_of: dict[str, Callable[[str], str | None]] = {}
+        self._lanes: dict[str, collections.deque[tuple[MessageHandler, str, bytes]]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._client: aiomqtt.Client | None = None
         self._task: asyncio.Task[None] | None = None
@@ -360,16 +363,27 @@ class LinkClient:
         self.last_error: Exception | None = None
 
     def subscribe(
-        self, topic_filter: str, handler: MessageHandler, *, qos: int = 1, concurrent: bool = False
+        self,
+        topic_filter: str,
+        handler: MessageHandler,
+        *,
+        qos: int = 1,
+        concurrent: bool = False,
+        lane: Callable[[str], str | None] | None = None,
     ) -> None:
         """Register ``handler`` for ``topic_filter``; subscribed on every (re)connection.
 
         Handlers run one after the other in arrival order, unless ``concurrent``: then each
-        message gets its own task (for messages whose order does not matter, e.g. replies).
+        message gets its own task (for messages whose order does not matter, e.g. replies),
+        or ``lane``: messages of one lane (e.g. one device, named from the topic) run in
+        arrival order, different lanes side by side, so one device's reports never wait
+        behind another's.
         """
         self._handlers.append((topic_filter, qos, handler))
         if concurrent:
             self._concurrent.add(topic_filter)
+        if lane is not None:
+            self._lane_of[topic_filter] = lane
 
     async def publish(
         self,
@@ -477,12 +491,39 @@ class LinkClient:
         for topic_filter, _, handler in self._handlers:
             if not parsed.matches(topic_filter):
                 continue
+            lane = self._lane_of[topic_filter](topic) if topic_filter in self._lane_of else None
             if topic_filter in self._concurrent:
-                task = asyncio.create_task(self._guarded(handler, topic, data))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+                self._in_task(self._guarded(handler, topic, data))
+            elif lane is not None:
+                self._queue_in_lane(lane, handler, topic, data)
             else:
                 await self._guarded(handler, topic, data)
+
+    def _in_task(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _queue_in_lane(self, lane: str, handler: MessageHandler, topic: str, data: bytes) -> None:
+        queue = self._lanes.get(lane)
+        if queue is not None:
+            queue.append((handler, topic, data))
+            return
+        queue = collections.deque([(handler, topic, data)])
+        self._lanes[lane] = queue
+        self._in_task(self._drain_lane(lane, queue))
+
+    async def _drain_lane(
+        self, lane: str, queue: collections.deque[tuple[MessageHandler, str, bytes]]
+    ) -> None:
+        try:
+            while queue:
+                # Left in the queue while it runs: what arrives meanwhile lines up behind it.
+                handler, topic, data = queue[0]
+                await self._guarded(handler, topic, data)
+                queue.popleft()
+        finally:
+            self._lanes.pop(lane, None)
 
     @staticmethod
     async def _guarded(handler: MessageHandler, topic: str, data: bytes) -> None:

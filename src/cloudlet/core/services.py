@@ -14,6 +14,7 @@ from cloudlet.core.db import Database
 from cloudlet.core.observability import Metrics
 from cloudlet.core.security import SecretBox
 from cloudlet.core.settings import Settings
+from cloudlet.core.writer import Writer
 
 
 @dataclass
@@ -28,6 +29,15 @@ class Services:
     extras: dict[str, Any] = field(default_factory=dict)
     # Prometheus registry of this app; families add gauges with ``metrics.gauge``.
     metrics: Metrics = field(default_factory=Metrics)
+    # The process's one writer for device writes (group commit), started with the app.
+    writer: Writer = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.writer = Writer(
+            self.db,
+            serialise=self.settings.is_sqlite,
+            max_concurrent=self.settings.max_concurrent_writes,
+        )
 
 
 def get_services(request: Request) -> Services:

@@ -45,6 +45,12 @@ class Settings(BaseSettings):
     trusted_proxies: list[str] = Field(default_factory=lambda: ["127.0.0.1", "::1"])
     # How often expired nonces, captchas, counters and tokens are deleted (0: never).
     purge_interval_s: float = 600.0
+    # Device writes of every family that arrive together share one transaction and one
+    # commit (core.writer), on SQLite and PostgreSQL.
+    group_commit: bool = True
+    # Without group commit on PostgreSQL: most device writes in flight at once; the rest
+    # wait their turn in order (below the pool's size, so a burst queues instead of timing out).
+    max_concurrent_writes: int = 16
 
     scale: ScaleSettings = Field(default_factory=ScaleSettings)
     irrigation: IrrigationSettings = Field(default_factory=IrrigationSettings)

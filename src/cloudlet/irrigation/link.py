@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from cloudlet.core.brokeraccounts import BrokerAccounts, BrokerAccountsError, TopicRule
 from cloudlet.core.devicelink import BrokerAddress, EmbeddedBroker, LinkClient
@@ -133,9 +134,10 @@ class IrrigationLink:
             self.accounts = BrokerAccounts(self.client)
         if self.broker is not None or self.accounts is None:
             self._service_ready.set()
-        self.client.subscribe(f"{self.root}/+/{ONLINE}", self._on_online)
-        self.client.subscribe(f"{self.root}/+/{STATE}", self._on_state)
-        self.client.subscribe(f"{self.root}/+/{EVENT}", self._on_event)
+        # One lane a controller: its reports in order, other controllers' beside them.
+        for kind, handler in ((ONLINE, self._on_online), (STATE, self._on_state)):
+            self.client.subscribe(f"{self.root}/+/{kind}", handler, lane=self._device_lane)
+        self.client.subscribe(f"{self.root}/+/{EVENT}", self._on_event, lane=self._device_lane)
         # Acks only complete this worker's pending commands: no need to queue them behind
         # presence and state writes.
         self.client.subscribe(f"{self.root}/+/{ACK}", self._on_ack, concurrent=True)
@@ -237,13 +239,19 @@ class IrrigationLink:
 
     async def _offered(self, deviceid: str, digest: str) -> None:
         """A known controller came with another credential: flag ``invalidpassword``."""
-        async with self.services.db.session() as session:
+
+        async def job(session: AsyncSession) -> None:
             device = await self._device(session, deviceid)
             if device is not None and device.owner_id is not None:
                 device.offered_digest = digest
                 device.invalidpassword = 1
-                await session.commit()
+
+        await self.services.writer.write(job)
         await self._notify(deviceid, None)
+
+    def _device_lane(self, name: str) -> str | None:
+        parsed = parse_topic(name, self.root)
+        return parsed[0] if parsed is not None else None
 
     async def _guard(self, username: str | None, name: str, action: str) -> bool:
         if username == SERVER_USERNAME:
@@ -282,20 +290,24 @@ class IrrigationLink:
             return
         deviceid = parsed[0]
         online = data.get("online") == 1
-        async with self.services.db.session() as session:
+
+        async def job(session: AsyncSession) -> bool | None:
             device = await self._device(session, deviceid)
             if device is None or device.owner_id is None:
                 # Only an owned controller's account may publish here (a broker without
                 # accounts is the owner's choice); nothing is created from the link.
-                return
+                return None
             now = self.services.clock.now()
             if device.first_seen_at is None and online:
                 device.first_seen_at = now
             if device.online != online:
                 device.online = online
                 device.online_changed_at = now
-            keep_clock = online and _adjusts_time(device.state)
-            await session.commit()
+            return online and _adjusts_time(device.state)
+
+        keep_clock = await self.services.writer.write(job)
+        if keep_clock is None:
+            return
         if keep_clock:
             self.in_background(self.set_clock(deviceid))
         await self._notify(deviceid, None)
@@ -312,17 +324,22 @@ class IrrigationLink:
         seq = data.get("seq", 0)
         if not isinstance(seq, int):
             return
-        async with self.services.db.session() as session:
+
+        async def job(session: AsyncSession) -> bool | None:
             device = await self._device(session, deviceid)
             if device is None:
-                return
-            stored = _newer(boot, seq, device.state_boot, device.state_seq)
-            if stored:
+                return None
+            newer = _newer(boot, seq, device.state_boot, device.state_seq)
+            if newer:
                 device.state = data["status"]
                 device.state_boot = boot
                 device.state_seq = seq
                 device.state_at = self.services.clock.now()
-                await session.commit()
+            return newer
+
+        stored = await self.services.writer.write(job)
+        if stored is None:
+            return
         if stored and self._clock_due(deviceid, data["status"]):
             # Scheduled before the notification, so whoever waits for this report and then
             # for settled() also waits for the clock setting it causes.
@@ -358,37 +375,41 @@ class IrrigationLink:
             and isinstance(item.get("time"), int)
             and isinstance(item.get("n"), int)
         ]
-        try:
-            async with self.services.db.session() as session:
-                device = await self._device(session, parsed[0])
-                if device is None or not items:
-                    return
-                known = set(
-                    (
-                        await session.scalars(
-                            select(IrrigationEvent.number).where(
-                                IrrigationEvent.device_id == device.id,
-                                IrrigationEvent.boot == boot,
-                                IrrigationEvent.number.in_([i["n"] for i in items]),
-                            )
-                        )
-                    ).all()
-                )
-                for item in items:
-                    if item["n"] in known:
-                        continue
-                    details = {k: v for k, v in item.items() if k not in ("time", "event", "n")}
-                    session.add(
-                        IrrigationEvent(
-                            device_id=device.id,
-                            boot=boot,
-                            number=item["n"],
-                            at=datetime.fromtimestamp(item["time"], UTC),
-                            event=str(item.get("event", ""))[:32],
-                            details=details,
+
+        async def job(session: AsyncSession) -> bool:
+            device = await self._device(session, parsed[0])
+            if device is None or not items:
+                return False
+            known = set(
+                (
+                    await session.scalars(
+                        select(IrrigationEvent.number).where(
+                            IrrigationEvent.device_id == device.id,
+                            IrrigationEvent.boot == boot,
+                            IrrigationEvent.number.in_([i["n"] for i in items]),
                         )
                     )
-                await session.commit()
+                ).all()
+            )
+            for item in items:
+                if item["n"] in known:
+                    continue
+                details = {k: v for k, v in item.items() if k not in ("time", "event", "n")}
+                session.add(
+                    IrrigationEvent(
+                        device_id=device.id,
+                        boot=boot,
+                        number=item["n"],
+                        at=datetime.fromtimestamp(item["time"], UTC),
+                        event=str(item.get("event", ""))[:32],
+                        details=details,
+                    )
+                )
+            return True
+
+        try:
+            if not await self.services.writer.write(job):
+                return
         except IntegrityError:
             pass  # another worker stored the same report first
         await self._notify(parsed[0], None)

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -41,7 +40,7 @@ from cloudlet.scale.protocol import (
     success,
     time_data,
 )
-from cloudlet.scale.runtime import running, runtime_of
+from cloudlet.scale.runtime import runtime_of
 from cloudlet.scale.schemas import (
     TorreRecord,
     TorreRegister,
@@ -538,17 +537,10 @@ def _routers(services: Services) -> list[APIRouter]:
     return [vendor_router(services.settings.scale), management_router()]
 
 
-@asynccontextmanager
-async def _lifespan(services: Services) -> AsyncIterator[None]:
-    async with running(services):
-        yield
-
-
 FAMILY = Family(
     name="scale",
     envelope=ENVELOPE,
     prefixes=family_prefixes(ScaleSettings()),
     routers=_routers,
     device_routes=lambda services: device_routes(services.settings.scale),
-    lifespan=_lifespan,
 )

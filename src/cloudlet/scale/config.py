@@ -39,12 +39,6 @@ class ScaleSettings(BaseModel):
     # Impedance decoder per device type (the ``type`` the scale sends); others use the default.
     impedance_decoders: dict[str, str] = Field(default_factory=dict)
     default_impedance_decoder: str = "vendor-encrypted"
-    # Commit the device writes that arrive together in one transaction (one fsync), on
-    # SQLite and PostgreSQL.
-    group_commit: bool = True
-    # PostgreSQL: most device writes in flight at once; the rest wait their turn in order
-    # (below the connection pool's size, so a burst queues here instead of timing out there).
-    max_concurrent_writes: int = 16
     # The vendor app's own API (/lefu/wifi/app/...): saveWifiGroup binds a scale to an app
     # uid, getScaleWeights lists that scale's records. Off: those paths answer 404.
     app_api: bool = True

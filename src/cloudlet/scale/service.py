@@ -259,9 +259,16 @@ class Upload:
         )
         return len(self.records) - new
 
+    @classmethod
+    async def together(cls, session: AsyncSession, uploads: Sequence[Upload]) -> list[int]:
+        """Store ``uploads`` with shared statements (core.writer's group commit); the group's
+        duplicate count is reported on its first upload."""
+        duplicates = await store_uploads(session, uploads)
+        return [duplicates, *([0] * (len(uploads) - 1))]
+
 
 async def store_uploads(session: AsyncSession, uploads: Sequence[Upload]) -> int:
-    """Store many uploads with a handful of statements (the SQLite group commit's fast path).
+    """Store many uploads with a handful of statements (the group commit's fast path).
 
     Device updates of one scale are merged in arrival order (later values win), the
     devices are upserted with one executemany per set of columns, then every record is

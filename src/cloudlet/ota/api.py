@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request, Response
@@ -280,18 +280,39 @@ def _south_routes(services: Services) -> list[DeviceRoute]:
         token = request.query_params.get("token", "")
         if not token:
             return _answer(Answer(p.PARAMETER_ERROR))
+
+        async def record(session: AsyncSession, device: OtaDevice, result: object) -> Answer:
+            return await service.report(session, ctx=ctx, device=device, token=token, result=result)
+
+        return await run_report(request, "result", record)
+
+    async def report_progress(request: Request) -> Response:
+        """OneNET's "report upgrade status": ``{"step": 0-100}`` is download progress, a
+        larger step a result code (101-208) as on ``/ota/south/report``."""
+        token = request.path_params["token"]
+
+        async def record(session: AsyncSession, device: OtaDevice, step: object) -> Answer:
+            return await service.progress(session, ctx=ctx, device=device, token=token, step=step)
+
+        return await run_report(request, "step", record)
+
+    async def run_report(
+        request: Request,
+        field: str,
+        record: Callable[[AsyncSession, OtaDevice, object], Awaitable[Answer]],
+    ) -> Response:
+        """The device, the body's ``field`` (errno 24 when the body is not JSON), then
+        ``record`` it and count it."""
         async with services.db.session() as session:
             device = await south_device(session, request, request.query_params.get("dev_id", ""))
             if isinstance(device, JSONResponse):
                 return device
-            result = await reported(request, "result")
-            if isinstance(result, JSONResponse):
-                return result
-            answer = await service.report(
-                session, ctx=ctx, device=device, token=token, result=result
-            )
+            value = await reported(request, field)
+            if isinstance(value, JSONResponse):
+                return value
+            answer = await record(session, device, value)
             await session.commit()
-        return _counted_report(result, answer)
+        return _counted_report(value, answer)
 
     async def reported(request: Request, field: str) -> object:
         """``field`` of a report body (None when absent), or errno 24 when it is not JSON."""
@@ -306,21 +327,6 @@ def _south_routes(services: Services) -> list[DeviceRoute]:
             label = str(result) if result in p.RESULT_CODES else "other"
             ctx.counters.reports.labels(label, str(answer.errno)).inc()
         return _answer(answer)
-
-    async def report_progress(request: Request) -> Response:
-        """OneNET's "report upgrade status": ``{"step": 0-100}`` is download progress, a
-        larger step a result code (101-208) as on ``/ota/south/report``."""
-        async with services.db.session() as session:
-            device = await south_device(session, request, request.query_params.get("dev_id", ""))
-            if isinstance(device, JSONResponse):
-                return device
-            step = await reported(request, "step")
-            if isinstance(step, JSONResponse):
-                return step
-            token = request.path_params["token"]
-            answer = await service.progress(session, ctx=ctx, device=device, token=token, step=step)
-            await session.commit()
-        return _counted_report(step, answer)
 
     async def recorded_versions(request: Request) -> Response:
         """The versions on record: ``data`` has ``f_version``/``s_version`` if ever reported."""

@@ -36,4 +36,5 @@ clean:
 bench: $(STAMP)
 	@command -v wrk >/dev/null && { command -v nginx || [ -x /usr/sbin/nginx ]; } >/dev/null || \
 		{ apt-get update -qq && apt-get install -y -qq wrk nginx >/dev/null; }
+	$(BIN)/pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python bench/run.py

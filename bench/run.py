@@ -108,6 +108,9 @@ def asgi_servers(
     args: argparse.Namespace, folder: Path, database_url: str, label: str
 ) -> list[Row]:
     """The Torre upload on uvicorn (``cloudlet serve``) and on granian, 1 and 2 workers."""
+    if not Path(sys.executable).with_name("granian").exists():
+        print("ASGI servers: skipped (granian is not installed: pip install -e '.[bench]')")
+        return []
     work, marker = "torre, ASGI servers", '"errorCode":0'
     rows = []
     with servers.bare(folder) as port:

@@ -20,7 +20,7 @@ from cloudlet.core.services import Services, ServicesDep, SessionDep
 from cloudlet.scale import service
 from cloudlet.scale.decoders import decoder_names
 from cloudlet.scale.models import ScaleDevice, ScaleFirmware, ScaleMember, ScaleRecord
-from cloudlet.scale.runtime import runtime_of, writing
+from cloudlet.scale.runtime import runtime_of
 
 MAX_PAGE = 1000
 EXPORT_BATCH = 500
@@ -363,7 +363,7 @@ def management_router() -> APIRouter:
         sn: str, body: DevicePatch, _admin: AdminDep, services: ServicesDep
     ) -> DeviceOut:
         """Set the unit the scale displays (sent on its next config sync) or its default member."""
-        async with writing(services) as session:
+        async with services.writer.session() as session:
             device = await service.get_device(session, sn=sn)
             if device is None:
                 raise _not_found("device")
@@ -377,7 +377,7 @@ def management_router() -> APIRouter:
     @router.delete("/devices/{sn:path}", status_code=204)
     async def delete_device(sn: str, _admin: AdminDep, services: ServicesDep) -> None:
         """Forget a device and its measurements."""
-        async with writing(services) as session:
+        async with services.writer.session() as session:
             device = await service.get_device(session, sn=sn)
             if device is None:
                 raise _not_found("device")
@@ -395,7 +395,7 @@ def management_router() -> APIRouter:
         """A member profile; ``memberId`` is the ``memberid`` the scale sends."""
         now = services.clock.now()
         _born_in_the_past(body.birth_date, now)
-        async with writing(services) as session:
+        async with services.writer.session() as session:
             member = ScaleMember(
                 member_id=body.member_id,
                 account_id=body.account_id,
@@ -439,7 +439,7 @@ def management_router() -> APIRouter:
     async def patch_member(
         member_id: str, body: MemberPatch, _admin: AdminDep, services: ServicesDep
     ) -> MemberOut:
-        async with writing(services) as session:
+        async with services.writer.session() as session:
             member = await service.get_member(session, member_id=member_id)
             if member is None:
                 raise _not_found("member")
@@ -456,7 +456,7 @@ def management_router() -> APIRouter:
     @router.delete("/members/{member_id}", status_code=204)
     async def delete_member(member_id: str, _admin: AdminDep, services: ServicesDep) -> None:
         """Delete the profile; the member's measurements stay."""
-        async with writing(services) as session:
+        async with services.writer.session() as session:
             if not await service.delete_member(session, member_id=member_id):
                 raise _not_found("member")
             await session.commit()
@@ -539,7 +539,7 @@ def management_router() -> APIRouter:
         body: FirmwareIn, _admin: AdminDep, services: ServicesDep
     ) -> FirmwareOut:
         """Offer a firmware image to every scale of ``type`` whose component is older."""
-        async with writing(services) as session:
+        async with services.writer.session() as session:
             firmware = ScaleFirmware(
                 device_type=body.type,
                 component=body.product_component,
@@ -572,7 +572,7 @@ def management_router() -> APIRouter:
     async def patch_firmware(
         firmware_id: RowId, body: FirmwarePatch, _admin: AdminDep, services: ServicesDep
     ) -> FirmwareOut:
-        async with writing(services) as session:
+        async with services.writer.session() as session:
             firmware = await session.get(ScaleFirmware, firmware_id)
             if firmware is None:
                 raise _not_found("firmware")
@@ -586,7 +586,7 @@ def management_router() -> APIRouter:
 
     @router.delete("/firmware/{firmware_id}", status_code=204)
     async def delete_firmware(firmware_id: RowId, _admin: AdminDep, services: ServicesDep) -> None:
-        async with writing(services) as session:
+        async with services.writer.session() as session:
             firmware = await session.get(ScaleFirmware, firmware_id)
             if firmware is None:
                 raise _not_found("firmware")

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -19,7 +17,6 @@ from cloudlet.scale.service import Upload
 
 EXTRAS_KEY = "scale"
 
-log = logging.getLogger("cloudlet.scale")
 T = TypeVar("T")
 
 
@@ -67,10 +64,3 @@ def runtime_of(services: Services) -> ScaleRuntime:
         services.extras[EXTRAS_KEY] = runtime
     assert isinstance(runtime, ScaleRuntime)
     return runtime
-
-
-@asynccontextmanager
-async def writing(services: Services) -> AsyncIterator[AsyncSession]:
-    """A session for a write transaction (the caller commits), queued on SQLite."""
-    async with services.writer.session() as session:
-        yield session

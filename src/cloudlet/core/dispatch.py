@@ -40,14 +40,17 @@ class DeviceRoute:
     openapi_extra: dict[str, Any] = field(default_factory=dict)
     include_in_schema: bool = True
 
-    @property
-    def segments(self) -> tuple[str, ...]:
-        return tuple(self.path.split("/"))
+
+# A templated path read once: each segment as (literal, None) or (_, parameter name).
+Template = tuple[tuple[str, str | None], ...]
 
 
-def _template(part: str) -> str | None:
-    """The parameter a path segment names (``{token}`` → ``token``), or None."""
-    return part[1:-1] if part.startswith("{") and part.endswith("}") else None
+def _template(path: str) -> Template:
+    """``/a/{token}/b`` → ``(("", None), ("a", None), ("{token}", "token"), ("b", None))``."""
+    return tuple(
+        (part, part[1:-1] if part.startswith("{") and part.endswith("}") else None)
+        for part in path.split("/")
+    )
 
 
 class DeviceDispatch:
@@ -56,11 +59,12 @@ class DeviceDispatch:
     def __init__(self, app: ASGIApp, *, routes: Iterable[DeviceRoute]) -> None:
         self.app = app
         self._exact: dict[tuple[str, str], DeviceRoute] = {}
-        self._templated: dict[tuple[str, int], list[DeviceRoute]] = {}
+        self._templated: dict[tuple[str, int], list[tuple[DeviceRoute, Template]]] = {}
         for route in routes:
-            if any(_template(part) for part in route.segments):
-                key = (route.method, len(route.segments))
-                self._templated.setdefault(key, []).append(route)
+            template = _template(route.path)
+            if any(name for _, name in template):
+                key = (route.method, len(template))
+                self._templated.setdefault(key, []).append((route, template))
             else:
                 self._exact.setdefault((route.method, route.path), route)
 
@@ -70,10 +74,9 @@ class DeviceDispatch:
         if route is not None:
             return route, {}
         parts = path.split("/")
-        for candidate in self._templated.get((method, len(parts)), ()):
+        for candidate, template in self._templated.get((method, len(parts)), ()):
             params: dict[str, str] = {}
-            for want, got in zip(candidate.segments, parts, strict=True):
-                name = _template(want)
+            for (want, name), got in zip(template, parts, strict=True):
                 if name is None:
                     if want != got:
                         break

@@ -16,7 +16,6 @@ import contextlib
 import os
 import random
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -27,6 +26,7 @@ from pathlib import Path
 from typing import IO
 
 import httpx
+from servers import free_port
 
 from cloudlet.core.clock import SystemClock
 from cloudlet.irrigation.protocol import link_credential
@@ -35,12 +35,6 @@ from cloudlet.irrigation.sim import SimulatedController, device_id
 PASSWORD = "12345678"
 USER_PASSWORD = "Bench1234"
 PER_USER = 50
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def rss_mib(pid: int) -> float:

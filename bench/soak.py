@@ -27,7 +27,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -37,8 +36,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from servers import free_port
 
 from cloudlet.core.clock import SystemClock
+from cloudlet.core.observability import LATENCY_BUCKETS
 from cloudlet.gateway.auth import login_hash, password_hmac
 from cloudlet.irrigation.sim import SimulatedController, device_id
 from cloudlet.ota.auth import make_token
@@ -52,13 +53,6 @@ RECORD = json.loads(
 BOX_PASSWORD = "soak-pass-10"  # the box asks for 10 characters or more
 DEVICE_PASSWORD = "12345678"
 USERS_PER = 50  # the Aifro limit of devices per user
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def rss_mb(pid: int) -> float:
@@ -330,22 +324,8 @@ async def run(
     return 0
 
 
-BUCKETS = (
-    0.001,
-    0.0025,
-    0.005,
-    0.01,
-    0.025,
-    0.05,
-    0.1,
-    0.25,
-    0.5,
-    1.0,
-    2.5,
-    5.0,
-    10.0,
-    float("inf"),
-)
+# The server's histogram bounds, and the +Inf bucket Prometheus adds.
+BUCKETS = (*LATENCY_BUCKETS, float("inf"))
 _BUCKET_LINE = re.compile(
     r'^cloudlet_http_request_duration_seconds_bucket\{family="(\w+)",le="([^"]+)"\} (\S+)$'
 )

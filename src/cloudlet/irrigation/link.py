@@ -135,9 +135,9 @@ class IrrigationLink:
         if self.broker is not None or self.accounts is None:
             self._service_ready.set()
         # One lane a controller: its reports in order, other controllers' beside them.
-        for kind, handler in ((ONLINE, self._on_online), (STATE, self._on_state)):
+        reports = ((ONLINE, self._on_online), (STATE, self._on_state), (EVENT, self._on_event))
+        for kind, handler in reports:
             self.client.subscribe(f"{self.root}/+/{kind}", handler, lane=self._device_lane)
-        self.client.subscribe(f"{self.root}/+/{EVENT}", self._on_event, lane=self._device_lane)
         # Acks only complete this worker's pending commands: no need to queue them behind
         # presence and state writes.
         self.client.subscribe(f"{self.root}/+/{ACK}", self._on_ack, concurrent=True)

@@ -6,6 +6,7 @@ import asyncio
 import json
 import socket
 import time
+import uuid
 from typing import Any
 
 import httpx
@@ -13,6 +14,7 @@ import orjson
 
 from cloudlet import __version__
 from cloudlet.core.clock import FrozenClock
+from cloudlet.core.devicelink import BrokerAddress
 from cloudlet.irrigation.sim import SimulatedController
 from cloudlet.scale.sim import make_scales, torre_record
 from tests.conftest import ClientFactory, admin_headers, services_of
@@ -23,6 +25,7 @@ from tests.integrations.conftest import (
     ha_settings,
     ota_fleet,
 )
+from tests.mqttwire import CONNACK_ACCEPTED, one_shot_publish
 
 
 def _config(payload: bytes) -> dict[str, Any]:
@@ -110,6 +113,29 @@ async def test_valve_command_starts_and_stops_the_zone(
         f"/api/v1/irrigation/devices/{DEVICE_ID}/history", headers=await admin_headers(app)
     )
     assert [e["event"] for e in history.json()][:1] == ["task stopped"]
+
+
+async def test_a_one_shot_publish_opens_the_valve(
+    app: httpx.AsyncClient, controller: SimulatedController, watch: Watcher, clock: FrozenClock
+) -> None:
+    """``mosquitto_pub -t .../zone/1/set -m OPEN`` (QoS 0, disconnects at once) waters."""
+    bridge = bridge_of(app)
+    await bridge.wait_synced()
+    zone_topic = f"{bridge.topics.base}/irrigation/{DEVICE_ID}/zone/1"
+    assert await watch.wait(f"{zone_topic}/state") == b"closed"
+    address = BrokerAddress.parse(bridge.url)
+    connack = await one_shot_publish(
+        address.host,
+        address.port,
+        f"{zone_topic}/set",
+        b"OPEN",
+        f"mosquitto_pub-{uuid.uuid4().hex[:6]}",
+        address.username,
+        address.password,
+    )
+    assert connack == CONNACK_ACCEPTED
+    assert await watch.wait(f"{zone_topic}/state", b"open") == b"open"
+    assert controller.controller.status(clock.timestamp())["runtasklist"] == [1]
 
 
 async def test_controller_going_offline_is_unavailable(

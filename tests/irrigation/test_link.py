@@ -150,7 +150,7 @@ async def test_a_second_worker_commands_through_the_same_broker(
 ) -> None:
     first = link_of(client)
     url = first.url
-    if first.broker is not None:  # the second worker logs in to the first one's broker
+    if first.embedded:  # the second worker logs in to the first one's broker
         address = BrokerAddress.parse(url)
         url = (
             f"mqtt://{SERVER_USERNAME}:{server_password(TEST_SECRET)}@{address.host}:{address.port}"

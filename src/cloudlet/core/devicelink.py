@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import contextvars
 import logging
 import socket
 import uuid
@@ -34,7 +35,38 @@ TopicGuard = Callable[[str | None, str, str], Awaitable[bool]]
 # (topic, payload) -> None
 MessageHandler = Callable[[str, bytes], Awaitable[None]]
 
-_GUARDS: dict[str, tuple[Authenticator | None, TopicGuard | None]] = {}
+
+@dataclass(frozen=True)
+class Realm:
+    """Who may log in on one listener of the embedded broker, and which topics they may use:
+    anonymous and everything when a callback is missing."""
+
+    authenticator: Authenticator | None = None
+    topic_guard: TopicGuard | None = None
+
+
+@dataclass
+class _Arrival:
+    listener: str
+    authenticated: bool = False
+    # A clean-session CONNECT's "delete the old session", held until the client is let in.
+    delete_session: str | None = None
+
+
+# "<broker key>/<listener name>" -> its realm (amqtt builds plugins from dotted paths and
+# plain config, so live callables cannot be passed in its config).
+_REALMS: dict[str, Realm] = {}
+# The listener a connection came in on, while amqtt reads its CONNECT and authenticates it.
+_ARRIVING: contextvars.ContextVar[_Arrival | None] = contextvars.ContextVar(
+    "cloudlet_mqtt_arrival", default=None
+)
+# Set on each amqtt session: the listener it logged in on.
+_SESSION_LISTENER = "cloudlet_listener"
+# amqtt needs a listener in its config: an "external" one, which opens no socket.
+DEFAULT_LISTENER = "default"
+# amqtt and its state machine log every connection at INFO.
+QUIET_LOGGERS = ("amqtt", "transitions")
+
 
 # Mosquitto's dynamic-security API (see core.brokeraccounts); the embedded broker answers it.
 CONTROL_TOPIC = "$CONTROL/dynamic-security/v1"
@@ -55,8 +87,11 @@ _ACCOUNT_COMMANDS = _KICKING_COMMANDS | {
 }
 
 
-def _guards(key: str) -> tuple[Authenticator | None, TopicGuard | None]:
-    return _GUARDS.get(key, (None, None))
+def _realm(key: str, session: Any) -> Realm | None:
+    """The realm of the listener the session logged in on; None (nothing allowed) when the
+    session or its listener is unknown."""
+    listener = getattr(session, _SESSION_LISTENER, None)
+    return _REALMS.get(f"{key}/{listener}") if listener is not None else None
 
 
 def _plugin_classes() -> tuple[type[Any], type[Any]]:
@@ -64,16 +99,19 @@ def _plugin_classes() -> tuple[type[Any], type[Any]]:
     from amqtt.plugins.base import BaseAuthPlugin, BaseTopicPlugin
 
     class CallbackAuthPlugin(BaseAuthPlugin):  # type: ignore[misc]
-        """Asks the registered authenticator; anonymous when none is registered."""
+        """Asks the authenticator of the listener the client came in on."""
 
         @dataclass
         class Config:
             key: str = ""
 
         async def authenticate(self, *, session: Any) -> bool | None:
-            authenticator, _ = _guards(self.context.config.key)
-            if authenticator is None:
+            realm = _realm(self.context.config.key, session)
+            if realm is None:
+                return False
+            if realm.authenticator is None:
                 return True
+            authenticator = realm.authenticator
             try:
                 return await authenticator(session.username, session.password)
             except Exception:
@@ -81,7 +119,7 @@ def _plugin_classes() -> tuple[type[Any], type[Any]]:
                 return False
 
     class CallbackTopicPlugin(BaseTopicPlugin):  # type: ignore[misc]
-        """Asks the registered topic guard; everything allowed when none is registered."""
+        """Asks the topic guard of the listener the client logged in on."""
 
         @dataclass
         class Config:
@@ -90,7 +128,10 @@ def _plugin_classes() -> tuple[type[Any], type[Any]]:
         async def topic_filtering(
             self, *, session: Any = None, topic: str | None = None, action: Any = None
         ) -> bool | None:
-            _, guard = _guards(self.context.config.key)
+            realm = _realm(self.context.config.key, session)
+            if realm is None:
+                return False
+            guard = realm.topic_guard
             if guard is None or topic is None:
                 return True
             username = session.username if session is not None else None
@@ -123,32 +164,133 @@ class _SnapshotDict(dict[str, Any]):
         return list(super().values())
 
 
+class _SessionTable(dict[str, Any]):
+    """amqtt's client id -> (session, handler) table, which a client that is still
+    authenticating does not see: amqtt would resume (and change) the live session of the id
+    it names before knowing who it is."""
+
+    def __contains__(self, client_id: object) -> bool:
+        arrival = _ARRIVING.get()
+        if arrival is not None and not arrival.authenticated:
+            return False
+        return super().__contains__(client_id)
+
+
+# What a resumed persistent session takes from the new CONNECT (as amqtt does).
+_RESUMED_FIELDS = (
+    "will_flag",
+    "will_message",
+    "will_topic",
+    "will_qos",
+    "will_retain",
+    "keep_alive",
+    "username",
+    "password",
+)
+
+
 def _guarded_broker_class() -> type[Any]:
-    from amqtt.broker import Broker
+    from amqtt.broker import Broker, Server
+    from amqtt.contexts import ListenerConfig, ListenerType
 
     class GuardedBroker(Broker):  # type: ignore[misc]
-        """amqtt 0.12 with three fixes: a new client gets retained messages only for topic
-        filters it may subscribe to (amqtt sends those of *every* client's subscriptions),
-        its subscription table survives being changed while it is iterated, and a
-        connection whose session could not start (no CONNECT, no data) is closed rather
-        than left open until garbage collection."""
+        """amqtt 0.12 with listeners added and removed while it runs, each with its own realm,
+        and these fixes: retained messages go only to the session's own matching
+        subscriptions (amqtt sends a new client those of *every* client's filters: MQTT
+        3.1.1 3.3.1.3), a clean-session CONNECT deletes the old session of its client id only
+        once it is let in (amqtt did so before authenticating, so anyone could wipe a
+        device's subscriptions), the subscription table survives being changed while it is
+        iterated, and a connection whose session could not start is closed rather than left
+        open until garbage collection."""
 
-        guard_key = ""
+        realm_key = ""
 
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             self._subscriptions = _SnapshotDict()
-            self.open_writers: set[Any] = set()
+            self._sessions = _SessionTable()
+            self.open_writers: dict[Any, str] = {}
+
+        async def add_listener(self, name: str, host: str, port: int) -> int:
+            """Listen on ``host:port`` (0: a free port) as ``name``; answers the port."""
+            self.listeners_config[name] = ListenerConfig(
+                type=ListenerType.TCP, bind=f"{host}:{port}"
+            )
+            instance = await self._create_server_instance(name, ListenerType.TCP, host, port, None)
+            self._servers[name] = Server(name, instance, -1)
+            return int(instance.sockets[0].getsockname()[1])
+
+        async def remove_listener(self, name: str) -> None:
+            """Stop listening as ``name`` and drop the clients that came in on it."""
+            server = self._servers.pop(name, None)
+            instance = getattr(server, "instance", None)
+            if instance is not None:
+                instance.close()
+                with contextlib.suppress(Exception):
+                    await instance.wait_closed()
+            for writer, listener in list(self.open_writers.items()):
+                if listener == name:
+                    _abort(writer)
 
         async def _client_connected(self, listener_name: str, reader: Any, writer: Any) -> None:
-            self.open_writers.add(writer)
+            self.open_writers[writer] = listener_name
+            _ARRIVING.set(_Arrival(listener_name))
             try:
                 await super()._client_connected(listener_name, reader, writer)
             finally:
                 # Returns when the client is gone (or never got a session): close our end.
-                self.open_writers.discard(writer)
+                self.open_writers.pop(writer, None)
                 with contextlib.suppress(Exception):
                     await writer.close()
+
+        async def _delete_session(self, client_id: str) -> None:
+            arrival = _ARRIVING.get()
+            if arrival is not None and not arrival.authenticated:
+                arrival.delete_session = client_id  # done once authenticated
+                return
+            await super()._delete_session(client_id)
+
+        async def _handle_client_session(
+            self,
+            reader: Any,
+            writer: Any,
+            session: Any,
+            handler: Any,
+            server: Any,
+            listener_name: str,
+        ) -> None:
+            # amqtt puts a refused client's session in place of the live one of its client
+            # id before it refuses it: here a refused client touches no session at all.
+            if not await self._authenticate(session, self.listeners_config[listener_name]):
+                handler.attach(session, reader, writer)
+                with contextlib.suppress(Exception):
+                    await handler.mqtt_connack_authorize(False)
+                return
+            if not session.clean_session and session.client_id in self._sessions:
+                # A persistent session resumed: what amqtt did before authenticating.
+                live, _ = self._sessions[session.client_id]
+                for name in _RESUMED_FIELDS:
+                    setattr(live, name, getattr(session, name))
+                setattr(live, _SESSION_LISTENER, getattr(session, _SESSION_LISTENER))
+                live.parent = 1
+                session = live
+            await super()._handle_client_session(
+                reader, writer, session, handler, server, listener_name
+            )
+
+        async def _authenticate(self, session: Any, listener: Any) -> bool:
+            arrival = _ARRIVING.get()
+            if arrival is None:
+                return False
+            if arrival.authenticated:
+                return True  # asked again by amqtt after our own check
+            setattr(session, _SESSION_LISTENER, arrival.listener)
+            if not await super()._authenticate(session, listener):
+                return False
+            arrival.authenticated = True
+            if arrival.delete_session is not None:
+                await super()._delete_session(arrival.delete_session)
+            return True
 
         def abort_connections(self) -> None:
             """Close every client connection still open (at shutdown, amqtt leaves those
@@ -157,10 +299,15 @@ def _guarded_broker_class() -> type[Any]:
                 _abort(writer)
             self.open_writers.clear()
 
-        def kick(self, username: str) -> None:
-            """Drop every connection logged in as ``username``."""
+        def kick(self, username: str, listener: str) -> None:
+            """Drop every connection logged in as ``username`` on ``listener``."""
             for session, handler in list(self._sessions.values()):
-                if session.username == username and handler is not None and handler.writer:
+                if (
+                    session.username == username
+                    and getattr(session, _SESSION_LISTENER, None) == listener
+                    and handler is not None
+                    and handler.writer
+                ):
                     _abort(handler.writer)
 
         async def _handle_message_delivery(
@@ -181,16 +328,20 @@ def _guarded_broker_class() -> type[Any]:
             database (the authenticator reads them), so creating and changing them needs
             nothing here; what ends a login disconnects that user's sessions, as Mosquitto
             does."""
-            _, guard = _guards(self.guard_key)
-            if guard is not None and not await guard(session.username, CONTROL_TOPIC, "publish"):
+            realm = _realm(self.realm_key, session)
+            guard = realm.topic_guard if realm is not None else None
+            if realm is None or (
+                guard is not None and not await guard(session.username, CONTROL_TOPIC, "publish")
+            ):
                 log.info("%s may not manage broker accounts", session.username)
                 return
             try:
                 commands = orjson.loads(data).get("commands")
             except (orjson.JSONDecodeError, AttributeError):
                 return
+            listener = getattr(session, _SESSION_LISTENER)
             responses = [
-                self._control_command(command)
+                self._control_command(command, listener)
                 for command in (commands if isinstance(commands, list) else [])
                 if isinstance(command, dict)
             ]
@@ -198,7 +349,7 @@ def _guarded_broker_class() -> type[Any]:
                 None, RESPONSE_TOPIC, orjson.dumps({"responses": responses})
             )
 
-        def _control_command(self, command: dict[str, Any]) -> dict[str, Any]:
+        def _control_command(self, command: dict[str, Any], listener: str) -> dict[str, Any]:
             name = str(command.get("command", ""))
             response: dict[str, Any] = {"command": name}
             if "correlationData" in command:
@@ -207,7 +358,7 @@ def _guarded_broker_class() -> type[Any]:
             if name not in _ACCOUNT_COMMANDS:
                 response["error"] = "Unknown command"
             elif name in _KICKING_COMMANDS:
-                self.kick(username)
+                self.kick(username, listener)
             elif name == "getClient":
                 response["data"] = {"client": {"username": username, "roles": [], "groups": []}}
             elif name == "getRole":
@@ -217,10 +368,17 @@ def _guarded_broker_class() -> type[Any]:
         async def _publish_retained_messages_for_subscription(
             self, subscription: tuple[str, int], session: Any
         ) -> None:
-            _, guard = _guards(self.guard_key)
-            if guard is not None:
+            # amqtt calls this on every CONNECT for every topic filter any client holds;
+            # MQTT 3.1.1 (3.3.1.3) sends retained messages only for the session's own ones.
+            holders = self._subscriptions.get(subscription[0], ())
+            if not any(holder is session for holder, _ in holders):
+                return
+            realm = _realm(self.realm_key, session)
+            if realm is None:
+                return
+            if realm.topic_guard is not None:
                 username = session.username if session is not None else None
-                if not await guard(username, subscription[0], "subscribe"):
+                if not await realm.topic_guard(username, subscription[0], "subscribe"):
                     return
             await super()._publish_retained_messages_for_subscription(subscription, session)
 
@@ -235,61 +393,91 @@ def _abort(writer: Any) -> None:
         transport.abort()
 
 
-@dataclass
-class EmbeddedBroker:
-    """An amqtt broker inside this process; ``port=0`` binds a free port (see ``.port``)."""
+@dataclass(frozen=True)
+class Listener:
+    """Where one realm of the embedded broker listens."""
 
-    host: str = "127.0.0.1"
-    port: int = 0
-    authenticator: Authenticator | None = None
-    topic_guard: TopicGuard | None = None
-    _key: str = field(default_factory=lambda: uuid.uuid4().hex)
-    _broker: Any = None
+    host: str
+    port: int
 
     @property
     def url(self) -> str:
         return f"mqtt://{self.host}:{self.port}"
 
-    async def start(self) -> None:
-        _GUARDS[self._key] = (self.authenticator, self.topic_guard)
+
+@dataclass
+class EmbeddedBroker:
+    """The process's one amqtt broker: each user (the irrigation device link, the Home
+    Assistant bridge) opens a listener of its own with its own realm; the broker runs while
+    any listener is open."""
+
+    _key: str = field(default_factory=lambda: uuid.uuid4().hex)
+    _broker: Any = None
+    _listeners: dict[str, Listener] = field(default_factory=dict)
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    async def open(self, name: str, host: str, port: int, realm: Realm) -> Listener:
+        """Listen on ``host:port`` (0: a free port) for clients of ``realm``."""
+        async with self._lock:
+            if name in self._listeners:
+                raise ValueError(f"embedded MQTT listener {name!r} is already open")
+            if self._broker is None:
+                await self._start()
+            _REALMS[f"{self._key}/{name}"] = realm
+            try:
+                bound = await self._broker.add_listener(name, host, port)
+            except BaseException:
+                _REALMS.pop(f"{self._key}/{name}", None)
+                if not self._listeners:
+                    await self._stop()
+                raise
+            listener = self._listeners[name] = Listener(host, bound)
+            log.info("embedded MQTT broker: %s on %s", name, listener.url)
+            return listener
+
+    async def close(self, name: str) -> None:
+        """Stop the listener (and the broker with the last one)."""
+        async with self._lock:
+            if self._listeners.pop(name, None) is None:
+                return
+            await self._broker.remove_listener(name)
+            _REALMS.pop(f"{self._key}/{name}", None)
+            if not self._listeners:
+                await self._stop()
+
+    async def _start(self) -> None:
         config = {
-            "listeners": {"default": {"type": "tcp", "bind": f"{self.host}:{self.port}"}},
+            # amqtt needs one listener in its config; every real one is added by open().
+            "listeners": {DEFAULT_LISTENER: {"type": "external"}},
             "plugins": {
                 f"{__name__}.CallbackAuthPlugin": {"key": self._key},
                 f"{__name__}.CallbackTopicPlugin": {"key": self._key},
             },
         }
-        self._broker = _guarded_broker_class()(config)
-        self._broker.guard_key = self._key
-        await self._broker.start()
-        if self.port == 0:
-            server = self._broker._servers["default"].instance
-            self.port = int(server.sockets[0].getsockname()[1])
-        log.info("embedded MQTT broker on %s", self.url)
+        for name in QUIET_LOGGERS:
+            if logging.getLogger(name).level < logging.WARNING:
+                logging.getLogger(name).setLevel(logging.WARNING)
+        broker = _guarded_broker_class()(config)
+        broker.realm_key = self._key
+        await broker.start()
+        self._broker = broker
 
-    async def stop(self) -> None:
-        if self._broker is not None:
-            try:
-                await self._broker.shutdown()
-            except Exception:
-                log.warning("embedded MQTT broker: shutdown failed", exc_info=True)
-            self._broker.abort_connections()
-            # amqtt closes its listeners last: after a failed shutdown they would stay open.
-            for server in self._broker._servers.values():
-                instance = getattr(server, "instance", None)
-                if instance is not None and instance.is_serving():
-                    instance.close()
-                    with contextlib.suppress(Exception):
-                        await instance.wait_closed()
-            self._broker = None
-        _GUARDS.pop(self._key, None)
-
-    async def __aenter__(self) -> EmbeddedBroker:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *_exc: object) -> None:
-        await self.stop()
+    async def _stop(self) -> None:
+        broker, self._broker = self._broker, None
+        if broker is None:
+            return
+        try:
+            await broker.shutdown()
+        except Exception:
+            log.warning("embedded MQTT broker: shutdown failed", exc_info=True)
+        broker.abort_connections()
+        # amqtt closes its listeners last: after a failed shutdown they would stay open.
+        for server in broker._servers.values():
+            instance = getattr(server, "instance", None)
+            if instance is not None and instance.is_serving():
+                instance.close()
+                with contextlib.suppress(Exception):
+                    await instance.wait_closed()
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cloudlet.core.clock import Clock
 from cloudlet.core.db import Database
+from cloudlet.core.devicelink import EmbeddedBroker
 from cloudlet.core.observability import Metrics
 from cloudlet.core.security import SecretBox
 from cloudlet.core.settings import Settings
@@ -31,6 +32,9 @@ class Services:
     metrics: Metrics = field(default_factory=Metrics)
     # The process's one writer for device writes (group commit), started with the app.
     writer: Writer = field(init=False)
+    # The process's one embedded MQTT broker: a listener each for the irrigation device link
+    # and the Home Assistant bridge, when they embed one.
+    broker: EmbeddedBroker = field(default_factory=EmbeddedBroker)
 
     def __post_init__(self) -> None:
         self.writer = Writer(

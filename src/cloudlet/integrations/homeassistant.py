@@ -23,7 +23,7 @@ import orjson
 from sqlalchemy import and_, func, select
 
 from cloudlet import __version__
-from cloudlet.core.devicelink import BrokerAddress, EmbeddedBroker, LinkClient, Will
+from cloudlet.core.devicelink import BrokerAddress, LinkClient, Realm, Will
 from cloudlet.core.observability import FaultLog
 from cloudlet.core.security import constant_time_equals
 from cloudlet.core.services import Services
@@ -45,8 +45,8 @@ OTA_ACTIVE = ("pending", "downloading", "upgrading")
 OTA_IN_PROGRESS = ("downloading", "upgrading")
 # How long start() waits for the broker before serving anyway (it keeps retrying).
 BROKER_WAIT_SECONDS = 5.0
-# amqtt and its state machine log every connection at INFO.
-QUIET_LOGGERS = ("amqtt", "transitions")
+# The bridge's listener on the process's embedded broker.
+LISTENER = "homeassistant"
 ORIGIN = {"name": "Cloudlet", "sw_version": __version__}
 
 _SAFE = re.compile(r"[^a-zA-Z0-9_-]")
@@ -80,6 +80,12 @@ class Topics:
             prefix=settings.discovery_prefix.strip("/"),
             base=settings.base_topic.strip("/"),
             node=settings.node_id,
+        )
+
+    def within(self, topic: str) -> bool:
+        """Is a topic (or a topic filter) inside the discovery prefix or the base topic?"""
+        return any(
+            topic == root or topic.startswith(f"{root}/") for root in (self.prefix, self.base)
         )
 
     @property
@@ -467,7 +473,8 @@ class HomeAssistantBridge:
         self.scale = self.settings.scale and "scale" in families
         self.irrigation = self.settings.irrigation and "irrigation" in families
         self.ota = self.settings.ota and "ota" in families
-        self.broker: EmbeddedBroker | None = None
+        # True while the bridge listens on the process's embedded broker.
+        self.embedded = False
         self.client: LinkClient | None = None
         self.url = ""
         # What this worker last published on each topic (its retained value); None: must be
@@ -489,22 +496,20 @@ class HomeAssistantBridge:
         if self.settings.mqtt_url:
             self.url = self.settings.mqtt_url
         else:
-            for name in QUIET_LOGGERS:
-                if logging.getLogger(name).level < logging.WARNING:
-                    logging.getLogger(name).setLevel(logging.WARNING)
-            self.broker = EmbeddedBroker(
-                host=self.settings.embedded_mqtt_host,
-                port=self.settings.embedded_mqtt_port,
-                authenticator=self._authenticate if self.settings.password else None,
+            listener = await self.services.broker.open(
+                LISTENER,
+                self.settings.embedded_mqtt_host,
+                self.settings.embedded_mqtt_port,
+                Realm(self._authenticate if self.settings.password else None, self._guard),
             )
-            await self.broker.start()
-            self.url = self.broker.url
+            self.embedded = True
+            self.url = listener.url
         address = BrokerAddress.parse(self.url)
         self.client = LinkClient(
             address,
             client_id=f"{self.topics.node}-homeassistant-{uuid.uuid4().hex[:8]}",
-            username=address.username or (self.settings.username if self.broker else None),
-            password=address.password or (self.settings.password if self.broker else None),
+            username=address.username or (self.settings.username if self.embedded else None),
+            password=address.password or (self.settings.password if self.embedded else None),
             will=Will(self.topics.availability, OFFLINE.encode()),
             on_connect=self._on_connect,
         )
@@ -544,8 +549,9 @@ class HomeAssistantBridge:
                     self.topics.availability, OFFLINE.encode(), retain=True, confirm_within=2
                 )
             await self.client.stop()
-        if self.broker is not None:
-            await self.broker.stop()
+        if self.embedded:
+            await self.services.broker.close(LISTENER)
+            self.embedded = False
 
     async def _authenticate(self, username: str | None, password: str | None) -> bool:
         expected_user = self.settings.username or ""
@@ -555,6 +561,11 @@ class HomeAssistantBridge:
             and constant_time_equals(username, expected_user)
             and constant_time_equals(password, self.settings.password or "")
         )
+
+    async def _guard(self, _username: str | None, topic: str, _action: str) -> bool:
+        """On the embedded broker, Home Assistant's clients use Home Assistant's topics only
+        (the device link shares the broker)."""
+        return self.topics.within(topic)
 
     async def _on_connect(self, client: LinkClient) -> None:
         await client.publish(self.topics.availability, ONLINE.encode(), retain=True)

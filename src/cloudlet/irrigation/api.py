@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -570,15 +569,8 @@ def _routers(_services: Services) -> list[APIRouter]:
     return [vendor_router(), management_router()]
 
 
-# amqtt and its state machine log every connection at INFO: too much with many controllers.
-QUIET_LOGGERS = ("amqtt", "transitions")
-
-
 @asynccontextmanager
 async def lifespan(services: Services) -> AsyncIterator[None]:
-    for name in QUIET_LOGGERS:
-        if logging.getLogger(name).level < logging.WARNING:
-            logging.getLogger(name).setLevel(logging.WARNING)
     link = IrrigationLink(services)
     await link.start()
     services.extras[EXTRA_KEY] = link

@@ -24,7 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cloudlet.core.brokeraccounts import BrokerAccounts, BrokerAccountsError, TopicRule
-from cloudlet.core.devicelink import BrokerAddress, EmbeddedBroker, LinkClient
+from cloudlet.core.devicelink import BrokerAddress, LinkClient, Realm
 from cloudlet.core.secretkey import resolve_secret_key
 from cloudlet.core.security import constant_time_equals
 from cloudlet.core.services import Services
@@ -80,6 +80,8 @@ def _adjusts_time(state: Any) -> bool:
 
 # autoadjusttime: a clock this far off is set again; a set clock is left alone this long.
 CLOCK_TOLERANCE_SECONDS = 30.0
+# The link's listener on the process's embedded broker.
+LISTENER = "irrigation"
 CLOCK_RESYNC_SECONDS = 86400.0
 CLOCK_RETRY_SECONDS = 600.0
 
@@ -90,7 +92,8 @@ class IrrigationLink:
     def __init__(self, services: Services) -> None:
         self.services = services
         self.settings = services.settings.irrigation
-        self.broker: EmbeddedBroker | None = None
+        # True while this link listens on the process's embedded broker.
+        self.embedded = False
         self.client: LinkClient | None = None
         self.accounts: BrokerAccounts | None = None
         # Set once our account may command controllers (at once on the embedded broker).
@@ -113,14 +116,14 @@ class IrrigationLink:
             address = BrokerAddress.parse(self.url)
             username, password = address.username, address.password
         else:
-            self.broker = EmbeddedBroker(
-                host=self.settings.embedded_mqtt_host,
-                port=self.settings.embedded_mqtt_port,
-                authenticator=self._authenticate,
-                topic_guard=self._guard,
+            listener = await self.services.broker.open(
+                LISTENER,
+                self.settings.embedded_mqtt_host,
+                self.settings.embedded_mqtt_port,
+                Realm(self._authenticate, self._guard),
             )
-            await self.broker.start()
-            self.url = self.broker.url
+            self.embedded = True
+            self.url = listener.url
             address = BrokerAddress.parse(self.url)
             username, password = SERVER_USERNAME, self._server_password
         self.client = LinkClient(
@@ -128,11 +131,11 @@ class IrrigationLink:
             client_id=f"{SERVER_USERNAME}-{uuid.uuid4().hex[:8]}",
             username=username,
             password=password,
-            on_connect=self._on_connect if self.broker is None else None,
+            on_connect=None if self.embedded else self._on_connect,
         )
         if self.settings.broker_accounts == "dynsec":
             self.accounts = BrokerAccounts(self.client)
-        if self.broker is not None or self.accounts is None:
+        if self.embedded or self.accounts is None:
             self._service_ready.set()
         # One lane a controller: its reports in order, other controllers' beside them.
         reports = ((ONLINE, self._on_online), (STATE, self._on_state), (EVENT, self._on_event))
@@ -208,8 +211,9 @@ class IrrigationLink:
             future.cancel()
         if self.client is not None:
             await self.client.stop()
-        if self.broker is not None:
-            await self.broker.stop()
+        if self.embedded:
+            await self.services.broker.close(LISTENER)
+            self.embedded = False
 
     # -- broker guards (embedded broker only) -------------------------------------------
 

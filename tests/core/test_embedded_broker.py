@@ -1,0 +1,157 @@
+"""The process's one embedded MQTT broker: MQTT 3.1.1 where amqtt strays, realms per listener.
+
+Clients here speak MQTT the way the real ones do: aiomqtt (paho) for long-lived clients, and
+raw bytes (tests/mqttwire.py) for a one-shot publisher like ``mosquitto_pub -m OPEN``, which
+is how Home Assistant users try a command topic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import aiomqtt
+import pytest
+
+from cloudlet.core.devicelink import EmbeddedBroker, Listener, Realm
+from tests.mqttwire import CONNACK_ACCEPTED, connect, one_shot_publish
+
+HOST = "127.0.0.1"
+
+
+@pytest.fixture
+async def broker() -> AsyncIterator[EmbeddedBroker]:
+    process_broker = EmbeddedBroker()
+    yield process_broker
+    for name in list(process_broker._listeners):
+        await process_broker.close(name)
+
+
+async def collect(client: aiomqtt.Client, into: list[tuple[str, bytes]]) -> None:
+    async for message in client.messages:
+        assert isinstance(message.payload, bytes)
+        into.append((str(message.topic), message.payload))
+
+
+async def test_retained_messages_reach_only_matching_subscriptions(broker: EmbeddedBroker) -> None:
+    listener = await broker.open("ha", HOST, 0, Realm())
+    async with aiomqtt.Client(HOST, listener.port, identifier="home-assistant") as ha:
+        await ha.subscribe("homeassistant/+/set")
+        await ha.publish("homeassistant/valve/set", b"OPEN", retain=True)
+        await asyncio.sleep(0.2)
+    # A newcomer that subscribes to something else gets nothing: amqtt handed every client
+    # the retained messages of every filter any client held.
+    received: list[tuple[str, bytes]] = []
+    async with aiomqtt.Client(HOST, listener.port, identifier="other") as other:
+        reading = asyncio.create_task(collect(other, received))
+        await other.subscribe("nothing/here")
+        await asyncio.sleep(0.5)
+        reading.cancel()
+        assert received == []
+        await other.subscribe("homeassistant/#")
+        reading = asyncio.create_task(collect(other, received))
+        await asyncio.sleep(0.5)
+        reading.cancel()
+    assert received == [("homeassistant/valve/set", b"OPEN")]
+
+
+async def test_one_shot_qos0_publishes_are_all_delivered(broker: EmbeddedBroker) -> None:
+    listener = await broker.open("ha", HOST, 0, Realm())
+    received: list[tuple[str, bytes]] = []
+    async with aiomqtt.Client(HOST, listener.port, identifier="bridge") as bridge:
+        await bridge.subscribe("cloudlet/+/set")
+        await bridge.publish("cloudlet/zone9/set", b"CLOSE", retain=True)  # a retained neighbour
+        reading = asyncio.create_task(collect(bridge, received))
+        await asyncio.sleep(0.2)
+        answers = [
+            await one_shot_publish(
+                HOST, listener.port, "cloudlet/zone1/set", b"OPEN%d" % i, f"p{i}"
+            )
+            for i in range(20)
+        ]
+        await asyncio.sleep(0.5)
+        reading.cancel()
+    assert answers == [CONNACK_ACCEPTED] * 20
+    assert [p for t, p in received if t == "cloudlet/zone1/set"] == [
+        b"OPEN%d" % i for i in range(20)
+    ]
+
+
+async def test_realms_share_one_broker_but_not_their_topics(broker: EmbeddedBroker) -> None:
+    async def device_login(username: str | None, password: str | None) -> bool:
+        return (username, password) == ("controller", "secret")
+
+    async def device_topics(username: str | None, topic: str, _action: str) -> bool:
+        return topic.startswith("link/")
+
+    async def ha_topics(_username: str | None, topic: str, _action: str) -> bool:
+        return topic.startswith("homeassistant/")
+
+    link = await broker.open("link", HOST, 0, Realm(device_login, device_topics))
+    ha = await broker.open("ha", HOST, 0, Realm(None, ha_topics))
+    assert link.port != ha.port and len(broker._listeners) == 2
+
+    # Anonymous is fine on Home Assistant's listener, never on the device link's.
+    with pytest.raises(aiomqtt.MqttError):
+        async with aiomqtt.Client(HOST, link.port, identifier="anon"):
+            pass
+
+    sniffed: list[tuple[str, bytes]] = []
+    async with (
+        aiomqtt.Client(
+            HOST, link.port, identifier="controller", username="controller", password="secret"
+        ) as device,
+        aiomqtt.Client(HOST, ha.port, identifier="sniffer") as sniffer,
+    ):
+        await sniffer.subscribe("#")  # refused: outside Home Assistant's topics
+        await sniffer.subscribe("homeassistant/#")
+        reading = asyncio.create_task(collect(sniffer, sniffed))
+        await device.publish("link/controller/state", b"{}", qos=1)
+        await sniffer.publish("link/controller/cmd", b"forged", qos=1)
+        await device.publish("homeassistant/x", b"not the device's", qos=1)
+        await asyncio.sleep(0.5)
+        reading.cancel()
+    assert sniffed == []
+
+
+async def test_an_unauthenticated_connect_cannot_wipe_a_session(broker: EmbeddedBroker) -> None:
+    async def login(username: str | None, password: str | None) -> bool:
+        return password == "secret"
+
+    listener = await broker.open("link", HOST, 0, Realm(login, None))
+    received: list[tuple[str, bytes]] = []
+    async with aiomqtt.Client(
+        HOST, listener.port, identifier="controller", username="c", password="secret"
+    ) as device:
+        await device.subscribe("cmd/controller")
+        reading = asyncio.create_task(collect(device, received))
+        # Someone on the LAN connects with the controller's client id and no password.
+        reader, writer = await asyncio.open_connection(HOST, listener.port)
+        writer.write(connect("controller", "c", "wrong"))
+        await writer.drain()
+        refused = await reader.read(4)
+        writer.close()
+        async with aiomqtt.Client(
+            HOST, listener.port, identifier="server", username="s", password="secret"
+        ) as server:
+            await server.publish("cmd/controller", b"start", qos=1)
+        await asyncio.sleep(0.3)
+        reading.cancel()
+    assert refused[:2] == b"\x20\x02" and refused[3] != 0  # CONNACK, refused
+    assert received == [("cmd/controller", b"start")]
+
+
+async def test_the_broker_runs_while_a_listener_is_open(broker: EmbeddedBroker) -> None:
+    first: Listener = await broker.open("a", HOST, 0, Realm())
+    await broker.open("b", HOST, 0, Realm())
+    with pytest.raises(ValueError, match="already open"):
+        await broker.open("a", HOST, 0, Realm())
+    await broker.close("a")
+    with pytest.raises(OSError):
+        await asyncio.open_connection(HOST, first.port)
+    assert broker._broker is not None
+    await broker.close("b")
+    assert broker._broker is None
+    again = await broker.open("a", HOST, 0, Realm())  # starts a fresh broker
+    async with aiomqtt.Client(HOST, again.port, identifier="x"):
+        pass

@@ -92,7 +92,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
                 stack.push_async_callback(services.writer.stop)
             for family in families:
                 await stack.enter_async_context(family.lifespan(services))
-            await stack.enter_async_context(integrations_lifespan(services))
+            await stack.enter_async_context(integrations_lifespan(services, families))
             purges = [purge_core, *(p for family in families for p in family.purges)]
             await stack.enter_async_context(purging(services, purges))
             yield

@@ -17,7 +17,9 @@ import pytest
 from cloudlet.core.clock import FrozenClock
 from cloudlet.core.devicelink import BrokerAddress
 from cloudlet.integrations.homeassistant import EXTRA_KEY, HomeAssistantBridge
+from cloudlet.irrigation.homeassistant import IrrigationEntities
 from cloudlet.irrigation.sim import SimulatedController
+from cloudlet.ota.homeassistant import OtaEntities
 from tests.conftest import ClientFactory, admin_headers, services_of
 from tests.irrigation.conftest import (
     add_device,
@@ -56,6 +58,18 @@ def bridge_of(client: httpx.AsyncClient) -> HomeAssistantBridge:
     return bridge
 
 
+def irrigation_entities(client: httpx.AsyncClient) -> IrrigationEntities:
+    source = bridge_of(client).sources["irrigation"]
+    assert isinstance(source, IrrigationEntities)
+    return source
+
+
+def ota_entities(client: httpx.AsyncClient) -> OtaEntities:
+    source = bridge_of(client).sources["ota"]
+    assert isinstance(source, OtaEntities)
+    return source
+
+
 @pytest.fixture
 async def app(make_client: ClientFactory, unique: str) -> httpx.AsyncClient:
     """Every family but the gateway, with Home Assistant discovery on."""
@@ -69,10 +83,9 @@ async def app(make_client: ClientFactory, unique: str) -> httpx.AsyncClient:
     )
 
 
-@pytest.fixture
-async def controller(
+async def online_controller(
     app: httpx.AsyncClient, clock: FrozenClock, unique: str
-) -> AsyncIterator[SimulatedController]:
+) -> SimulatedController:
     """A simulated controller with 3 zones, added by its owner, online and reported."""
     await add_device(app, await register_and_login(app), DEVICE_ID, DEVICE_PASSWORD)
     sim = SimulatedController(
@@ -87,11 +100,23 @@ async def controller(
     await sim.start()
     await wait_online(app, DEVICE_ID, True)
     await wait_state(app, sim)
-    yield sim
+    return sim
+
+
+async def retire(app: httpx.AsyncClient, sim: SimulatedController) -> None:
     await asyncio.wait_for(sim.stop(), 10)
     # Let the server store the goodbye before the app stops (not cancelled mid-write).
     with contextlib.suppress(TimeoutError):
         await wait_online(app, DEVICE_ID, False)
+
+
+@pytest.fixture
+async def controller(
+    app: httpx.AsyncClient, clock: FrozenClock, unique: str
+) -> AsyncIterator[SimulatedController]:
+    sim = await online_controller(app, clock, unique)
+    yield sim
+    await retire(app, sim)
 
 
 class Watcher:

@@ -7,10 +7,12 @@ import json
 import socket
 import time
 import uuid
+from datetime import datetime
 from typing import Any
 
 import httpx
 import orjson
+import pytest
 
 from cloudlet import __version__
 from cloudlet.core.clock import FrozenClock
@@ -23,8 +25,14 @@ from tests.integrations.conftest import (
     Watcher,
     bridge_of,
     ha_settings,
+    irrigation_entities,
+    online_controller,
+    ota_entities,
     ota_fleet,
+    retire,
 )
+from tests.integrations.ha_schema import check_config, check_published
+from tests.irrigation.conftest import link_settings, wait_state
 from tests.mqttwire import CONNACK_ACCEPTED, one_shot_publish
 
 
@@ -152,7 +160,7 @@ async def test_controller_going_offline_is_unavailable(
     await bridge.wait_synced()
     assert await watch.wait(topic, b"offline") == b"offline"
     # A command to an offline controller is answered by nothing but the (unchanged) state.
-    assert await bridge.water(DEVICE_ID, 1, open_=True) == 119
+    assert await irrigation_entities(app).water(DEVICE_ID, 1, open_=True) == 119
 
 
 async def _upload(client: httpx.AsyncClient, record: dict[str, Any]) -> None:
@@ -180,7 +188,7 @@ async def test_scale_member_weight_sensor_without_body_fat(
     assert config["device_class"] == "weight"
     assert config["state_class"] == "measurement"
     assert config["value_template"] == "{{ value_json.weight }}"
-    assert config["availability_topic"] == f"{base}/status"
+    assert config["availability"] == [{"topic": f"{base}/status"}]
     state = orjson.loads(await watch.wait(f"{base}/scale/{key}/state"))
     assert state["weight"] == record["list"][0]["weight"]
     assert state["body_fat"] is None
@@ -243,7 +251,7 @@ async def test_body_fat_sensor_when_computable(
     assert config["unit_of_measurement"] == "%"
     assert config["value_template"] == "{{ value_json.body_fat }}"
     assert config["device"]["name"] == "Scale member Anna"
-    state = orjson.loads(bridge.published[topics.member_state("anna")])
+    state = orjson.loads(bridge.published[topics.under("scale", "anna", "state")])
     assert state["body_fat"] == expected
     assert state["weight"] == 61.5
 
@@ -263,11 +271,17 @@ async def test_ota_update_entities(app: httpx.AsyncClient, watch: Watcher) -> No
         "installed_version": "1.0",
         "latest_version": "1.0",
         "in_progress": False,
+        "update_percentage": None,
     }
     await fleet.upload("1.0", b"one" * 100)
     await fleet.upload("2.0", b"two" * 100)
     await bridge.wait_synced()
-    expected = {"installed_version": "1.0", "latest_version": "2.0", "in_progress": False}
+    expected = {
+        "installed_version": "1.0",
+        "latest_version": "2.0",
+        "in_progress": False,
+        "update_percentage": None,
+    }
     assert orjson.loads(await watch.wait(state_topic, orjson.dumps(expected))) == expected
 
     # Install from Home Assistant: a FOTA task for this device to the newest full package.
@@ -283,7 +297,7 @@ async def test_ota_update_entities(app: httpx.AsyncClient, watch: Watcher) -> No
         await asyncio.sleep(0.05)
     assert [(t["target_version"], t["kind"]) for t in tasks] == [("2.0", 1)]
     # Once more: the device already has an unfinished task, so nothing new.
-    assert await bridge.install(dev_id) is None
+    assert await ota_entities(app).install(dev_id) is None
 
 
 async def test_removed_entities_are_cleared_and_resent_on_birth(
@@ -343,9 +357,9 @@ async def test_bad_commands_change_nothing(
     await watch.publish(f"{bridge.topics.base}/ota/123/install", b"install")
     await watch.publish(f"{bridge.topics.base}/ota/abc/install", b"install")
     # A zone the controller does not have: refused by the controller itself (110).
-    assert await bridge.water(DEVICE_ID, 9, open_=True) == 110
-    assert await bridge.water("FFFFFFFFFFFFFFFF", 1, open_=True) == 119
-    assert await bridge.install(123) is None
+    assert await irrigation_entities(app).water(DEVICE_ID, 9, open_=True) == 110
+    assert await irrigation_entities(app).water("FFFFFFFFFFFFFFFF", 1, open_=True) == 119
+    assert await ota_entities(app).install(123) is None
     await bridge.wait_synced()
     assert controller.controller.status(clock.timestamp())["runtasklist"] == []
     assert await watch.wait(f"{base}/{DEVICE_ID}/zone/1/state") == b"closed"
@@ -369,3 +383,130 @@ async def test_an_unreachable_home_assistant_broker_does_not_stop_the_server(
     assert time.monotonic() - started < 15  # served after the bridge's short wait
     assert (await client.get("/healthz")).status_code == 200
     assert not bridge_of(client).client.connected.is_set()  # still trying, in the background
+
+
+async def test_every_entity_meets_home_assistants_schemas(
+    make_client: ClientFactory, unique: str, clock: FrozenClock
+) -> None:
+    """All four families at once, each in the state that shows the most entities: every
+    config passes Home Assistant's discovery rules and every state reads as it expects."""
+    app = await make_client(
+        "scale",
+        "irrigation",
+        "ota",
+        "gateway",
+        irrigation=link_settings(f"aifro-{unique}"),
+        homeassistant=ha_settings(unique),
+        scale={"default_impedance_decoder": "plain-ohms"},
+    )
+    fleet = await ota_fleet(app)
+    member = {"memberId": "anna", "name": "Anna", "heightCm": 170, "sex": "female"}
+    member["birthDate"] = "1990-05-01"
+    answer = await app.post("/api/v1/scale/members", json=member, headers=fleet.admin)
+    assert answer.status_code == 201, answer.text
+    await _upload(
+        app,
+        {
+            "bat": "0.80",
+            "list": [
+                {
+                    "data": [{"impedance": "520"}],
+                    "memberid": "anna",
+                    "timestamp": int(clock.timestamp()),
+                    "userid": "u1",
+                    "weight": 61.5,
+                }
+            ],
+            "mac": "AA:BB:CC:DD:EE:FF",
+            "scaleType": 0,
+            "sn": "CF0000000001",
+            "type": "LEFU-CF577",
+        },
+    )
+    dev_id = await fleet.add_device("meter-1", fota_version="1.0")
+    await fleet.upload("2.0", b"two" * 100)
+    await fleet.task(type=1, kind=1, target_version="2.0", devices=[dev_id])
+    token = (await fleet.check(dev_id))["data"]["token"]
+    progress = await app.post(
+        f"/ota/south/device/download/{token}/progress",
+        params={"dev_id": dev_id},
+        json={"step": 40},
+        headers=fleet.auth(dev_id),
+    )
+    assert progress.json()["errno"] == 0, progress.text
+    sim = await online_controller(app, clock, unique)
+    try:
+        assert await irrigation_entities(app).water(DEVICE_ID, 2, open_=True) == 0
+        await wait_state(app, sim)
+        bridge = bridge_of(app)
+        await bridge.wait_synced()
+        published = {t: p for t, p in bridge.published.items() if p is not None}
+        counts = check_published(published, bridge.topics.prefix)
+    finally:
+        await retire(app, sim)
+
+    assert counts == {"sensor": 18, "valve": 3, "update": 1, "binary_sensor": 1}
+    topics = bridge.topics
+
+    def state(*levels: str) -> dict[str, Any]:
+        loaded: dict[str, Any] = orjson.loads(published[topics.under(*levels)])
+        return loaded
+
+    anna = state("scale", "anna", "state")
+    assert anna["bmi"] == 21.3 and anna["composition"] == "available"
+    for key in ("body_fat", "fat_mass", "fat_free_mass", "skeletal_muscle", "bmr"):
+        assert isinstance(anna[key], int | float)
+        assert topics.config("sensor", f"scale_anna_{key}") in published
+    scale = state("scale_device", "CF0000000001", "state")
+    assert scale["battery"] == 80
+    assert datetime.fromisoformat(scale["last_seen"]) == clock.now()
+    controller = state("irrigation", DEVICE_ID, "state")
+    assert (controller["status"], controller["task"]) == ("watering", "manual")
+    assert controller["remaining"] > 0 and controller["rain_delay"] == 0
+    update = state("ota", str(dev_id), "state")
+    assert (update["in_progress"], update["update_percentage"]) == (True, 40)
+    box = state("gateway", "state")
+    assert box["role"] in ("disabled", "detached", "child", "router", "leader")
+    assert isinstance(box["channel"], int) and box["joiners"] == 0
+    assert box["wifi"] in ("idle", "connecting", "connected", "failed")
+    assert box["ethernet"] in ("ON", "OFF")
+
+
+@pytest.mark.parametrize(
+    ("component", "change"),
+    [
+        ("sensor", {"unit_of_measurement": "%"}),  # not a weight unit
+        ("sensor", {"state_class": "total_increasing", "device_class": "battery"}),
+        ("sensor", {"device_class": "enum"}),  # enum without options
+        ("sensor", {"options": ["a"]}),  # options without enum
+        ("sensor", {"device_class": "timestamp"}),  # a timestamp has no unit
+        ("sensor", {"unit_of_measuremnt": "kg"}),  # a typo Home Assistant would drop
+        ("sensor", {"device": {"name": "no identifiers"}}),
+        ("valve", {"device_class": "weight"}),
+    ],
+)
+def test_the_schema_check_refuses_what_home_assistant_refuses(
+    component: str, change: dict[str, Any]
+) -> None:
+    config: dict[str, Any] = {
+        "name": "Weight",
+        "unique_id": "x_weight",
+        "state_topic": "cloudlet/x/state",
+        "device_class": "weight",
+        "unit_of_measurement": "kg",
+        "state_class": "measurement",
+        "device": {"identifiers": ["x"], "name": "X"},
+    }
+    if component == "valve":
+        config = {
+            "name": "Zone",
+            "unique_id": "x_zone",
+            "state_topic": "cloudlet/x/zone",
+            "command_topic": "cloudlet/x/zone/set",
+            "state_open": "open",
+            "state_closed": "closed",
+            "device": {"identifiers": ["x"], "name": "X"},
+        }
+    check_config(component, config)  # the unchanged config passes
+    with pytest.raises(AssertionError):
+        check_config(component, {**config, **change})

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from fastapi import APIRouter
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -12,6 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cloudlet.core.dispatch import DeviceRoute
 from cloudlet.core.errors import Envelope
 from cloudlet.core.services import Services
+
+if TYPE_CHECKING:
+    from cloudlet.integrations.discovery import EntitySourceFactory
 
 
 @asynccontextmanager
@@ -34,3 +38,5 @@ class Family:
     lifespan: Callable[[Services], AbstractAsyncContextManager[None]] = field(default=no_lifespan)
     # Deletes of expired rows this family's unauthenticated traffic creates (core.purge).
     purges: tuple[Callable[[AsyncSession, Services], Awaitable[int]], ...] = ()
+    # The entities this family shows Home Assistant (MQTT discovery), if any.
+    homeassistant: EntitySourceFactory | None = None

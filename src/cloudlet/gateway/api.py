@@ -22,6 +22,7 @@ from cloudlet.core.services import Services, ServicesDep, SessionDep
 from cloudlet.gateway import schemas as w
 from cloudlet.gateway.auth import LoginGuard
 from cloudlet.gateway.errors import Code, GatewayError
+from cloudlet.gateway.homeassistant import GatewayEntities
 from cloudlet.gateway.runtime import build_runtime
 from cloudlet.gateway.service import GatewayService
 from cloudlet.gateway.simstore import ensure_world, stored_world
@@ -469,4 +470,5 @@ FAMILY = Family(
     routers=_routers,
     lifespan=_lifespan,
     purges=(_purge,),
+    homeassistant=GatewayEntities,
 )

@@ -29,6 +29,7 @@ class HomeAssistantSettings(BaseModel):
     scale: bool = True
     irrigation: bool = True
     ota: bool = True
+    gateway: bool = True
 
 
 class MetricsSettings(BaseModel):

@@ -2,27 +2,31 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
 from cloudlet.core.services import Services
 from cloudlet.integrations.homeassistant import EXTRA_KEY, HomeAssistantBridge
 from cloudlet.integrations.metrics import database_gauges
 
-ENTITY_FAMILIES = {"scale", "irrigation", "ota"}
+if TYPE_CHECKING:
+    from cloudlet.core.family import Family
 
 
 @asynccontextmanager
-async def integrations_lifespan(services: Services) -> AsyncIterator[None]:
+async def integrations_lifespan(
+    services: Services, families: Sequence[Family]
+) -> AsyncIterator[None]:
     """Entered after every family's lifespan, so the families' objects are there."""
     with database_gauges(services):
-        if not services.settings.homeassistant.enabled or not ENTITY_FAMILIES & set(
-            services.settings.families
-        ):
-            # Off, or an app with nothing to show (the gateway served on its own port).
+        names = {family.name for family in families}
+        if not services.settings.homeassistant.enabled or names <= {"gateway"}:
+            # Off, or the gateway served apart on its own port: the main app's bridge is
+            # the one bridge of a node (two would clear each other's entities).
             yield
             return
-        bridge = HomeAssistantBridge(services)
+        bridge = HomeAssistantBridge(services, families)
         await bridge.start()
         services.extras[EXTRA_KEY] = bridge
         try:

@@ -19,6 +19,7 @@ from cloudlet.core.services import Services, ServicesDep, SessionDep
 from cloudlet.irrigation import errors as e
 from cloudlet.irrigation import service
 from cloudlet.irrigation.errors import ERRORS, AifroError
+from cloudlet.irrigation.homeassistant import IrrigationEntities
 from cloudlet.irrigation.link import Ack, IrrigationLink
 from cloudlet.irrigation.models import (
     IrrigationDevice,
@@ -618,4 +619,5 @@ FAMILY = Family(
     routers=_routers,
     lifespan=lifespan,
     purges=(_purge,),
+    homeassistant=IrrigationEntities,
 )

@@ -22,6 +22,7 @@ from cloudlet.core.family import Family
 from cloudlet.core.services import Services, SessionDep
 from cloudlet.ota import catalog, service
 from cloudlet.ota import protocol as p
+from cloudlet.ota.homeassistant import OtaEntities
 from cloudlet.ota.metrics import OtaCounters
 from cloudlet.ota.models import OtaDevice, OtaPackage, OtaProduct, OtaStrategy, OtaTask
 from cloudlet.ota.ranges import Unsatisfiable, nginx_reads_alike, parse_range
@@ -808,4 +809,5 @@ FAMILY = Family(
     prefixes=(PREFIX,),
     routers=_routers,
     device_routes=_south_routes,
+    homeassistant=OtaEntities,
 )

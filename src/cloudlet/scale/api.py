@@ -18,6 +18,7 @@ from cloudlet.core.services import Services, get_services
 from cloudlet.scale import leniency, service
 from cloudlet.scale.app_api import add_app_routes
 from cloudlet.scale.config import ScaleSettings
+from cloudlet.scale.homeassistant import ScaleEntities
 from cloudlet.scale.manage import management_router
 from cloudlet.scale.models import ScaleFirmware
 from cloudlet.scale.openapi import describe
@@ -543,4 +544,5 @@ FAMILY = Family(
     prefixes=family_prefixes(ScaleSettings()),
     routers=_routers,
     device_routes=lambda services: device_routes(services.settings.scale),
+    homeassistant=ScaleEntities,
 )

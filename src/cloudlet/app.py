@@ -7,6 +7,8 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
+from fastapi.exception_handlers import request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -168,6 +170,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if console.is_console(request):
+            return await console.error_page(request, services, exc.status_code)
         # Unknown paths and wrong methods under a family's prefixes answer in its envelope.
         family = _owner(families, request.url.path)
         if family is not None and exc.status_code == 404:
@@ -177,6 +181,18 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
         return JSONResponse(
             {"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers
         )
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
+        if console.is_console(request):
+            return await console.error_page(request, services, 400, console.form_problems(exc))
+        return await request_validation_exception_handler(request, exc)
+
+    @app.exception_handler(500)
+    async def server_error(request: Request, _exc: Exception) -> Response:
+        if console.is_console(request):
+            return await console.error_page(request, services, 500)
+        return PlainTextResponse("Internal Server Error", status_code=500)
 
     return app
 

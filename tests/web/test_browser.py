@@ -144,6 +144,7 @@ def controller(server: Server) -> Iterator[None]:
             "--devices",
             "1",
             *("--broker", f"mqtt://127.0.0.1:{server.mqtt_port}", "--report-interval", "1"),
+            *("--zones", "6"),
         ],
         env=server.env,
         stdout=subprocess.DEVNULL,
@@ -284,10 +285,25 @@ def artifacts_dir() -> Path:
     return folder
 
 
+WIDTHS = (1400, 390)  # a desktop window and a phone
+PAGES = (
+    ("02-overview", "/console/"),
+    ("03-scale", "/console/scale"),
+    ("04-scale-member", "/console/scale/members/ana"),
+    ("05-ota", "/console/ota"),
+    ("06-gateway", "/console/gateway"),
+    ("07-irrigation", "/console/irrigation"),
+    ("08-not-found", "/console/no-such-page"),
+)
+
+
 async def test_dashboard_in_chromium(
     server: Server, controller: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """Every page at 1400 and 390 px without sideways scrolling (tables scroll inside their
+    cards, the nav collapses), and watering a zone from a phone."""
     webdriver = pytest.importorskip("selenium.webdriver")
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
@@ -304,67 +320,135 @@ async def test_dashboard_in_chromium(
     driver = webdriver.Chrome(
         options=options, service=webdriver.ChromeService(executable_path=CHROMEDRIVER)
     )
-    wait = WebDriverWait(driver, WAIT_SECONDS)
+    # A page being replaced by the next one leaves stale elements behind: keep waiting.
+    wait = WebDriverWait(
+        driver,
+        WAIT_SECONDS,
+        ignored_exceptions=(NoSuchElementException, StaleElementReferenceException),
+    )
 
-    def shoot(name: str) -> None:
-        # The whole page, not only the window.
+    def viewport(width: int, height: int = 900) -> None:
+        driver.execute_cdp_cmd(
+            "Emulation.setDeviceMetricsOverride",
+            {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": width < 700},
+        )
+
+    def fits(width: int) -> None:
+        """No horizontal page scroll at this width."""
+        scroll, inner = driver.execute_script(
+            "return [document.documentElement.scrollWidth, window.innerWidth]"
+        )
+        assert inner == width and scroll <= width, f"{driver.current_url}: {scroll} px wide"
+
+    def shoot(name: str, width: int) -> None:
+        """The whole page at ``width``, after checking it fits."""
+        fits(width)
         height = driver.execute_script("return document.documentElement.scrollHeight")
-        driver.set_window_size(1280, max(800, min(int(height) + 40, 6000)))
-        assert driver.save_screenshot(str(folder / f"{name}.png"))
+        viewport(width, max(700, min(int(height), 6000)))
+        assert driver.save_screenshot(str(folder / f"{name}-{width}.png"))
+        viewport(width)
+
+    def main_text() -> str:
+        text: str = driver.find_element(By.TAG_NAME, "main").text
+        return text
 
     try:
+        viewport(390)
         driver.get(f"{server.url}/console/")
         assert driver.current_url.endswith("/console/login")
-        shoot("01-login")
+        shoot("01-login", 390)
+        driver.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
+        error = wait.until(lambda d: d.find_element(By.ID, "username-error"))
+        assert "Enter your user name." in error.text
         driver.find_element(By.NAME, "username").send_keys("admin")
         driver.find_element(By.NAME, "password").send_keys(server.admin_password)
         driver.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
         wait.until(lambda d: "Overview" in d.page_source)
-        shoot("02-overview")
+        # On a phone the nav is behind the Menu button.
+        assert not driver.find_element(By.CSS_SELECTOR, "header nav").is_displayed()
+        driver.find_element(By.CSS_SELECTOR, "label.menu").click()
+        assert driver.find_element(By.LINK_TEXT, "Irrigation").is_displayed()
+
+        # The simulated controller gets in once added (seed): wait until it has reported.
+        def reported(d: Any) -> bool:
+            d.get(f"{server.url}/console/irrigation")
+            return bool(d.find_elements(By.CSS_SELECTOR, "table.zones button.start"))
+
+        wait.until(reported)
+        for width in WIDTHS:
+            viewport(width)
+            for name, path in PAGES:
+                driver.get(f"{server.url}{path}")
+                shoot(name, width)
+
+        viewport(1400)
+        driver.get(f"{server.url}/console/")
+        overview = main_text()
+        assert "2\nscale(s), 10 weighing(s)" in overview
+        assert "1 / 1\ncontroller(s) online, 0 watering now" in overview
+        assert "1\ntask(s) under way, 3 device(s)" in overview
+        assert "joiner(s)" in driver.find_element(By.ID, "figure-gateway").text
+        assert "Ana weighed 80.00 kg" in driver.find_element(By.ID, "recent-events").text
 
         driver.get(f"{server.url}/console/scale")
-        assert "2 device(s), 10 measurement(s)." in driver.find_element(By.TAG_NAME, "main").text
+        assert "2 device(s), 10 measurement(s)." in main_text()
         assert len(driver.find_elements(By.CSS_SELECTOR, "svg.chart polyline")) == 2
-        ana = driver.find_element(By.ID, "member-ana").text
-        assert "Ana" in ana and "body fat" in ana
-        shoot("03-scale")
+        ana = driver.find_element(By.ID, "member-ana")
+        assert "Ana" in ana.text and "25.0 % fat" in ana.text
+        axis = [t.text for t in ana.find_elements(By.CSS_SELECTOR, "svg.chart > text")]
+        assert "80.0 kg" in axis and "2020-09-08" in axis and "2020-09-10" in axis
+        records = driver.find_element(By.ID, "scale-records").text
+        assert "Ana" in records and "not computable" not in records
+        driver.get(f"{server.url}/console/scale/members/ana")
+        assert "Every measurement (3)" in main_text()
+        driver.get(f"{server.url}/console/no-such-page")
+        assert driver.find_element(By.ID, "error-page").text.startswith("Page not found")
 
         driver.get(f"{server.url}/console/ota")
         counts = driver.find_element(By.CSS_SELECTOR, "#ota-tasks td.counts").text
         assert "to be upgraded 2 · downloading 1" in counts
-        shoot("04-ota")
-
         driver.get(f"{server.url}/console/gateway")
-        main = driver.find_element(By.TAG_NAME, "main").text
-        assert "0017880100000001" in main and "leader" in main
-        shoot("05-gateway")
+        assert "0017880100000001" in main_text() and "leader" in main_text()
 
-        # The simulated controller gets in once added (seed); wait until it is online and
-        # has reported its zones.
-        def zone_button(d: Any) -> Any:
-            d.get(f"{server.url}/console/irrigation")
-            found = d.find_elements(By.CSS_SELECTOR, "table.zones button.start")
-            return found[0] if found else False
-
-        wait.until(zone_button)
-        assert "online" in driver.find_element(By.CSS_SELECTOR, ".controller h2").text
-        shoot("06-irrigation")
-        button = driver.find_element(By.CSS_SELECTOR, "table.zones button.start")
-        row_id = button.get_attribute("id").replace("start-", "zone-")
-        button.click()
-        wait.until(lambda d: "started" in d.find_element(By.ID, "flash").text)
+        # Water a zone from the phone: the card is collapsed until opened, Stop shows only
+        # while watering, a wrong duration is answered beside its field.
+        viewport(390)
+        driver.get(f"{server.url}/console/irrigation")
+        card = driver.find_element(By.CSS_SELECTOR, "details.controller")
+        assert card.get_attribute("open") is None
+        assert not driver.find_elements(By.CSS_SELECTOR, "button.stop")
+        card.find_element(By.TAG_NAME, "summary").click()
+        button_id = driver.find_element(By.CSS_SELECTOR, "table.zones button.start").get_attribute(
+            "id"
+        )
+        row_id, field_id = (
+            button_id.replace("start-", "zone-"),
+            button_id.replace("start-", "minutes-"),
+        )
+        field = driver.find_element(By.ID, field_id)
+        field.clear()
+        field.send_keys("0")
+        # The browser would refuse 0 itself (min="1"); send it as an older browser would.
+        driver.execute_script("arguments[0].form.noValidate = true", field)
+        driver.find_element(By.ID, button_id).click()
+        error = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, ".field-error"))
+        assert "whole minutes from 1 to 255" in error.text
+        shoot("09-irrigation-field-error", 390)
+        field = driver.find_element(By.ID, field_id)
+        field.clear()
+        field.send_keys("3")
+        driver.find_element(By.ID, button_id).click()
+        wait.until(lambda d: "started for 3 min" in d.find_element(By.ID, "flash").text)
         row = driver.find_element(By.ID, row_id)
-        assert row.get_attribute("data-status") == "1"
-        assert "watering" in row.text
-        shoot("07-irrigation-running")
+        assert row.get_attribute("data-status") == "1" and "watering" in row.text
+        assert driver.find_element(By.CSS_SELECTOR, "button.stop").is_displayed()
+        shoot("10-irrigation-running", 390)
+        driver.refresh()  # the message was for one page view
+        assert not driver.find_elements(By.ID, "flash")
+        driver.find_element(By.CSS_SELECTOR, "button.stop").click()
+        wait.until(lambda d: "Watering stopped" in d.find_element(By.ID, "flash").text)
+        assert not driver.find_elements(By.CSS_SELECTOR, "button.stop")
     finally:
         driver.quit()
-    assert sorted(p.name for p in folder.glob("*.png")) == [
-        "01-login.png",
-        "02-overview.png",
-        "03-scale.png",
-        "04-ota.png",
-        "05-gateway.png",
-        "06-irrigation.png",
-        "07-irrigation-running.png",
-    ]
+    shots = sorted(p.name for p in folder.glob("*.png"))
+    assert len(shots) == 2 * len(PAGES) + 3, shots

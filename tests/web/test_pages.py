@@ -100,18 +100,24 @@ async def test_scale_page_shows_devices_members_trend_and_composition(
     points = re.search(r'<polyline[^>]* points="([^"]+)"', torre_card)
     assert points is not None and len(points.group(1).split()) == 3
     assert "68.40 kg" in torre_card  # latest weight
-    assert "BMI not computable: no member profile" in text_of(torre_card)
-    assert "not computable: no member profile for this measurement" in text_of(torre_card)
+    # Named by a short id (no profile names it), a short status with the reason on demand.
+    assert "member 9216776f…" in text_of(torre_card)
+    assert "BMI n/a (no member profile)" in text_of(torre_card)
+    assert "not available no member profile for this measurement" in text_of(torre_card)
     # Ana: the profile's name, BMI 80 / 1.8² = 24.7, Sun 2003 fat-free mass 60.0 kg → 25 % fat.
     ana_card = html.split('id="member-me"')[1].split('class="card member"')[0]
     ana = text_of(ana_card)
     assert "Ana" in ana and "24.7" in ana
-    assert "body fat 25.0 %" in ana and "fat-free mass 60.0 kg" in ana
+    assert "25.0 % fat" in ana and "fat-free mass 60.0 kg" in ana
     # Recent records, newest first; the V2 record (2020) is last.
     table = html.split('id="scale-records"')[1]
-    rows = re.findall(r"<tr>\s*<td>([^<]+)</td>", table)
+    rows = re.findall(r'<tr>\s*<td class="nowrap">([^<]+)</td>', table)
     assert rows[0] == "2024-11-08 11:49:51 UTC" and rows[-1] == "2020-09-08 03:09:56 UTC"
-    assert "25.0 %" in table
+    assert "25.0 % fat" in table and ">Ana</a>" in table
+    # The member's own page: every measurement.
+    member = await client.get("/console/scale/members/me")
+    assert member.status_code == 200 and "Every measurement (1)" in text_of(member.text)
+    assert (await client.get("/console/scale/members/nobody")).status_code == 404
 
     export = await client.get("/console/scale/measurements.csv")
     assert export.status_code == 200
@@ -160,29 +166,45 @@ async def test_irrigation_page_starts_and_stops_a_zone(
         programs = text_of(page.text.split("Programs")[1].split("Watering history")[0])
         assert "1 Mornings Mon Tue Wed Thu Fri at 06:30 device time 1, 2 yes idle" in programs
 
-        started = await client.post(f"/console/irrigation/{DEVICE_ID}/start", data={"zone": "2"})
+        # Idle: no Stop button; the card opens only when picked.
+        assert 'class="stop"' not in page.text
+        assert f'id="controller-{DEVICE_ID}">' in page.text
+        started = await client.post(
+            f"/console/irrigation/{DEVICE_ID}/start", data={"zone": "2", "minutes": "4"}
+        )
         assert started.status_code == 303
-        assert "zone+2+started" in started.headers["location"]
+        assert started.headers["location"] == (
+            f"/console/irrigation?device={DEVICE_ID}#controller-{DEVICE_ID}"
+        )
         page = await client.get(started.headers["location"])
-        assert f"{DEVICE_ID}: zone 2 started" in text_of(page.text)
-        summary = text_of(page.text.split('id="controllers"')[1].split("</table>")[0])
-        assert f"{DEVICE_ID} Aifro" in summary and "online watering 2" in summary
+        assert "Zone 2 started for 4 min." in text_of(page.text)
+        assert f'id="controller-{DEVICE_ID}" open>' in page.text
+        summary = text_of(page.text.split("<summary>")[1].split("</summary>")[0])
+        assert "online watering zone 2 · 4m 00s left" in summary
         row = page.text.split(f'id="zone-{DEVICE_ID}-2"')[1].split("</tr>")[0]
         assert 'data-status="1"' in row and "watering" in row
-        assert "5m 00s" in row  # the default 300 s run time, nothing watered yet
+        assert "4m 00s" in row  # the start's own 4 minutes, not the zone's 300 s
+        assert 'class="stop"' in page.text
+        # The message was for that page view only.
+        assert "started for 4 min" not in text_of((await client.get("/console/irrigation")).text)
 
         await tick(client, sim, clock, 65)
         page = await client.get("/console/irrigation")
         row = page.text.split(f'id="zone-{DEVICE_ID}-2"')[1].split("</tr>")[0]
         assert 'data-status="1"' in row
-        assert re.search(r'<td data-remaining="\d+">(3m 5\ds|4m 0\ds)</td>', row), row
+        assert re.search(r'<td data-remaining="\d+">(2m 5\ds|3m 0\ds)</td>', row), row
 
         # A second start while a task runs: the controller's 143, shown on the page.
-        again = await client.post(f"/console/irrigation/{DEVICE_ID}/start", data={"zone": "1"})
-        assert "another+task+is+running" in again.headers["location"]
+        again = await client.post(
+            f"/console/irrigation/{DEVICE_ID}/start", data={"zone": "1", "minutes": "5"}
+        )
+        page = await client.get(again.headers["location"])
+        beside = page.text.split(f'id="minutes-{DEVICE_ID}-1-error"')[1].split("</span>")[0]
+        assert "another task is running" in beside.lower()
 
         stopped = await client.post(f"/console/irrigation/{DEVICE_ID}/stop")
-        assert "watering+stopped" in stopped.headers["location"]
+        page = await client.get(stopped.headers["location"])
+        assert "Watering stopped." in text_of(page.text)
         await wait_state(client, sim)
 
         async def stop_reported() -> bool:  # events travel apart from the ack
@@ -201,12 +223,19 @@ async def test_irrigation_page_starts_and_stops_a_zone(
         assert "Water used 0 gallons (counter never reset)" in text_of(page.text)
 
         bad = await client.post(f"/console/irrigation/{DEVICE_ID}/start", data={"zone": "99"})
-        assert bad.status_code == 422
-        unknown = await client.post("/console/irrigation/0000000000000000/start", data={"zone": 1})
-        assert "unknown+controller" in unknown.headers["location"]
+        assert "No such zone." in text_of((await client.get(bad.headers["location"])).text)
+        long = await client.post(
+            f"/console/irrigation/{DEVICE_ID}/start", data={"zone": "1", "minutes": "256"}
+        )
+        page = await client.get(long.headers["location"])
+        beside = page.text.split(f'id="minutes-{DEVICE_ID}-1-error"')[1].split("</span>")[0]
+        assert "Enter whole minutes from 1 to 255." in beside
+        unknown = await client.post(
+            "/console/irrigation/0000000000000000/start", data={"zone": 1, "minutes": 1}
+        )
         page = await client.get(unknown.headers["location"])
+        assert "unknown controller" in text_of(page.text)
         assert "No controller 0000000000000000." in page.text
-        assert f'id="controller-{DEVICE_ID}"' not in page.text
         odd = await client.post(f"/console/irrigation/{'x' * 500}/stop")
         assert (await client.get(odd.headers["location"])).status_code == 200
     finally:
@@ -299,3 +328,40 @@ async def test_gateway_page_shows_thread_joiners_and_links(make_client: ClientFa
     assert "J01NME" not in text  # the joiner's secret stays off the page
     assert network.group(1) in text
     assert "Ethernet Status connected Addressing dhcp" in text
+
+
+async def test_errors_are_console_pages(make_client: ClientFactory) -> None:
+    """A mistyped address, a bad query and a half-filled form get the console's own page,
+    never FastAPI's JSON or 422."""
+    client = await make_client("scale")
+    empty = await client.post("/console/login", data={"username": "admin"})
+    assert empty.status_code == 400
+    beside = empty.text.split('id="password-error"')[1].split("</span>")[0]
+    assert "Enter your password." in beside and 'value="admin"' in empty.text
+    await console_login(client)
+    for path, status, heading in (
+        ("/console/no-such-page", 404, "Page not found"),
+        ("/console/scale/members/x?page=abc", 400, "That did not work"),
+        ("/console/irrigation", 404, "Page not found"),  # a family this server does not run
+    ):
+        page = await client.get(path)
+        assert page.status_code == status, path
+        assert page.headers["content-type"].startswith("text/html")
+        assert f"<h1>{heading}</h1>" in page.text and 'href="/console/scale"' in page.text
+    assert "page: Input should be a valid integer" in text_of(
+        (await client.get("/console/scale/members/x?page=abc")).text
+    )
+    # Outside the console the API keeps its JSON.
+    assert (await client.get("/api/v1/nope")).headers["content-type"] == "application/json"
+
+
+async def test_overview_shows_figures_and_recent_events(make_client: ClientFactory) -> None:
+    client = await make_client("scale", "ota", "gateway")
+    await console_login(client)
+    torre = body_of("seed001_torre_record")
+    assert (await client.post("/lefu/wifi/torre/record", json=torre)).status_code == 200
+    page = text_of((await client.get("/console/")).text)
+    assert "1 scale(s), 1 weighing(s)" in page
+    assert "0 task(s) under way, 0 device(s)" in page
+    assert "on channel" in page and "joiner(s)" in page
+    assert "member 9216776f… weighed 69.30 kg on CFE8050813BA" in page

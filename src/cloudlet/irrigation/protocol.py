@@ -33,6 +33,8 @@ CREDENTIAL_ROUNDS = 20_000
 
 ALL_MASK = 0xFFFFFFFF
 MAX_ZONES = 52
+# The seed's "1 byte for duration of watering": minutes a zone of a program (or a start) waters.
+MAX_DURATION_MINUTES = 255
 MAX_PROGRAMS = 8
 DEVICE_ID_LENGTH = 16
 

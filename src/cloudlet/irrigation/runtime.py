@@ -33,6 +33,7 @@ from cloudlet.irrigation.protocol import (
     OP_WEATHER,
 )
 from cloudlet.irrigation.schemas import validate_setup, validate_start, validate_valves_setup
+from cloudlet.irrigation.status import RUN_TASK_LEFT, RUN_ZONE_LEFT
 
 DAY = 86400
 DEFAULT_WATERTIME = 300  # "The default time is 5 minutes."
@@ -569,7 +570,14 @@ class Controller:
         if reason is not None:
             self._log(now, "start refused", reason=reason)
             raise AifroError(INVALID_OPERATION)
-        if not self._begin_run(0, body["tasklist"], between=0, delay=body["delaytime"], now=now):
+        if not self._begin_run(
+            0,
+            body["tasklist"],
+            between=0,
+            delay=body["delaytime"],
+            now=now,
+            minutes=body.get("duration", 0),
+        ):
             raise AifroError(INVALID_PARAMS)
 
     def stop(self, *, now: float) -> None:
@@ -679,6 +687,13 @@ class Controller:
             "rainwaittime": max(0, _as_int(self.rain_wait_until - now)),
             "runtasklist": list(run.zones[run.position :]) if run is not None else [],
             "runtaskindex": run.index if run is not None else 0,
+            # Cloudlet's link extensions (never in an app answer: select_status copies only
+            # Appendix 1 fields): the running task's own plan, which a start's or a
+            # program's duration makes differ from the zones' watertime.
+            RUN_TASK_LEFT: remaining,
+            RUN_ZONE_LEFT: _as_int(run.zone_left)
+            if run is not None and run.phase in ("water", "soak")
+            else 0,
             "devicetimezone": s["devicetimezone"],
             "devicetime": int(now + self.time_offset),
             "connectedvalves": connected,

@@ -11,7 +11,12 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from cloudlet.irrigation.errors import INVALID_PARAMS, INVALID_SETUP, AifroError
-from cloudlet.irrigation.protocol import MAX_PROGRAMS, MAX_ZONES, SETUP_FIELD_BITS
+from cloudlet.irrigation.protocol import (
+    MAX_DURATION_MINUTES,
+    MAX_PROGRAMS,
+    MAX_ZONES,
+    SETUP_FIELD_BITS,
+)
 
 # Yahoo weather codes the document lists, plus its negative "unknown" codes.
 WEATHER_CODES = frozenset([*range(-3, 48), 3200])
@@ -104,7 +109,7 @@ def validate_program(raw: Any) -> dict[str, Any]:
         # Sent by the app, or (when it leaves it out) whether the slot has zones to water.
         "addedflag": require_int(item.get("addedflag", 1 if item.get("tasklist") else 0), 0, 1),
         # Cloudlet extension: the seed's per-program watering duration, 1-255 minutes.
-        "duration": require_int(item.get("duration", 0), 0, 255),
+        "duration": require_int(item.get("duration", 0), 0, MAX_DURATION_MINUTES),
     }
     tasklist = item.get("tasklist", [])
     if not isinstance(tasklist, list):
@@ -189,7 +194,9 @@ def validate_valves_setup(raw: Any) -> dict[str, Any]:
 
 
 def validate_start(raw: Any) -> dict[str, Any]:
-    """The body of API 00202: ``delaytime`` seconds (default 0) and a non-empty ``tasklist``."""
+    """The body of API 00202: ``delaytime`` seconds (default 0) and a non-empty ``tasklist``;
+    Cloudlet extension: ``duration``, the minutes each zone waters (1-255; absent or 0: each
+    zone's own ``watertime``), as in ``timerdata``."""
     if not isinstance(raw, dict):
         raise AifroError(INVALID_PARAMS)
     body = normalize_keys(raw)
@@ -204,7 +211,13 @@ def validate_start(raw: Any) -> dict[str, Any]:
         if not _is_int(zone) or not 1 <= zone <= MAX_ZONES or zone in zones:
             raise AifroError(INVALID_PARAMS)
         zones.append(int(zone))
-    return {"delaytime": int(delay), "tasklist": zones}
+    duration = body.get("duration", 0)
+    if not _is_int(duration) or not 0 <= duration <= MAX_DURATION_MINUTES:
+        raise AifroError(INVALID_PARAMS)
+    clean: dict[str, Any] = {"delaytime": int(delay), "tasklist": zones}
+    if duration:
+        clean["duration"] = int(duration)
+    return clean
 
 
 # -- OpenAPI descriptions ---------------------------------------------------------------------

@@ -24,6 +24,7 @@ from cloudlet.irrigation.protocol import (
     ACK,
     COMMAND,
     EVENT,
+    MAX_ZONES,
     ONLINE,
     OP_SETUP,
     STATE,
@@ -223,6 +224,8 @@ async def _main(args: argparse.Namespace) -> int:
         )
         for i in range(args.devices)
     ]
+    for sim in sims:
+        sim.controller.settings["connectedvalves"] = args.zones
     stop = asyncio.Event()
     # A controller logs in once its owner has added it (00101 with its password): until
     # then the broker refuses it and it retries, as a real one does.
@@ -261,6 +264,14 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--password", default="12345678")
     parser.add_argument("--prefix", default="11010F")
     parser.add_argument("--report-interval", type=float, default=5.0)
+    parser.add_argument(
+        "--zones",
+        type=int,
+        choices=range(1, MAX_ZONES + 1),
+        default=MAX_ZONES,
+        metavar="1-52",
+        help="connected zones (connectedvalves) of each controller (default: 52)",
+    )
     parser.add_argument("--topic-root", default=TOPIC_ROOT)
     parser.add_argument("--duration", type=float, default=0.0, help="seconds; 0 runs until ^C")
     args = parser.parse_args(argv)

@@ -20,6 +20,8 @@ ZONE_STATUS = {0: "not watered today", 1: "watering", 2: "watered", 3: "delaying
 ZONE_WATERING, ZONE_WATERED, ZONE_DELAYING = 1, 2, 3
 PROGRAM_SLOTS = 8
 NO_TASK, MANUAL_TASK = "none", "manual"
+# Link extensions a Cloudlet controller reports (irrigation.runtime).
+RUN_TASK_LEFT, RUN_ZONE_LEFT = "runtaskleft", "runzoneleft"
 
 
 def as_int(value: Any, default: int = 0) -> int:
@@ -42,10 +44,18 @@ def planned_seconds(zone: dict[str, Any]) -> int:
     return max(0, as_int(zone.get("watertime")) + extra)
 
 
-def zone_remaining(zone: dict[str, Any], *, elapsed: float) -> int | None:
-    """Seconds left of a watering zone, or of its delay/soak; None when it is not running."""
+def zone_remaining(
+    zone: dict[str, Any], *, elapsed: float, state: dict[str, Any] | None = None
+) -> int | None:
+    """Seconds left of a watering zone, or of its delay/soak; None when it is not running.
+
+    The controller's own figure for the zone it waters (``runzoneleft``, a link extension:
+    a start's or program's duration overrides ``watertime``) when the report has one."""
     status = as_int(zone.get("status"))
     if status == ZONE_WATERING:
+        own = (state or {}).get(RUN_ZONE_LEFT)
+        if isinstance(own, int) and not isinstance(own, bool) and own > 0:
+            return max(0, int(own - elapsed))
         return max(0, int(planned_seconds(zone) - as_int(zone.get("wateredtime")) - elapsed))
     if status == ZONE_DELAYING:
         return max(0, int(as_int(zone.get("delaytime")) - elapsed))
@@ -63,14 +73,17 @@ def running_task(state: dict[str, Any]) -> str:
 def task_remaining(state: dict[str, Any], *, elapsed: float) -> int:
     """Seconds until the running task ends, 0 when none runs.
 
-    A program's own ``lasttime`` when the controller reported one (it counts soaks and the
-    delays between zones); otherwise the task's zones: the time left of the running one and
-    the planned time of those still to come. Delays between zones of a manual task are not
-    reported, so they are not counted.
+    The controller's own figure (``runtaskleft``, a link extension) when the report has one;
+    else a program's ``lasttime`` (it counts soaks and the delays between zones); otherwise
+    the task's zones: the time left of the running one and the planned time of those still
+    to come (a manual task's delays between zones are not reported, so not counted).
     """
     task = running_task(state)
     if task == NO_TASK:
         return 0
+    own = state.get(RUN_TASK_LEFT)
+    if isinstance(own, int) and not isinstance(own, bool) and own > 0:
+        return max(0, int(own - elapsed))
     if task != MANUAL_TASK:
         programs = state.get("timerdata")
         index = as_int(state.get("runtaskindex")) - 1
@@ -86,7 +99,7 @@ def task_remaining(state: dict[str, Any], *, elapsed: float) -> int:
         zone = reported[number - 1]
         status = as_int(zone.get("status"))
         if status == ZONE_WATERING:
-            left += zone_remaining(zone, elapsed=elapsed) or 0
+            left += zone_remaining(zone, elapsed=elapsed, state=state) or 0
         elif status == ZONE_DELAYING:
             left += (zone_remaining(zone, elapsed=elapsed) or 0) + planned_seconds(zone)
         elif status != ZONE_WATERED:

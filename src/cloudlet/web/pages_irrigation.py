@@ -5,39 +5,29 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Form, Query, Request, Response
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.responses import HTMLResponse
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from cloudlet.core.services import Services, ServicesDep, SessionDep
-from cloudlet.irrigation import service
+from cloudlet.irrigation import service, status
 from cloudlet.irrigation.api import EXTRA_KEY
 from cloudlet.irrigation.errors import ERRORS, AifroError
 from cloudlet.irrigation.link import IrrigationLink
 from cloudlet.irrigation.models import IrrigationDevice, IrrigationEvent, IrrigationUser
-from cloudlet.irrigation.protocol import OP_START, OP_STOP
+from cloudlet.irrigation.protocol import MAX_DURATION_MINUTES, OP_START, OP_STOP
 from cloudlet.web.console import ConsoleUser, templates
-from cloudlet.web.pages import render, require_family
+from cloudlet.web.pages import Flash, redirect_with, render, require_family
 
 FAMILY = "irrigation"
 HISTORY_ROWS = 15
-MAX_CONTROLLERS = 1000  # rows of the summary table
-DETAIL_CARDS = 10  # controllers shown in full (online first) unless one is picked
+MAX_CONTROLLERS = 200  # cards on the page (online first)
 MAX_ZONE = 52
 DEVICE_ID_MAX = 32  # ids are 16 hex characters; a little slack for spaces
-NOTE_MAX = 200
-
-# Appendix 1 values of devicestatus and of a zone's status.
-DEVICE_STATUS = {
-    0: "watering",
-    1: "idle",
-    2: "raining (watering paused)",
-    3: "waiting after rain",
-    4: "too cold (sleeping)",
-}
-ZONE_STATUS = {0: "not watered today", 1: "watering", 2: "watered", 3: "delaying / soaking"}
+UNKNOWN_CONTROLLER = "unknown controller"
 
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")  # week mask bit 0 is Monday
 
@@ -46,7 +36,7 @@ router = APIRouter()
 
 def weekdays(mask: Any) -> str:
     """A program's ``week`` mask as day names ("never" for 0)."""
-    days = [name for bit, name in enumerate(WEEKDAYS) if _as_int(mask) >> bit & 1]
+    days = [name for bit, name in enumerate(WEEKDAYS) if status.as_int(mask) >> bit & 1]
     return "every day" if len(days) == len(WEEKDAYS) else " ".join(days) or "never"
 
 
@@ -65,6 +55,11 @@ class ZoneView:
     totalwateredtime: int
     remaining: int | None  # seconds, estimated from the last report; None when not running
 
+    @property
+    def default_minutes(self) -> int:
+        """The start form's suggestion: the zone's own run time, in whole minutes."""
+        return min(MAX_DURATION_MINUTES, max(1, -(-self.watertime // 60)))
+
 
 @dataclass
 class ControllerView:
@@ -72,8 +67,10 @@ class ControllerView:
     owner: str | None
     name: str
     status_text: str
+    task: str
+    task_left: int
     zones: list[ZoneView] = field(default_factory=list)
-    programs: list[dict[str, Any]] = field(default_factory=list)
+    programs: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
     used_gallons: int | None = None
     used_since: int | None = None
     cost_dollars: float | None = None
@@ -81,62 +78,91 @@ class ControllerView:
 
     @property
     def watering_zones(self) -> list[int]:
-        return [z.index for z in self.zones if z.status == 1]
+        return [z.index for z in self.zones if z.status == status.ZONE_WATERING]
 
-
-def _as_int(value: Any, default: int = 0) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else default
+    @property
+    def running(self) -> bool:
+        """A task runs (a zone waters, soaks or waits): the only time Stop means anything."""
+        return self.device.online and self.task != status.NO_TASK
 
 
 def _zones(state: dict[str, Any], *, elapsed: float) -> list[ZoneView]:
-    zones: list[ZoneView] = []
-    for index, raw in enumerate(state.get("valvesstatus") or [], start=1):
-        if not isinstance(raw, dict):
-            continue
-        status = _as_int(raw.get("status"))
-        watertime = _as_int(raw.get("watertime"))
-        watered = _as_int(raw.get("wateredtime"))
-        remaining: int | None = None
-        if status == 1:
-            planned = watertime + (_as_int(raw.get("aiadjusttime")) if raw.get("aiwater") else 0)
-            remaining = max(0, int(planned - watered - elapsed))
-        elif status == 3:
-            remaining = max(0, int(_as_int(raw.get("delaytime")) - elapsed))
-        zones.append(
-            ZoneView(
-                index=index,
-                name=str(raw.get("valvesname") or f"Zone {index}"),
-                enabled=bool(raw.get("enabled", 1)),
-                status=status,
-                status_text=ZONE_STATUS.get(status, f"status {status}"),
-                watertime=watertime,
-                wateredtime=watered,
-                totalwateredtime=_as_int(raw.get("totalwateredtime")),
-                remaining=remaining,
-            )
+    """The connected zones only (``connectedvalves``)."""
+    return [
+        ZoneView(
+            index=index,
+            name=str(raw.get("valvesname") or f"Zone {index}"),
+            enabled=bool(raw.get("enabled", 1)),
+            status=status.as_int(raw.get("status")),
+            status_text=status.ZONE_STATUS.get(
+                status.as_int(raw.get("status")), f"status {raw.get('status')}"
+            ),
+            watertime=status.as_int(raw.get("watertime")),
+            wateredtime=status.as_int(raw.get("wateredtime")),
+            totalwateredtime=status.as_int(raw.get("totalwateredtime")),
+            remaining=status.zone_remaining(raw, elapsed=elapsed, state=state),
         )
-    return zones
+        for index, raw in enumerate(status.zones(state), start=1)
+    ]
 
 
 def _controller(device: IrrigationDevice, owner: str | None, now: datetime) -> ControllerView:
     state = device.state or {}
     elapsed = (now - device.state_at).total_seconds() if device.state_at and device.online else 0
+    elapsed = max(0.0, elapsed)
     view = ControllerView(
         device=device,
         owner=owner,
         name=str(state.get("devicename") or ""),
-        status_text=DEVICE_STATUS.get(_as_int(state.get("devicestatus"), -1), "never reported")
+        status_text=status.DEVICE_STATUS.get(
+            status.as_int(state.get("devicestatus"), -1), "never reported"
+        )
         if state
         else "never reported",
-        zones=_zones(state, elapsed=max(0.0, elapsed)),
-        programs=[p for p in state.get("timerdata") or [] if isinstance(p, dict)],
+        task=status.running_task(state),
+        task_left=status.task_remaining(state, elapsed=elapsed),
+        zones=_zones(state, elapsed=elapsed),
+        # The slots in use (a controller reports all 8; empty ones have addedflag 0).
+        programs=[
+            (slot, p)
+            for slot, p in enumerate(state.get("timerdata") or [], start=1)
+            if isinstance(p, dict) and (p.get("addedflag") or p.get("tasklist"))
+        ],
     )
     if "usedwater" in state:
-        view.used_gallons = _as_int(state.get("usedwater"))
-        view.used_since = _as_int(state.get("usedwaterzerodate"))
-        price = _as_int(state.get("pricepergallon"))
+        view.used_gallons = status.as_int(state.get("usedwater"))
+        view.used_since = status.as_int(state.get("usedwaterzerodate"))
+        price = status.as_int(state.get("pricepergallon"))
         view.cost_dollars = round(view.used_gallons * price / 100, 2)
     return view
+
+
+async def _histories(session: AsyncSession, views: list[ControllerView]) -> None:
+    """The newest ``HISTORY_ROWS`` events of each controller, in one query."""
+    by_id = {view.device.id: view for view in views}
+    if not by_id:
+        return
+    numbered = (
+        select(
+            IrrigationEvent.id,
+            func.row_number()
+            .over(
+                partition_by=IrrigationEvent.device_id,
+                order_by=(IrrigationEvent.at.desc(), IrrigationEvent.id.desc()),
+            )
+            .label("n"),
+        )
+        .where(IrrigationEvent.device_id.in_(by_id))
+        .subquery()
+    )
+    events = await session.scalars(
+        select(IrrigationEvent)
+        .join(numbered, numbered.c.id == IrrigationEvent.id)
+        .where(numbered.c.n <= HISTORY_ROWS)
+        .order_by(IrrigationEvent.at.desc(), IrrigationEvent.id.desc())
+    )
+    for event in events.all():
+        by_id[event.device_id].history.append(event)
 
 
 @router.get("/irrigation", response_class=HTMLResponse)
@@ -145,8 +171,6 @@ async def irrigation_page(
     user: ConsoleUser,
     services: ServicesDep,
     session: SessionDep,
-    message: Annotated[str | None, Query(max_length=NOTE_MAX)] = None,
-    error: Annotated[str | None, Query(max_length=NOTE_MAX)] = None,
     device: Annotated[str | None, Query(max_length=DEVICE_ID_MAX)] = None,
 ) -> Response:
     require_family(services, FAMILY)
@@ -162,22 +186,11 @@ async def irrigation_page(
     now = services.clock.now()
     controllers = [_controller(d, owner, now) for d, owner in rows]
     picked = device.strip().upper() if device else None
-    detailed = (
-        [c for c in controllers if c.device.deviceid == picked]
-        if picked
-        else controllers[:DETAIL_CARDS]
-    )
-    for view in detailed:
-        view.history = list(
-            (
-                await session.scalars(
-                    select(IrrigationEvent)
-                    .where(IrrigationEvent.device_id == view.device.id)
-                    .order_by(IrrigationEvent.at.desc(), IrrigationEvent.id.desc())
-                    .limit(HISTORY_ROWS)
-                )
-            ).all()
-        )
+    if picked and picked not in {c.device.deviceid for c in controllers}:
+        found = await service.device_by_id(session, picked)
+        if found is not None:  # beyond the first page: shown on its own, first
+            controllers.insert(0, _controller(found, None, now))
+    await _histories(session, controllers)
     return render(
         request,
         "irrigation.html",
@@ -187,21 +200,17 @@ async def irrigation_page(
             "controllers": controllers,
             "total": total,
             "online": sum(1 for c in controllers if c.device.online),
-            "detailed": detailed,
             "picked": picked,
-            "message": message,
-            "error": error,
+            "max_duration": MAX_DURATION_MINUTES,
         },
     )
 
 
-def _back(deviceid: str, **query: str) -> Response:
-    """Back to the page showing that controller, with what happened."""
-    # Cut to what the page's query accepts, whatever the path carried.
-    query = {"device": deviceid.strip().upper()[:DEVICE_ID_MAX]} | {
-        key: value[:NOTE_MAX] for key, value in query.items()
-    }
-    return RedirectResponse(f"/console/irrigation?{urlencode(query)}", status_code=303)
+def _back(deviceid: str, flash: Flash) -> Response:
+    """Back to the page with that controller open, and what happened (once)."""
+    picked = deviceid.strip().upper()[:DEVICE_ID_MAX]
+    url = f"/console/irrigation?{urlencode({'device': picked})}#controller-{quote(picked)}"
+    return redirect_with(url, flash)
 
 
 async def _send(services: Services, deviceid: str, op: str, args: dict[str, Any]) -> str | None:
@@ -211,7 +220,7 @@ async def _send(services: Services, deviceid: str, op: str, args: dict[str, Any]
         device = await service.device_by_id(session, deviceid)
         online = device is not None and device.online
     if device is None:
-        return "unknown controller"
+        return UNKNOWN_CONTROLLER
     if not online:
         return ERRORS[119][1]
     link: IrrigationLink = services.extras[EXTRA_KEY]
@@ -224,19 +233,39 @@ async def _send(services: Services, deviceid: str, op: str, args: dict[str, Any]
     return None
 
 
+def _whole(raw: str, low: int, high: int) -> int | None:
+    text = raw.strip()
+    if not text.isascii() or not text.isdigit() or not low <= int(text) <= high:
+        return None
+    return int(text)
+
+
 @router.post("/irrigation/{deviceid}/start")
 async def start_zone(
     deviceid: str,
     _user: ConsoleUser,
     services: ServicesDep,
-    zone: Annotated[int, Form(ge=1, le=MAX_ZONE)],
+    zone: Annotated[str, Form(max_length=8)] = "",
+    minutes: Annotated[str, Form(max_length=8)] = "",
 ) -> Response:
-    """Water one zone now (API 00202's command with a one-zone task list, no delay)."""
+    """Water one zone now for a number of minutes (API 00202's command with a one-zone task
+    list and no delay; ``duration`` is Cloudlet's extension, as in ``timerdata``)."""
     require_family(services, FAMILY)
-    problem = await _send(services, deviceid, OP_START, {"delaytime": 0, "tasklist": [zone]})
+    number = _whole(zone, 1, MAX_ZONE)
+    if number is None:
+        return _back(deviceid, Flash("No such zone.", error=True))
+    field_name = f"minutes-{deviceid.strip().upper()}-{number}"
+    length = _whole(minutes, 1, MAX_DURATION_MINUTES)
+    if length is None:
+        text = f"Enter whole minutes from 1 to {MAX_DURATION_MINUTES}."
+        return _back(deviceid, Flash(text, error=True, field=field_name))
+    args = {"delaytime": 0, "tasklist": [number], "duration": length}
+    problem = await _send(services, deviceid, OP_START, args)
     if problem:
-        return _back(deviceid, error=f"zone {zone}: {problem}")
-    return _back(deviceid, message=f"zone {zone} started")
+        # Beside the zone's field, unless there is no such controller (nor field) to show.
+        beside = None if problem == UNKNOWN_CONTROLLER else field_name
+        return _back(deviceid, Flash(f"Zone {number}: {problem}", error=True, field=beside))
+    return _back(deviceid, Flash(f"Zone {number} started for {length} min."))
 
 
 @router.post("/irrigation/{deviceid}/stop")
@@ -245,5 +274,5 @@ async def stop_watering(deviceid: str, _user: ConsoleUser, services: ServicesDep
     require_family(services, FAMILY)
     problem = await _send(services, deviceid, OP_STOP, {})
     if problem:
-        return _back(deviceid, error=problem)
-    return _back(deviceid, message="watering stopped")
+        return _back(deviceid, Flash(problem, error=True))
+    return _back(deviceid, Flash("Watering stopped."))

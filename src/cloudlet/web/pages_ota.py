@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from cloudlet.core.services import ServicesDep, SessionDep
 from cloudlet.ota.models import (
@@ -58,26 +60,10 @@ class TaskView:
         return round(100.0 * self.counts.get(state, 0) / self.total, 2) if self.total else 0.0
 
 
-@router.get("/ota", response_class=HTMLResponse)
-async def ota_page(
-    request: Request, user: ConsoleUser, services: ServicesDep, session: SessionDep
-) -> Response:
-    require_family(services, FAMILY)
-    products = (
-        await session.execute(
-            select(OtaProduct, func.count(OtaDevice.id))
-            .outerjoin(OtaDevice, OtaDevice.product_id == OtaProduct.id)
-            .group_by(OtaProduct.id)
-            .order_by(OtaProduct.id)
-        )
-    ).all()
-    names = {product.id: product.name for product, _ in products}
-    packages = (
-        await session.scalars(select(OtaPackage).order_by(OtaPackage.id.desc()).limit(MAX_ROWS))
-    ).all()
-    tasks = (
-        await session.scalars(select(OtaTask).order_by(OtaTask.id.desc()).limit(MAX_ROWS))
-    ).all()
+async def views_of(
+    session: AsyncSession, tasks: Sequence[OtaTask], names: dict[int, str]
+) -> list[TaskView]:
+    """Each task with its devices counted by state and their mean reported progress."""
     counts: dict[int, dict[str, int]] = {task.id: {} for task in tasks}
     progress: dict[int, int] = {}
     if tasks:
@@ -98,7 +84,7 @@ async def ota_page(
             .group_by(OtaTaskDevice.task_id)
         )
         progress = {task_id: round(float(mean)) for task_id, mean in progress_rows.all()}
-    task_views = [
+    return [
         TaskView(
             task,
             names.get(task.product_id, "?"),
@@ -108,6 +94,29 @@ async def ota_page(
         )
         for task in tasks
     ]
+
+
+@router.get("/ota", response_class=HTMLResponse)
+async def ota_page(
+    request: Request, user: ConsoleUser, services: ServicesDep, session: SessionDep
+) -> Response:
+    require_family(services, FAMILY)
+    products = (
+        await session.execute(
+            select(OtaProduct, func.count(OtaDevice.id))
+            .outerjoin(OtaDevice, OtaDevice.product_id == OtaProduct.id)
+            .group_by(OtaProduct.id)
+            .order_by(OtaProduct.id)
+        )
+    ).all()
+    names = {product.id: product.name for product, _ in products}
+    packages = (
+        await session.scalars(select(OtaPackage).order_by(OtaPackage.id.desc()).limit(MAX_ROWS))
+    ).all()
+    tasks = (
+        await session.scalars(select(OtaTask).order_by(OtaTask.id.desc()).limit(MAX_ROWS))
+    ).all()
+    task_views = await views_of(session, tasks, names)
     strategies = (await session.scalars(select(OtaStrategy).order_by(OtaStrategy.id))).all()
     return render(
         request,

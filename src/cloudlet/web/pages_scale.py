@@ -3,26 +3,44 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.responses import HTMLResponse, StreamingResponse
 from sqlalchemy import func, select
 
 from cloudlet.core.services import ServicesDep, SessionDep
 from cloudlet.scale import service
+from cloudlet.scale.homeassistant import battery_percent
 from cloudlet.scale.manage import _csv_rows
-from cloudlet.scale.models import ScaleMember, ScaleRecord
-from cloudlet.scale.runtime import runtime_of
-from cloudlet.web.console import ConsoleUser
+from cloudlet.scale.models import ScaleDevice, ScaleMember, ScaleRecord
+from cloudlet.scale.runtime import ScaleRuntime, runtime_of
+from cloudlet.web.console import ConsoleUser, templates
 from cloudlet.web.pages import Chart, line_chart, render, require_family
 
 FAMILY = "scale"
 RECENT_RECORDS = 25
+PAGE_ROWS = 50  # measurements a member page lists
+MEMBER_CHART_POINTS = 365  # newest measurements drawn on a member page
 CHART_POINTS = 60  # newest measurements drawn per member
 MAX_MEMBERS = 30  # members with a chart, most recently weighed first
 
 router = APIRouter()
+templates.env.filters["battery_percent"] = battery_percent
+LONG_ID = 16  # member ids longer than this (app UUIDs) are shortened where no name exists
+
+
+def member_label(member_id: str, name: str | None = None) -> str:
+    """What the pages call a member: the profile's name, else its id (an app's UUID cut to
+    its first 8 characters; the full id stays on the member's page)."""
+    if name:
+        return name
+    if len(member_id) > LONG_ID:
+        return f"member {member_id[:8]}…"
+    return member_id or "no member"
+
+
+templates.env.globals["member_label"] = member_label
 
 
 @dataclass
@@ -88,21 +106,16 @@ async def scale_page(
     )
     counts = {device_id: int(count) for device_id, count in grouped.all()}
     devices = [(d, counts.get(d.id, 0)) for d in await service.list_devices(session)]
+    defaults = await service.members_by_id(
+        session, member_ids={d.default_member_id for d, _ in devices if d.default_member_id}
+    )
     members, members_left_out = await _member_views(session, services)
     rows = await service.list_records(session, where=service.RecordFilter(), limit=RECENT_RECORDS)
     profiles = await service.members_by_id(
         session, member_ids={service.member_of(r, d) for r, d in rows}
     )
     runtime = runtime_of(services)
-    recent: list[tuple[ScaleRecord, Any, str, float | None, dict[str, Any]]] = []
-    for record, device in rows:
-        member_id = service.member_of(record, device)
-        bmi, composition = service.assess(
-            record=record,
-            member=profiles.get(member_id),
-            decoder=runtime.decoder_for(device.device_type),
-        )
-        recent.append((record, device, member_id, bmi, composition))
+    recent = [_row(record, device, profiles, runtime) for record, device in rows]
     total = await service.count_records(session, where=service.RecordFilter())
     return render(
         request,
@@ -111,10 +124,87 @@ async def scale_page(
         services=services,
         context={
             "devices": devices,
+            "names": {
+                d.default_member_id: member_label(
+                    d.default_member_id,
+                    defaults[d.default_member_id].name if d.default_member_id in defaults else None,
+                )
+                for d, _ in devices
+                if d.default_member_id
+            },
             "members": members,
             "members_left_out": members_left_out,
             "recent": recent,
             "total_records": total,
+        },
+    )
+
+
+@dataclass
+class RecordRow:
+    """One measurement as the tables show it."""
+
+    record: ScaleRecord
+    device: ScaleDevice
+    member_id: str
+    name: str
+    bmi: float | None
+    composition: dict[str, Any]
+
+
+def _row(
+    record: ScaleRecord,
+    device: ScaleDevice,
+    profiles: dict[str, ScaleMember],
+    runtime: ScaleRuntime,
+) -> RecordRow:
+    member_id = service.member_of(record, device)
+    profile = profiles.get(member_id)
+    bmi, composition = service.assess(
+        record=record, member=profile, decoder=runtime.decoder_for(device.device_type)
+    )
+    name = member_label(member_id, profile.name if profile is not None else None)
+    return RecordRow(record, device, member_id, name, bmi, composition)
+
+
+@router.get("/scale/members/{member_id}", response_class=HTMLResponse)
+async def member_page(
+    request: Request,
+    member_id: str,
+    user: ConsoleUser,
+    services: ServicesDep,
+    session: SessionDep,
+    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+) -> Response:
+    """One member: profile, the weight trend and every measurement, newest first."""
+    require_family(services, FAMILY)
+    where = service.RecordFilter(member_id=member_id)
+    total = await service.count_records(session, where=where)
+    profile = (await service.members_by_id(session, member_ids={member_id})).get(member_id)
+    if total == 0 and profile is None:
+        raise HTTPException(status_code=404, detail="no such member")
+    runtime = runtime_of(services)
+    profiles = {member_id: profile} if profile is not None else {}
+    rows = await service.list_records(
+        session, where=where, limit=PAGE_ROWS, offset=(page - 1) * PAGE_ROWS
+    )
+    trend = await service.list_records(session, where=where, limit=MEMBER_CHART_POINTS)
+    chart = line_chart([(r.timestamp_ms, r.weight_kg) for r, _ in reversed(trend)], unit="kg")
+    return render(
+        request,
+        "scale_member.html",
+        user=user,
+        services=services,
+        context={
+            "member_id": member_id,
+            "profile": profile,
+            "name": member_label(member_id, profile.name if profile is not None else None),
+            "chart": chart,
+            "chart_points": len(trend),
+            "rows": [_row(record, device, profiles, runtime) for record, device in rows],
+            "total": total,
+            "page": page,
+            "pages": max(1, -(-total // PAGE_ROWS)),
         },
     )
 

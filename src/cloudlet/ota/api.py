@@ -408,7 +408,7 @@ def _south_routes(services: Services) -> list[DeviceRoute]:
             if found.expired:
                 return _errno(p.TOKEN_EXPIRED, 410)
             if found.assignment.state == p.State.PENDING and request.method == "GET":
-                service.start_download(found, now=ctx.clock.now())
+                service.start_download(session, found, now=ctx.clock.now())
                 await session.commit()
             package = found.package
         try:

@@ -1,10 +1,12 @@
-"""Tables of the OTA family: products, devices, packages, tasks, download tokens, strategies."""
+"""Tables of the OTA family: products, devices, packages, tasks, rollouts, download tokens,
+strategies, and each device's timeline."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from cloudlet.core.db import Base, UTCDateTime
@@ -41,6 +43,9 @@ class OtaDevice(Base):
     last_check_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     last_signal: Mapped[int | None] = mapped_column(Integer, nullable=True)
     last_power: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # The errno the last check was answered: a check answered the same as the one before
+    # writes no timeline event (a poll that changes nothing writes nothing).
+    last_check_errno: Mapped[int | None] = mapped_column(Integer, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
@@ -66,6 +71,7 @@ class OtaPackage(Base):
     blob_id: Mapped[str] = mapped_column(String(64))
     size: Mapped[int] = mapped_column(BigInteger)
     md5: Mapped[str] = mapped_column(String(32))
+    sha256: Mapped[str] = mapped_column(String(64), default="")
     # Sent as ``Content-Disposition: attachment; filename=...`` with the bytes.
     filename: Mapped[str] = mapped_column(String(128), default="")
     # Differential packages: the patch format (``bsdiff4`` or ``detools-heatshrink``).
@@ -119,7 +125,69 @@ class OtaTaskDevice(Base):
     result: Mapped[int | None] = mapped_column(Integer, nullable=True)
     # Download progress 0-100 the device reported on OneNET's progress API.
     progress: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # The rollout wave (1, 2, ...) of this device; None when the task has no rollout.
+    wave: Mapped[int | None] = mapped_column(Integer, nullable=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class OtaRollout(Base):
+    """A task given to its devices in waves (ota.rollout): the next wave starts when the
+    current one reaches ``success_threshold`` % succeeded; ``error_threshold`` % failed
+    stops the rollout. Devices get tokens only while it runs, after ``start_at`` and inside
+    the daily window, and while fewer than ``max_downloads`` download."""
+
+    __tablename__ = "ota_rollout"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    task_id: Mapped[int] = mapped_column(ForeignKey("ota_task.id", ondelete="CASCADE"), unique=True)
+    # ready / running / paused / stopped / cancelled / finished
+    state: Mapped[str] = mapped_column(String(16))
+    # Why it stopped (or was paused, cancelled, finished), in words.
+    reason: Mapped[str] = mapped_column(String(255), default="")
+    waves: Mapped[int] = mapped_column(Integer)
+    current_wave: Mapped[int] = mapped_column(Integer)
+    success_threshold: Mapped[int] = mapped_column(Integer)
+    error_threshold: Mapped[int] = mapped_column(Integer)
+    start_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # Daily maintenance window, minutes after midnight in ``window_zone`` (end < start
+    # wraps midnight); None: any time.
+    window_start: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    window_end: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    window_zone: Mapped[str] = mapped_column(String(64), default="UTC")
+    max_downloads: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class OtaPackageFile(Base):
+    """A file a package had before it was replaced (the history of a replaced package)."""
+
+    __tablename__ = "ota_package_file"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    package_id: Mapped[int] = mapped_column(
+        ForeignKey("ota_package.id", ondelete="CASCADE"), index=True
+    )
+    blob_id: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger)
+    md5: Mapped[str] = mapped_column(String(32))
+    sha256: Mapped[str] = mapped_column(String(64))
+    filename: Mapped[str] = mapped_column(String(128))
+    replaced_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class OtaEvent(Base):
+    """One line of a device's timeline: a check, a token, a download, progress, a report,
+    a version change, a task change."""
+
+    __tablename__ = "ota_event"
+    __table_args__ = (Index("ix_ota_event_device_id_id", "device_id", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    device_id: Mapped[int] = mapped_column(ForeignKey("ota_device.id", ondelete="CASCADE"))
+    task_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    kind: Mapped[str] = mapped_column(String(16))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON)
 
 
 class OtaDownloadToken(Base):

@@ -15,15 +15,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cloudlet.core.blobs import BlobStore, BlobTooLarge
 from cloudlet.core.clock import Clock
 from cloudlet.core.security import SecretBox, new_token, token_digest
-from cloudlet.ota import auth, catalog, delta
+from cloudlet.ota import auth, catalog, delta, rollout
 from cloudlet.ota import protocol as p
 from cloudlet.ota.config import OtaSettings
 from cloudlet.ota.metrics import OtaCounters
 from cloudlet.ota.models import (
     OtaDevice,
     OtaDownloadToken,
+    OtaEvent,
     OtaPackage,
     OtaProduct,
+    OtaRollout,
     OtaStrategy,
     OtaTask,
     OtaTaskDevice,
@@ -172,6 +174,7 @@ _TASK_PACKAGE = select(OtaPackage).where(
     OtaPackage.version == bindparam("version"),
     OtaPackage.source_version == bindparam("source_version"),
 )
+_TASK_ROLLOUT = select(OtaRollout).where(OtaRollout.task_id == bindparam("task_id"))
 _LIVE_TOKEN = (
     select(OtaDownloadToken)
     .where(
@@ -222,40 +225,111 @@ async def authenticate(
 async def check(
     session: AsyncSession, *, ctx: OtaContext, device: OtaDevice, request: CheckRequest
 ) -> Answer:
-    """``/ota/south/check`` for an authenticated device; the caller commits in every case."""
+    """``/ota/south/check`` for an authenticated device; the caller commits in every case.
+
+    The timeline records a check whose answer differs from the device's previous one (a
+    poll that changes nothing writes nothing)."""
     if not p.valid_version(request.version):
         return Answer(p.VERSION_FORMAT)
     now = ctx.clock.now()
-    _record_check(device, request, now)
+    _record_check(session, device, request, now)
+    answer, task_id = await _check(session, ctx=ctx, device=device, request=request, now=now)
+    if device.last_check_errno != answer.errno:
+        device.last_check_errno = answer.errno
+        detail: dict[str, Any] = {"errno": answer.errno, "version": request.version}
+        add_event(session, device.id, "check", now, task_id=task_id, **detail)
+    return answer
 
+
+async def _check(
+    session: AsyncSession,
+    *,
+    ctx: OtaContext,
+    device: OtaDevice,
+    request: CheckRequest,
+    now: datetime,
+) -> tuple[Answer, int | None]:
     found = await _active_assignment(session, device_id=device.id, task_type=request.type)
     if found is None:
         found = await _auto_add(session, ctx=ctx, device=device, request=request)
         if found is None:
-            return Answer(p.NO_TASK)
+            return Answer(p.NO_TASK), None
     # After a failure report the task stays visible: retry and interval are the device's to
     # apply (OneNET answers the task again), so no server-side wait here.
     assignment, task = found
+    staged = await session.scalar(_TASK_ROLLOUT, {"task_id": task.id})
+    if staged is not None and not await rollout.admits(
+        session, rollout=staged, assignment=assignment, now=now
+    ):
+        # Its wave has not started, or the rollout waits (paused, stopped, before its start
+        # or outside its window, at its download cap): no task for now, and no token.
+        return Answer(p.NO_TASK), task.id
 
     if catalog.canonical(request.manuf, request.model) != (task.manuf, task.model):
-        _finish(assignment, p.State.FAILED, result=p.MANUF_MODEL_MISMATCH, now=now)
-        return Answer(p.MANUF_MODEL_MISMATCH)
+        await _settle(session, assignment, p.State.FAILED, result=p.MANUF_MODEL_MISMATCH, now=now)
+        return Answer(p.MANUF_MODEL_MISMATCH), task.id
     if task.kind == p.DIFF and request.version == task.target_version:
         # Already at the target (upgraded, rebooted, not yet reported): a patch from the
         # source version cannot apply any more, so the task is complete rather than failed.
-        _finish(assignment, p.State.SUCCESS, result=p.UPGRADED, now=now)
-        return Answer(p.NO_TASK)
+        await _settle(session, assignment, p.State.SUCCESS, result=p.UPGRADED, now=now)
+        return Answer(p.NO_TASK), task.id
     package = await _package_for(session, task=task, assignment=assignment)
     if package is None:
-        return Answer(p.NO_DIFF_PACKAGE if task.kind == p.DIFF else p.INTERNAL_ERROR)
+        return Answer(p.NO_DIFF_PACKAGE if task.kind == p.DIFF else p.INTERNAL_ERROR), task.id
     if task.kind == p.DIFF and request.version != package.source_version:
-        _finish(assignment, p.State.FAILED, result=p.VERSION_MISMATCH, now=now)
-        return Answer(p.VERSION_MISMATCH)
+        await _settle(session, assignment, p.State.FAILED, result=p.VERSION_MISMATCH, now=now)
+        return Answer(p.VERSION_MISMATCH), task.id
     token = await _live_token(session, ctx=ctx, assignment=assignment, package=package)
-    return Answer(p.OK, _task_data(ctx, task, package, token, cdn=request.cdn))
+    return Answer(p.OK, _task_data(ctx, task, package, token, cdn=request.cdn)), task.id
 
 
-def _record_check(device: OtaDevice, request: CheckRequest, now: datetime) -> None:
+def add_event(
+    session: AsyncSession,
+    device_id: int,
+    kind: str,
+    at: datetime,
+    *,
+    task_id: int | None = None,
+    **detail: Any,
+) -> None:
+    """One line of the device's timeline (committed with whatever caused it)."""
+    session.add(OtaEvent(device_id=device_id, task_id=task_id, at=at, kind=kind, detail=detail))
+
+
+async def _settle(
+    session: AsyncSession,
+    assignment: OtaTaskDevice,
+    state: p.State,
+    *,
+    result: int | None,
+    now: datetime,
+) -> None:
+    """A device's task ends or changes state for it: its timeline, and its rollout judged."""
+    _finish(assignment, state, result=result, now=now)
+    add_event(
+        session,
+        assignment.device_id,
+        "task",
+        now,
+        task_id=assignment.task_id,
+        state=state.value,
+        result=result,
+    )
+    await _judge(session, assignment, now=now)
+
+
+async def _judge(session: AsyncSession, assignment: OtaTaskDevice, *, now: datetime) -> None:
+    if assignment.wave is None:
+        return
+    staged = await session.scalar(_TASK_ROLLOUT, {"task_id": assignment.task_id})
+    if staged is not None:
+        await session.flush()
+        await rollout.judge(session, rollout=staged, now=now)
+
+
+def _record_check(
+    session: AsyncSession, device: OtaDevice, request: CheckRequest, now: datetime
+) -> None:
     """Keep what the check tells (version, gauges, when), writing only what changed.
 
     The reported version is recorded whatever the outcome (spec 003); a check without
@@ -263,8 +337,18 @@ def _record_check(device: OtaDevice, request: CheckRequest, now: datetime) -> No
     that a poll that changes nothing writes nothing.
     """
     field = "fota_version" if request.type == p.FOTA else "sota_version"
-    if getattr(device, field) != request.version:
+    before = getattr(device, field)
+    if before != request.version:
         setattr(device, field, request.version)
+        add_event(
+            session,
+            device.id,
+            "version",
+            now,
+            type=request.type,
+            before=before,
+            after=request.version,
+        )
     if request.signals is not None and device.last_signal != request.signals:
         device.last_signal = request.signals
     if request.powers is not None and device.last_power != request.powers:
@@ -356,14 +440,24 @@ async def _live_token(
             OtaDownloadToken.task_device_id == assignment.id, OtaDownloadToken.expires_at <= now
         )
     )
+    expires = now + timedelta(seconds=ctx.settings.download_token_seconds)
     session.add(
         OtaDownloadToken(
             digest=token_digest(token),
             task_device_id=assignment.id,
             package_id=package.id,
             token_enc=ctx.secrets.encrypt(token),
-            expires_at=now + timedelta(seconds=ctx.settings.download_token_seconds),
+            expires_at=expires,
         )
+    )
+    add_event(
+        session,
+        assignment.device_id,
+        "token",
+        now,
+        task_id=assignment.task_id,
+        package_id=package.id,
+        expires_at=expires.isoformat(),
     )
     return token
 
@@ -444,6 +538,16 @@ async def _auto_add(
             updated_at=now,
         )
         session.add(assignment)
+        add_event(
+            session,
+            device.id,
+            "task",
+            now,
+            task_id=task.id,
+            state="pending",
+            target=task.target_version,
+            strategy_id=strategy.id,
+        )
         await session.flush()
         return assignment, task
     return None
@@ -463,13 +567,16 @@ async def report_version(
         return Answer(p.VERSION_FORMAT)
     now = ctx.clock.now()
     for task_type, version in versions.items():
-        if task_type == p.FOTA:
-            device.fota_version = version
-        else:
-            device.sota_version = version
+        field = "fota_version" if task_type == p.FOTA else "sota_version"
+        before = getattr(device, field)
+        if before != version:
+            setattr(device, field, version)
+            add_event(
+                session, device.id, "version", now, type=task_type, before=before, after=version
+            )
         found = await _active_assignment(session, device_id=device.id, task_type=task_type)
         if found is not None and found[1].target_version == version:
-            _finish(found[0], p.State.SUCCESS, result=p.UPGRADED, now=now)
+            await _settle(session, found[0], p.State.SUCCESS, result=p.UPGRADED, now=now)
     return Answer(p.OK)
 
 
@@ -515,10 +622,18 @@ def state_refusal(download: Download) -> int | None:
     return None
 
 
-def start_download(download: Download, *, now: datetime) -> None:
+def start_download(session: AsyncSession, download: Download, *, now: datetime) -> None:
     """A device verified its token or began downloading: to be upgraded → downloading."""
     if download.assignment.state == p.State.PENDING:
         _finish(download.assignment, p.State.DOWNLOADING, result=None, now=now)
+        add_event(
+            session,
+            download.device.id,
+            "download",
+            now,
+            task_id=download.task.id,
+            package_id=download.package.id,
+        )
 
 
 async def verify_token(
@@ -535,7 +650,7 @@ async def verify_token(
         return Answer(p.TOKEN_EXPIRED)
     if download.assignment.state not in (p.State.PENDING, p.State.DOWNLOADING):
         return Answer(p.INVALID_STATUS)
-    start_download(download, now=ctx.clock.now())
+    start_download(session, download, now=ctx.clock.now())
     return Answer(p.OK)
 
 
@@ -562,7 +677,7 @@ async def report(
         return Answer(p.RESULT_ERROR)
     if result not in p.RESULT_CODES:
         return Answer(p.PARAMETER_ERROR)
-    return _apply_result(download, result, now=ctx.clock.now())
+    return await _apply_result(session, download, result, now=ctx.clock.now())
 
 
 async def progress(
@@ -579,7 +694,7 @@ async def progress(
     if step > p.FULL_PROGRESS:
         if step not in p.RESULT_CODES:
             return Answer(p.PARAMETER_ERROR)
-        return _apply_result(download, step, now=now)
+        return await _apply_result(session, download, step, now=now)
     if step < 0:
         return Answer(p.PARAMETER_ERROR)
     assignment = download.assignment
@@ -593,14 +708,19 @@ async def progress(
     assignment.progress = step
     next_state = p.State.UPGRADING if step == p.FULL_PROGRESS else p.State.DOWNLOADING
     _finish(assignment, next_state, result=assignment.result, now=now)
+    add_event(session, download.device.id, "progress", now, task_id=download.task.id, step=step)
     return Answer(p.OK)
 
 
-def _apply_result(download: Download, result: int, *, now: datetime) -> Answer:
+async def _apply_result(
+    session: AsyncSession, download: Download, result: int, *, now: datetime
+) -> Answer:
     """A result code's effect, under OneNET's state rules: to be upgraded and downloading may
     report download (1xx) and upgrade (2xx) codes, upgrading only upgrade codes."""
     assignment, task, device = download.assignment, download.task, download.device
     state = p.State(assignment.state)
+    if not (result in p.DOWNLOAD_FAILURES and state == p.State.UPGRADING):
+        add_event(session, device.id, "report", now, task_id=task.id, result=result)
     if result == p.DOWNLOADED:
         if state != p.State.UPGRADING:  # again while upgrading: answered, nothing changes
             assignment.progress = p.FULL_PROGRESS
@@ -610,13 +730,24 @@ def _apply_result(download: Download, result: int, *, now: datetime) -> Answer:
             return Answer(p.INVALID_OPERATION)
         _record_failure(assignment, result=result, now=now)
     elif result == p.UPGRADED:
-        _finish(assignment, p.State.SUCCESS, result=result, now=now)
-        if task.type == p.FOTA:
-            device.fota_version = task.target_version
-        else:
-            device.sota_version = task.target_version
+        field = "fota_version" if task.type == p.FOTA else "sota_version"
+        before = getattr(device, field)
+        if before != task.target_version:
+            setattr(device, field, task.target_version)
+            add_event(
+                session,
+                device.id,
+                "version",
+                now,
+                type=task.type,
+                before=before,
+                after=task.target_version,
+            )
+        await _settle(session, assignment, p.State.SUCCESS, result=result, now=now)
     else:  # 202-206 upgrade failures, 207/208 final
         _record_failure(assignment, result=result, now=now)
+    if result != p.UPGRADED:
+        await _judge(session, assignment, now=now)
     return Answer(p.OK)
 
 
@@ -899,8 +1030,10 @@ async def create_task(
     dev_ids: Sequence[int] | None = None,
     versions: Sequence[str] | None = None,
     initial_version: str | None = None,
+    staged: rollout.RolloutSpec | None = None,
 ) -> tuple[OtaTask, list[int], list[int]]:
-    """A task for the listed devices or every device at one of ``versions``.
+    """A task for the listed devices or every device at one of ``versions``; with
+    ``staged``, given to them in waves (ota.rollout), devices in dev_id order.
 
     Returns the task, the dev_ids added and the dev_ids skipped because they already have
     an unfinished task of that type.
@@ -962,12 +1095,15 @@ async def create_task(
             )
         )
     )
-    added: list[int] = []
-    skipped: list[int] = []
-    for device in sorted(devices, key=lambda d: d.dev_id):
-        if device.id in busy:
-            skipped.append(device.dev_id)
-            continue
+    ordered = sorted(devices, key=lambda d: d.dev_id)
+    skipped = [d.dev_id for d in ordered if d.id in busy]
+    joining = [d for d in ordered if d.id not in busy]
+    waves: list[int | None] = [None] * len(joining)
+    if staged is not None and joining:
+        sizes = rollout.wave_sizes(len(joining), staged)
+        waves = [wave for wave, size in enumerate(sizes, start=1) for _ in range(size)]
+        session.add(rollout.new_rollout(staged, task_id=task.id, waves=len(sizes), now=now))
+    for device, wave in zip(joining, waves, strict=True):
         current = device.fota_version if spec.task_type == p.FOTA else device.sota_version
         session.add(
             OtaTaskDevice(
@@ -976,12 +1112,22 @@ async def create_task(
                 state=p.State.PENDING.value,
                 initial_version=initial_version or current,
                 failures=0,
+                wave=wave,
                 updated_at=now,
             )
         )
-        added.append(device.dev_id)
+        add_event(
+            session,
+            device.id,
+            "task",
+            now,
+            task_id=task.id,
+            state="pending",
+            target=spec.target_version,
+            wave=wave,
+        )
     await session.flush()
-    return task, added, skipped
+    return task, [d.dev_id for d in joining], skipped
 
 
 async def _require_package(
@@ -1023,9 +1169,21 @@ async def cancel_task(session: AsyncSession, *, ctx: OtaContext, task: OtaTask) 
     """Cancel a task: every unfinished device in it becomes cancelled. Returns how many."""
     task.cancelled = True
     now, count = ctx.clock.now(), 0
+    staged = await session.scalar(_TASK_ROLLOUT, {"task_id": task.id})
+    if staged is not None:
+        rollout.cancel(staged, now=now)
     for assignment, _dev_id in await task_devices(session, task):
         if assignment.state in p.ACTIVE_STATES:
             _finish(assignment, p.State.CANCELLED, result=p.TASK_CANCELLED, now=now)
+            add_event(
+                session,
+                assignment.device_id,
+                "task",
+                now,
+                task_id=task.id,
+                state="cancelled",
+                result=p.TASK_CANCELLED,
+            )
             count += 1
     return count
 

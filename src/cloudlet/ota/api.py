@@ -5,13 +5,14 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from datetime import datetime, time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cloudlet.core.auth import AdminDep
@@ -20,11 +21,21 @@ from cloudlet.core.dispatch import DeviceRoute, query_parameters
 from cloudlet.core.errors import BadPayload, read_json
 from cloudlet.core.family import Family
 from cloudlet.core.services import Services, SessionDep
-from cloudlet.ota import catalog, service
+from cloudlet.ota import catalog, rollout, service
 from cloudlet.ota import protocol as p
 from cloudlet.ota.homeassistant import OtaEntities
 from cloudlet.ota.metrics import OtaCounters
-from cloudlet.ota.models import OtaDevice, OtaPackage, OtaProduct, OtaStrategy, OtaTask
+from cloudlet.ota.models import (
+    OtaDevice,
+    OtaEvent,
+    OtaPackage,
+    OtaPackageFile,
+    OtaProduct,
+    OtaRollout,
+    OtaStrategy,
+    OtaTask,
+    OtaTaskDevice,
+)
 from cloudlet.ota.ranges import Unsatisfiable, nginx_reads_alike, parse_range
 from cloudlet.ota.schemas import (
     CancelOut,
@@ -36,12 +47,16 @@ from cloudlet.ota.schemas import (
     DevInfoBody,
     DiffIn,
     KeyOut,
+    PackageDetail,
+    PackageFileOut,
     PackageOut,
     ProductCreated,
     ProductIn,
     ProductOut,
     ProgressBody,
     ReportBody,
+    RolloutIn,
+    RolloutOut,
     StrategyIn,
     StrategyOut,
     TaskCreated,
@@ -49,7 +64,10 @@ from cloudlet.ota.schemas import (
     TaskDeviceOut,
     TaskIn,
     TaskOut,
+    TimelineEvent,
     VersionBody,
+    WaveOut,
+    WindowIn,
 )
 from cloudlet.ota.service import Answer, CheckRequest, OtaContext, OtaProblem, parse_check
 
@@ -503,7 +521,7 @@ class _ProblemRoute(APIRoute):
         async def handler(request: Request) -> Response:
             try:
                 return await inner(request)
-            except OtaProblem as exc:
+            except (OtaProblem, rollout.RolloutProblem) as exc:
                 return JSONResponse({"detail": exc.detail}, exc.status)
 
         return handler
@@ -513,15 +531,86 @@ def _device_out(device: OtaDevice) -> DeviceOut:
     return DeviceOut.model_validate(device, from_attributes=True)
 
 
-def _task_out(task: OtaTask, states: list[str]) -> dict[str, Any]:
+def _task_out(task: OtaTask, states: list[str], staged: OtaRollout | None = None) -> dict[str, Any]:
     out = TaskOut.model_validate(
-        {**_columns(task), "counts": dict(Counter(states))}, from_attributes=False
+        {
+            **_columns(task),
+            "counts": dict(Counter(states)),
+            "rollout": staged.state if staged is not None else None,
+        },
+        from_attributes=False,
     )
     return out.model_dump()
 
 
 def _columns(row: Any) -> dict[str, Any]:
     return {c.key: getattr(row, c.key) for c in row.__table__.columns}
+
+
+# Lists page by a cursor: ``limit`` rows after the key ``after``; the header names the next
+# cursor while there are more (fleets of 100,000 devices).
+Limit = Annotated[int, Query(ge=1, le=1000)]
+After = Annotated[int | None, Query(ge=0, le=p.MAX_ID)]
+NEXT_HEADER = "X-Next-After"
+PAGE = 100
+
+
+async def _page(
+    session: AsyncSession, query: Any, key: Any, *, limit: int, after: int | None, answer: Response
+) -> list[Any]:
+    """One page of ``query`` ordered by ``key``; sets ``X-Next-After`` when more follow."""
+    if after is not None:
+        query = query.where(key > after)
+    rows = list(await session.scalars(query.order_by(key).limit(limit + 1)))
+    if len(rows) > limit:
+        rows = rows[:limit]
+        answer.headers[NEXT_HEADER] = str(getattr(rows[-1], key.key))
+    return rows
+
+
+def _window(staged: OtaRollout) -> WindowIn | None:
+    if staged.window_start is None or staged.window_end is None:
+        return None
+    return WindowIn(
+        start=f"{staged.window_start // 60:02d}:{staged.window_start % 60:02d}",
+        end=f"{staged.window_end // 60:02d}:{staged.window_end % 60:02d}",
+        zone=staged.window_zone,
+    )
+
+
+async def _rollout_out(session: AsyncSession, staged: OtaRollout, now: datetime) -> RolloutOut:
+    waves = rollout.figures(await rollout.assignments_of(session, staged.task_id), staged.waves)
+    return RolloutOut(
+        task_id=staged.task_id,
+        state=staged.state,
+        reason=staged.reason,
+        current_wave=staged.current_wave,
+        success_threshold=staged.success_threshold,
+        error_threshold=staged.error_threshold,
+        start_at=staged.start_at,
+        window=_window(staged),
+        max_concurrent_downloads=staged.max_downloads,
+        next_start=rollout.next_window_opening(staged, now),
+        waves=[WaveOut(**vars(w)) for w in waves],
+    )
+
+
+def _rollout_spec(body: RolloutIn | None) -> rollout.RolloutSpec | None:
+    if body is None:
+        return None
+    window = body.window
+    return rollout.RolloutSpec(
+        first_wave=body.first_wave,
+        wave_size=body.wave_size,
+        wave_percent=body.wave_percent,
+        success_threshold=body.success_threshold,
+        error_threshold=body.error_threshold,
+        start_at=body.start_at,
+        window_start=time.fromisoformat(window.start) if window else None,
+        window_end=time.fromisoformat(window.end) if window else None,
+        window_zone=window.zone if window else "UTC",
+        max_downloads=body.max_concurrent_downloads,
+    )
 
 
 def _management_router(services: Services) -> APIRouter:
@@ -542,8 +631,17 @@ def _management_router(services: Services) -> APIRouter:
         return ProductCreated(**_columns(product), key=key)
 
     @router.get("/products")
-    async def list_products(_admin: AdminDep, session: SessionDep) -> list[ProductOut]:
-        rows = await session.scalars(select(OtaProduct).order_by(OtaProduct.id))
+    async def list_products(
+        _admin: AdminDep,
+        session: SessionDep,
+        answer: Response,
+        limit: Limit = PAGE,
+        after: After = None,
+    ) -> list[ProductOut]:
+        """Products by id, ``limit`` a page after id ``after`` (next: ``X-Next-After``)."""
+        rows = await _page(
+            session, select(OtaProduct), OtaProduct.id, limit=limit, after=after, answer=answer
+        )
         return [ProductOut.model_validate(r, from_attributes=True) for r in rows]
 
     @router.get("/products/{product_id}")
@@ -578,13 +676,38 @@ def _management_router(services: Services) -> APIRouter:
 
     @router.get("/products/{product_id}/devices")
     async def list_devices(
-        product_id: RowId, _admin: AdminDep, session: SessionDep
+        product_id: RowId,
+        _admin: AdminDep,
+        session: SessionDep,
+        answer: Response,
+        limit: Limit = PAGE,
+        after: After = None,
     ) -> list[DeviceOut]:
+        """Devices by dev_id, ``limit`` a page after dev_id ``after``."""
         product = await service.get_product(session, product_id)
-        rows = await session.scalars(
-            select(OtaDevice).where(OtaDevice.product_id == product.id).order_by(OtaDevice.dev_id)
+        query = select(OtaDevice).where(OtaDevice.product_id == product.id)
+        rows = await _page(
+            session, query, OtaDevice.dev_id, limit=limit, after=after, answer=answer
         )
         return [_device_out(d) for d in rows]
+
+    @router.get("/products/{product_id}/devices/{dev_id}/timeline")
+    async def device_timeline(
+        product_id: RowId,
+        dev_id: DevId,
+        _admin: AdminDep,
+        session: SessionDep,
+        answer: Response,
+        limit: Limit = PAGE,
+        after: After = None,
+    ) -> list[TimelineEvent]:
+        """Everything that happened to the device, oldest first: checks whose answer
+        changed, tokens, downloads, progress, reports, version changes, task changes."""
+        product = await service.get_product(session, product_id)
+        device = await service.get_device(session, product=product, dev_id=dev_id)
+        query = select(OtaEvent).where(OtaEvent.device_id == device.id)
+        rows = await _page(session, query, OtaEvent.id, limit=limit, after=after, answer=answer)
+        return [TimelineEvent.model_validate(r, from_attributes=True) for r in rows]
 
     @router.get("/products/{product_id}/devices/{dev_id}")
     async def get_device(
@@ -670,13 +793,74 @@ def _management_router(services: Services) -> APIRouter:
 
     @router.get("/products/{product_id}/packages")
     async def list_packages(
-        product_id: RowId, _admin: AdminDep, session: SessionDep
+        product_id: RowId,
+        _admin: AdminDep,
+        session: SessionDep,
+        answer: Response,
+        limit: Limit = PAGE,
+        after: After = None,
     ) -> list[PackageOut]:
         product = await service.get_product(session, product_id)
-        rows = await session.scalars(
-            select(OtaPackage).where(OtaPackage.product_id == product.id).order_by(OtaPackage.id)
-        )
+        query = select(OtaPackage).where(OtaPackage.product_id == product.id)
+        rows = await _page(session, query, OtaPackage.id, limit=limit, after=after, answer=answer)
         return [PackageOut.model_validate(r, from_attributes=True) for r in rows]
+
+    async def _package(session: AsyncSession, product_id: int, package_id: int) -> OtaPackage:
+        package = await session.get(OtaPackage, package_id)
+        if package is None or package.product_id != product_id:
+            raise OtaProblem(404, "no such package")
+        return package
+
+    @router.get("/products/{product_id}/packages/{package_id}")
+    async def get_package(
+        product_id: RowId, package_id: RowId, _admin: AdminDep, session: SessionDep
+    ) -> PackageDetail:
+        """A package with MD5 and SHA-256, and the files it had before being replaced."""
+        package = await _package(session, product_id, package_id)
+        files = await session.scalars(
+            select(OtaPackageFile)
+            .where(OtaPackageFile.package_id == package.id)
+            .order_by(OtaPackageFile.id)
+        )
+        return PackageDetail(
+            **PackageOut.model_validate(package, from_attributes=True).model_dump(),
+            replaced_files=[PackageFileOut.model_validate(f, from_attributes=True) for f in files],
+        )
+
+    @router.delete("/products/{product_id}/packages/{package_id}", status_code=204)
+    async def delete_package(
+        product_id: RowId, package_id: RowId, _admin: AdminDep, session: SessionDep
+    ) -> None:
+        """Delete a package no unfinished task uses (409 otherwise)."""
+        package = await _package(session, product_id, package_id)
+        await service.delete_package(session, ctx=ctx, package=package)
+        await session.commit()
+
+    @router.post(
+        "/products/{product_id}/packages/{package_id}/replace",
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/octet-stream": {"schema": {"type": "string"}}},
+            }
+        },
+    )
+    async def replace_package(
+        product_id: RowId,
+        package_id: RowId,
+        request: Request,
+        _admin: AdminDep,
+        session: SessionDep,
+        filename: Annotated[str, Query(max_length=128)] = "",
+    ) -> PackageDetail:
+        """Replace a bad file of a full package (same version; the old file stays in its
+        history, tokens for it stop working). A new version is a new package instead."""
+        package = await _package(session, product_id, package_id)
+        await service.replace_package_file(
+            session, ctx=ctx, package=package, chunks=request.stream(), filename=filename
+        )
+        await session.commit()
+        return await get_package(product_id, package_id, _admin, session)
 
     @router.get("/products/{product_id}/packages/{package_id}/file")
     async def package_file(
@@ -706,22 +890,45 @@ def _management_router(services: Services) -> APIRouter:
             dev_ids=body.devices,
             versions=body.versions,
             initial_version=body.initial_version,
+            staged=_rollout_spec(body.rollout),
         )
         await session.commit()
         states = [p.State.PENDING.value] * len(added)
-        return TaskCreated(**_task_out(task, states), added=added, skipped=skipped)
+        staged = await _staged(session, task.id)
+        return TaskCreated(**_task_out(task, states, staged), added=added, skipped=skipped)
+
+    async def _staged(session: AsyncSession, task_id: int) -> OtaRollout | None:
+        found: OtaRollout | None = await session.scalar(
+            select(OtaRollout).where(OtaRollout.task_id == task_id)
+        )
+        return found
 
     @router.get("/products/{product_id}/tasks")
-    async def list_tasks(product_id: RowId, _admin: AdminDep, session: SessionDep) -> list[TaskOut]:
+    async def list_tasks(
+        product_id: RowId,
+        _admin: AdminDep,
+        session: SessionDep,
+        answer: Response,
+        limit: Limit = PAGE,
+        after: After = None,
+    ) -> list[TaskOut]:
         product = await service.get_product(session, product_id)
-        tasks = await session.scalars(
-            select(OtaTask).where(OtaTask.product_id == product.id).order_by(OtaTask.id)
-        )
-        out = []
-        for task in tasks:
-            states = [a.state for a, _ in await service.task_devices(session, task)]
-            out.append(TaskOut(**_task_out(task, states)))
-        return out
+        query = select(OtaTask).where(OtaTask.product_id == product.id)
+        tasks = await _page(session, query, OtaTask.id, limit=limit, after=after, answer=answer)
+        counts: dict[int, list[str]] = {task.id: [] for task in tasks}
+        for task_id, state, count in (
+            await session.execute(
+                select(OtaTaskDevice.task_id, OtaTaskDevice.state, func.count(OtaTaskDevice.id))
+                .where(OtaTaskDevice.task_id.in_(counts))
+                .group_by(OtaTaskDevice.task_id, OtaTaskDevice.state)
+            )
+        ).all():
+            counts[task_id].extend([state] * int(count))
+        staged = {
+            r.task_id: r
+            for r in await session.scalars(select(OtaRollout).where(OtaRollout.task_id.in_(counts)))
+        }
+        return [TaskOut(**_task_out(t, counts[t.id], staged.get(t.id))) for t in tasks]
 
     @router.get("/tasks/{task_id}")
     async def get_task(task_id: RowId, _admin: AdminDep, session: SessionDep) -> TaskDetail:
@@ -731,7 +938,47 @@ def _management_router(services: Services) -> APIRouter:
             TaskDeviceOut(dev_id=dev_id, **{k: getattr(a, k) for k in _ASSIGNMENT_FIELDS})
             for a, dev_id in rows
         ]
-        return TaskDetail(**_task_out(task, [a.state for a, _ in rows]), devices=devices)
+        staged = await _staged(session, task.id)
+        return TaskDetail(**_task_out(task, [a.state for a, _ in rows], staged), devices=devices)
+
+    @router.get("/tasks/{task_id}/rollout")
+    async def get_rollout(task_id: RowId, _admin: AdminDep, session: SessionDep) -> RolloutOut:
+        """The rollout's state, why, its thresholds and schedule, and each wave's figures."""
+        await service.get_task(session, task_id)
+        staged = await _staged(session, task_id)
+        if staged is None:
+            raise OtaProblem(404, "this task has no rollout")
+        return await _rollout_out(session, staged, ctx.clock.now())
+
+    def rollout_control(
+        change: Callable[..., None],
+    ) -> Callable[..., Coroutine[Any, Any, RolloutOut]]:
+        async def control(task_id: RowId, _admin: AdminDep, session: SessionDep) -> RolloutOut:
+            task = await service.get_task(session, task_id)
+            staged = await _staged(session, task_id)
+            if staged is None:
+                raise OtaProblem(404, "this task has no rollout")
+            if task.cancelled:
+                raise OtaProblem(409, "the task is cancelled")
+            now = ctx.clock.now()
+            change(staged, now=now)
+            await rollout.judge(session, rollout=staged, now=now)
+            await session.commit()
+            return await _rollout_out(session, staged, now)
+
+        return control
+
+    for action, change in (
+        ("start", rollout.start),
+        ("pause", rollout.pause),
+        ("resume", rollout.resume),
+    ):
+        router.add_api_route(
+            f"/tasks/{{task_id}}/rollout/{action}",
+            rollout_control(change),
+            methods=["POST"],
+            summary=f"{action.capitalize()} the task's rollout",
+        )
 
     @router.post("/tasks/{task_id}/cancel")
     async def cancel_task(task_id: RowId, _admin: AdminDep, session: SessionDep) -> CancelOut:
@@ -778,7 +1025,15 @@ def _management_router(services: Services) -> APIRouter:
     return router
 
 
-_ASSIGNMENT_FIELDS = ("state", "initial_version", "failures", "result", "progress", "updated_at")
+_ASSIGNMENT_FIELDS = (
+    "wave",
+    "state",
+    "initial_version",
+    "failures",
+    "result",
+    "progress",
+    "updated_at",
+)
 
 
 def _spec(body: TaskIn | StrategyIn) -> service.TaskSpec:

@@ -179,9 +179,13 @@ async def admits(
     """
     if assignment.state != p.State.PENDING.value:
         return True
-    if rollout.state != RolloutState.RUNNING.value:
-        return False
-    if assignment.wave is not None and assignment.wave > rollout.current_wave:
+    released = assignment.wave is None or assignment.wave <= rollout.current_wave
+    # Stopped by its error threshold, a rollout holds its later waves; the devices of the
+    # waves already released finish theirs ("stops after that wave").
+    if rollout.state == RolloutState.STOPPED.value:
+        if not released:
+            return False
+    elif rollout.state != RolloutState.RUNNING.value or not released:
         return False
     if rollout.start_at is not None and now < rollout.start_at:
         return False

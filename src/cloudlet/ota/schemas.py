@@ -126,9 +126,24 @@ class PackageOut(BaseModel):
     source_version: str
     size: int
     md5: str
+    sha256: str
     filename: str
     patch_format: str = Field(description='"" for full images, else the patch format')
     created_at: datetime
+
+
+class PackageFileOut(BaseModel):
+    """A file the package had before it was replaced."""
+
+    size: int
+    md5: str
+    sha256: str
+    filename: str
+    replaced_at: datetime
+
+
+class PackageDetail(PackageOut):
+    replaced_files: list[PackageFileOut]
 
 
 PatchFormat = Literal["bsdiff4", "detools-heatshrink"]
@@ -156,6 +171,72 @@ class GateFields(BaseModel):
     interval: int = Field(default=0, ge=0, le=INT32_MAX, description="seconds between retries")
 
 
+Clock = Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$", examples=["02:00"])]
+Percent = Annotated[int, Field(ge=1, le=100)]
+
+
+class WindowIn(BaseModel):
+    """A daily maintenance window: devices start only between ``start`` and ``end``
+    (``end`` before ``start`` wraps midnight) in ``zone`` (an IANA time zone)."""
+
+    model_config = ConfigDict(extra="forbid")
+    start: Clock
+    end: Clock
+    zone: str = Field(default="UTC", max_length=64)
+
+
+class RolloutIn(BaseModel):
+    """Give the task's devices the update in waves (dev_id order)."""
+
+    model_config = ConfigDict(extra="forbid")
+    first_wave: int = Field(ge=1, le=MAX_ID, description="devices in the first wave")
+    wave_size: int | None = Field(default=None, ge=1, le=MAX_ID, description="later waves")
+    wave_percent: Percent | None = Field(
+        default=None, description="later waves as a percentage of the task's devices"
+    )
+    success_threshold: Percent = Field(
+        default=100, description="% of a wave that must succeed before the next one starts"
+    )
+    error_threshold: Percent = Field(
+        default=10, description="% of a wave failing that stops the rollout"
+    )
+    start_at: datetime | None = Field(default=None, description="no device starts before")
+    window: WindowIn | None = None
+    max_concurrent_downloads: int | None = Field(default=None, ge=1, le=INT32_MAX)
+
+
+class WaveOut(BaseModel):
+    wave: int
+    size: int
+    succeeded: int
+    failed: int
+    counts: dict[str, int]
+
+
+class RolloutOut(BaseModel):
+    task_id: int
+    state: str = Field(description="ready, running, paused, stopped, cancelled or finished")
+    reason: str
+    current_wave: int
+    success_threshold: int
+    error_threshold: int
+    start_at: datetime | None
+    window: WindowIn | None
+    max_concurrent_downloads: int | None
+    next_start: datetime | None = Field(
+        description="when waiting devices will next be let in (start time or window)"
+    )
+    waves: list[WaveOut]
+
+
+class TimelineEvent(BaseModel):
+    id: int
+    at: datetime
+    kind: str = Field(description="check, token, download, progress, report, version or task")
+    task_id: int | None
+    detail: dict[str, object]
+
+
 class TaskIn(GateFields):
     type: TaskType = 1
     kind: PackageKind = 1
@@ -169,10 +250,14 @@ class TaskIn(GateFields):
     initial_version: str | None = Field(
         default=None, description="source version for devices that never reported one"
     )
+    rollout: RolloutIn | None = Field(
+        default=None, description="staged: waves, thresholds, schedule (else all at once)"
+    )
 
 
 class TaskDeviceOut(BaseModel):
     dev_id: int
+    wave: int | None
     state: str
     initial_version: str | None
     failures: int
@@ -197,6 +282,7 @@ class TaskOut(BaseModel):
     strategy_id: int | None
     created_at: datetime
     counts: dict[str, int]
+    rollout: str | None = Field(default=None, description="the rollout's state, if staged")
 
 
 class TaskCreated(TaskOut):

@@ -24,6 +24,7 @@ from cloudlet.ota.models import (
     OtaDownloadToken,
     OtaEvent,
     OtaPackage,
+    OtaPackageFile,
     OtaProduct,
     OtaRollout,
     OtaStrategy,
@@ -739,6 +740,7 @@ async def _apply_result(
                 device.id,
                 "version",
                 now,
+                task_id=task.id,
                 type=task.type,
                 before=before,
                 after=task.target_version,
@@ -992,6 +994,8 @@ async def _add_package(
         blob_id=blob[0],
         size=blob[1],
         md5=blob[2],
+        # Blobs are stored under their SHA-256.
+        sha256=blob[0],
         filename=download_filename(filename, fallback=f"{version}.bin"),
         patch_format=patch_format,
         created_at=ctx.clock.now(),
@@ -1002,6 +1006,96 @@ async def _add_package(
             await session.flush()
     except IntegrityError as exc:
         raise OtaProblem(409, "that package already exists") from exc
+    return package
+
+
+async def package_in_use(session: AsyncSession, package: OtaPackage) -> bool:
+    """Does an unfinished device of a live task still need this package?"""
+    query = (
+        select(func.count(OtaTaskDevice.id))
+        .join(OtaTask, OtaTask.id == OtaTaskDevice.task_id)
+        .where(
+            OtaTask.product_id == package.product_id,
+            OtaTask.cancelled.is_(False),
+            OtaTask.type == package.type,
+            OtaTask.kind == package.kind,
+            OtaTask.manuf == package.manuf,
+            OtaTask.model == package.model,
+            OtaTask.target_version == package.version,
+            OtaTaskDevice.state.in_([s.value for s in p.ACTIVE_STATES]),
+        )
+    )
+    if package.kind == p.DIFF:
+        query = query.where(OtaTaskDevice.initial_version == package.source_version)
+    return bool(await session.scalar(query))
+
+
+async def delete_package(session: AsyncSession, *, ctx: OtaContext, package: OtaPackage) -> None:
+    """Delete a package no unfinished task uses (409 otherwise); its file goes with it
+    unless another package (or an earlier file) shares it."""
+    if await package_in_use(session, package):
+        raise OtaProblem(409, "an unfinished task still uses this package: cancel it first")
+    blobs = {
+        package.blob_id,
+        *await session.scalars(
+            select(OtaPackageFile.blob_id).where(OtaPackageFile.package_id == package.id)
+        ),
+    }
+    await session.delete(package)
+    await session.flush()
+    for blob_id in blobs:
+        shared = await session.scalar(
+            select(func.count(OtaPackage.id)).where(OtaPackage.blob_id == blob_id)
+        )
+        kept = await session.scalar(
+            select(func.count(OtaPackageFile.id)).where(OtaPackageFile.blob_id == blob_id)
+        )
+        if not shared and not kept:
+            await ctx.blobs.delete(blob_id)
+
+
+async def replace_package_file(
+    session: AsyncSession,
+    *,
+    ctx: OtaContext,
+    package: OtaPackage,
+    chunks: AsyncIterable[bytes],
+    filename: str,
+) -> OtaPackage:
+    """A bad file of a full package replaced by a new one under the same version: the old
+    file is kept in the package's history (``ota_package_file``), and tokens for the old
+    file stop working, so a device mid-download starts again with the new size and MD5."""
+    if package.kind != p.FULL:
+        raise OtaProblem(422, "differential packages are rebuilt with packages/diff, not replaced")
+    try:
+        info = await ctx.blobs.put(chunks, max_size=ctx.settings.max_package_bytes)
+    except BlobTooLarge as exc:
+        raise OtaProblem(
+            413, f"package larger than {ctx.settings.max_package_bytes} bytes"
+        ) from exc
+    if info.blob_id == package.blob_id:
+        raise OtaProblem(409, "that is the package's current file")
+    now = ctx.clock.now()
+    session.add(
+        OtaPackageFile(
+            package_id=package.id,
+            blob_id=package.blob_id,
+            size=package.size,
+            md5=package.md5,
+            sha256=package.sha256 or package.blob_id,
+            filename=package.filename,
+            replaced_at=now,
+        )
+    )
+    package.blob_id, package.size, package.md5, package.sha256 = (
+        info.blob_id,
+        info.size,
+        info.md5,
+        info.blob_id,
+    )
+    if filename:
+        package.filename = download_filename(filename, fallback=f"{package.version}.bin")
+    await session.execute(delete(OtaDownloadToken).where(OtaDownloadToken.package_id == package.id))
     return package
 
 

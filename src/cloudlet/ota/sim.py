@@ -1,9 +1,11 @@
 """``cloudlet simulate ota``: devices that check, download with Range, verify and upgrade.
 
 With an admin token (or user/password) the simulator provisions a product, N devices at
-version 1.0, full images 1.0 and 2.0, the 1.0→2.0 differential package and a task; then
-each device runs OneNET's south flow: check → token check → ranged download → md5 check →
-report 101 → apply the bsdiff patch to its 1.0 image → report 201.
+version 1.0, full images 1.0 and 2.0, the 1.0→2.0 differential package and a task (staged
+in waves with ``--first-wave``); then each device runs OneNET's south flow: check → token
+check → ranged download → md5 check → report 101 → apply the bsdiff patch to its 1.0 image
+→ report 201. ``--fail-share`` makes that share of the devices (spread evenly) report an
+upgrade failure (206) instead of applying the patch.
 """
 
 from __future__ import annotations
@@ -28,8 +30,21 @@ MANUF, MODEL = "China Mobile", "M5310"
 SOURCE_VERSION, TARGET_VERSION = "1.0", "2.0"
 
 
+FAILED_UPGRADE = 206  # "upgrade failed" (OneNET's 202-206 upgrade failures)
+NO_TASK = 11
+
+
 class SimError(RuntimeError):
     """A device step answered something other than what the flow expects."""
+
+
+class NoTask(SimError):
+    """The check answered "no task" (errno 11): nothing for this device yet (a rollout
+    wave that has not started); a real device would poll again later."""
+
+
+class UpgradeFailed(SimError):
+    """A device told to fail reported the failure."""
 
 
 @dataclass
@@ -45,6 +60,8 @@ class SimDevice:
     task_type: int = 1
     manuf: str = MANUF
     model: str = MODEL
+    # Report an upgrade failure instead of applying the image.
+    fails: bool = False
     log: list[str] = field(default_factory=list)
 
     def authorization(self, now: float) -> dict[str, str]:
@@ -86,24 +103,23 @@ async def upgrade_once(
 ) -> bytes:
     """Run the whole south flow once; returns the new image (also stored on ``device``)."""
     auth = device.authorization(time.time())
-    check = _errno(
-        await client.post(
-            "/ota/south/check",
-            json={
-                "dev_id": device.dev_id,
-                "manuf": device.manuf,
-                "model": device.model,
-                "type": device.task_type,
-                "version": device.version,
-                "signals": 20,
-                "powers": 80,
-                "cdn": False,
-            },
-            headers=auth,
-        ),
-        "check",
+    answer = await client.post(
+        "/ota/south/check",
+        json={
+            "dev_id": device.dev_id,
+            "manuf": device.manuf,
+            "model": device.model,
+            "type": device.task_type,
+            "version": device.version,
+            "signals": 20,
+            "powers": 80,
+            "cdn": False,
+        },
+        headers=auth,
     )
-    data = check["data"]
+    if answer.status_code == 200 and answer.json().get("errno") == NO_TASK:
+        raise NoTask(f"device {device.dev_id}: no task")
+    data = _errno(answer, "check")["data"]
     token = data["token"]
     device.log.append(f"task to {data['target']} from {data['ipPort']}")
     _errno(
@@ -120,6 +136,10 @@ async def upgrade_once(
         await client.post(report, json={"result": 205}, headers=auth)
         raise SimError("md5 mismatch")
     _errno(await client.post(report, json={"result": 101}, headers=auth), "report 101")
+    if device.fails:
+        failed = {"result": FAILED_UPGRADE}
+        _errno(await client.post(report, json=failed, headers=auth), f"report {FAILED_UPGRADE}")
+        raise UpgradeFailed(f"device {device.dev_id}: reported {FAILED_UPGRADE}")
     image = delta.apply_patch(device.image, payload) if data["type"] == 2 else payload
     _errno(await client.post(report, json={"result": 201}, headers=auth), "report 201")
     device.image, device.version = image, data["target"]
@@ -168,8 +188,12 @@ async def provision(
     devices: int,
     image_size: int,
     on_device: Callable[[int], None] | None = None,
+    fail_share: float = 0.0,
+    rollout: dict[str, Any] | None = None,
 ) -> list[SimDevice]:
-    """Product, devices at 1.0, both images, the differential package and the task."""
+    """Product, devices at 1.0, both images, the differential package and the task (with
+    ``rollout``, staged and started). ``fail_share`` of the devices, spread evenly (with
+    0.1, the 10th, 20th, ...), will report a failed upgrade."""
 
     async def ok(response: httpx.Response) -> Any:
         if response.status_code >= 300:
@@ -225,11 +249,12 @@ async def provision(
                 name=made["name"],
                 image=v1,
                 version=SOURCE_VERSION,
+                fails=int((n + 1) * fail_share) > int(n * fail_share),
             )
         )
         if on_device is not None:
             on_device(1)
-    await ok(
+    task = await ok(
         await client.post(
             f"{base}/tasks",
             json={
@@ -241,10 +266,13 @@ async def provision(
                 "versions": [SOURCE_VERSION],
                 "retry": 2,
                 "interval": 0,
+                "rollout": rollout,
             },
             headers=admin,
         )
     )
+    if rollout is not None:
+        await ok(await client.post(f"/api/v1/ota/tasks/{task['id']}/rollout/start", headers=admin))
     return sims
 
 
@@ -264,6 +292,14 @@ async def _admin_headers(client: httpx.AsyncClient, args: argparse.Namespace) ->
 async def _main(args: argparse.Namespace) -> int:
     async with httpx.AsyncClient(base_url=args.url, timeout=60) as client:
         admin = await _admin_headers(client, args)
+        staged = None
+        if args.first_wave:
+            staged = {
+                "first_wave": args.first_wave,
+                "wave_size": args.wave_size or None,
+                "success_threshold": args.success_threshold,
+                "error_threshold": args.error_threshold,
+            }
         with progress("devices provisioned", args.devices) as advance:
             devices = await provision(
                 client,
@@ -271,6 +307,8 @@ async def _main(args: argparse.Namespace) -> int:
                 devices=args.devices,
                 image_size=args.image_size,
                 on_device=advance,
+                fail_share=args.fail_share,
+                rollout=staged,
             )
         expected = make_images(args.image_size)[1]
         started = time.perf_counter()
@@ -280,16 +318,21 @@ async def _main(args: argparse.Namespace) -> int:
             )
         elapsed = time.perf_counter() - started
     good = sum(1 for r in results if r == expected)
+    waiting = sum(1 for r in results if isinstance(r, NoTask))
+    told = sum(1 for r in results if isinstance(r, UpgradeFailed))
     for device, result in zip(devices, results, strict=True):
+        if isinstance(result, (NoTask, UpgradeFailed)):
+            continue
         if isinstance(result, BaseException):
             print(f"device {device.dev_id}: FAILED {result}")
         elif result != expected:
             print(f"device {device.dev_id}: image differs from {TARGET_VERSION}")
     print(
         f"{good}/{len(devices)} devices upgraded {SOURCE_VERSION}→{TARGET_VERSION} "
-        f"byte-identical in {elapsed:.2f}s"
+        f"byte-identical in {elapsed:.2f}s; {told} failed as told, {waiting} not given the "
+        "task (their rollout wave has not started)"
     )
-    return 0 if good == len(devices) else 1
+    return 0 if good + waiting + told == len(devices) else 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -302,6 +345,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--image-size", type=int, default=256 * 1024)
     parser.add_argument("--chunk", type=int, default=16 * 1024, help="bytes per Range request")
     parser.add_argument("--concurrency", type=int, default=20)
+    parser.add_argument(
+        "--fail-share",
+        type=float,
+        default=0.0,
+        help="share of devices (0-1, spread evenly) that report a failed upgrade",
+    )
+    parser.add_argument(
+        "--first-wave", type=int, default=0, help="stage the task: devices in the first wave"
+    )
+    parser.add_argument("--wave-size", type=int, default=0, help="devices in each later wave")
+    parser.add_argument("--success-threshold", type=int, default=100, help="percent")
+    parser.add_argument("--error-threshold", type=int, default=10, help="percent")
     return parser
 
 

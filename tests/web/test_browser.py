@@ -172,8 +172,9 @@ def _fixture_body(name: str) -> Any:
     return copy.deepcopy(load_fixture(name)["request"]["json"])
 
 
-async def seed(server: Server) -> None:
-    """Data for every page, through each family's own API as devices and admins would."""
+async def seed(server: Server) -> int:
+    """Data for every page, through each family's own API as devices and admins would;
+    answers the dev_id of the OTA device that started downloading."""
     admin = management_token(server)
     async with httpx.AsyncClient(base_url=server.url, timeout=10) as http:
         # Scale: a Torre scale weighing one member over a week, a V2 scale with a profile.
@@ -237,10 +238,15 @@ async def seed(server: Server) -> None:
                 "type": 1,
                 "target_version": "2.0",
                 "devices": [d["dev_id"] for d in devices],
+                "rollout": {"first_wave": 1, "wave_size": 2, "error_threshold": 50},
             },
             headers=admin,
         )
         assert task.status_code == 201, task.text
+        started = await http.post(
+            f"/api/v1/ota/tasks/{task.json()['id']}/rollout/start", headers=admin
+        )
+        assert started.json()["state"] == "running", started.text
         first = devices[0]
         auth = {
             "Authorization": make_token(
@@ -276,6 +282,8 @@ async def seed(server: Server) -> None:
         ):
             answer = await http.post(path, json=body, headers=box)
             assert answer.json()["code"] == 0, (path, answer.text)
+    dev_id: int = first["dev_id"]
+    return dev_id
 
 
 def artifacts_dir() -> Path:
@@ -307,7 +315,7 @@ async def test_dashboard_in_chromium(
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    await seed(server)
+    first_dev_id = await seed(server)
     folder = artifacts_dir()
     with capsys.disabled():
         print(f"\ndashboard screenshots: {folder}")
@@ -407,6 +415,14 @@ async def test_dashboard_in_chromium(
         driver.get(f"{server.url}/console/ota")
         counts = driver.find_element(By.CSS_SELECTOR, "#ota-tasks td.counts").text
         assert "to be upgraded 2 · downloading 1" in counts
+        staged = driver.find_element(By.CSS_SELECTOR, "section.rollout")
+        assert "running" in staged.text and "wave 1 of 2" in staged.text
+        driver.find_element(By.CSS_SELECTOR, "section.rollout button.stop").click()  # Pause
+        wait.until(lambda d: "paused" in d.find_element(By.ID, "flash").text)
+        assert driver.find_element(By.CSS_SELECTOR, "section.rollout button[id^=resume]")
+        driver.find_element(By.LINK_TEXT, str(first_dev_id)).click()
+        timeline = wait.until(lambda d: d.find_element(By.ID, "device-timeline")).text
+        assert "token" in timeline and "download" in timeline
         driver.get(f"{server.url}/console/gateway")
         assert "0017880100000001" in main_text() and "leader" in main_text()
 

@@ -365,3 +365,38 @@ async def test_overview_shows_figures_and_recent_events(make_client: ClientFacto
     assert "0 task(s) under way, 0 device(s)" in page
     assert "on channel" in page and "joiner(s)" in page
     assert "member 9216776f… weighed 69.30 kg on CFE8050813BA" in page
+
+
+async def test_ota_rollout_view_controls_and_device_page(make_client: ClientFactory) -> None:
+    from tests.ota.conftest import Fleet
+
+    client = await make_client("ota")
+    admin = await console_login(client)
+    r = await client.post("/api/v1/ota/products", json={"name": "meters"}, headers=admin)
+    fleet = Fleet(client, admin, r.json()["id"], r.json()["key"], {})
+    devices = [await fleet.add_device(f"m{i}", fota_version="1.0") for i in range(3)]
+    await fleet.upload("2.0", b"B" * 1200)
+    task = await fleet.task(
+        type=1, target_version="2.0", devices=devices, rollout={"first_wave": 1}
+    )
+    page = text_of((await client.get("/console/ota")).text)
+    assert "Task #1 → 2.0 ready" in page and "wave 1 of 2" in page
+    started = await client.post(f"/console/ota/tasks/{task['id']}/rollout/start")
+    page = text_of((await client.get(started.headers["location"])).text)
+    assert f"Rollout of task #{task['id']} started." in page and "running" in page
+    refused = await client.post(f"/console/ota/tasks/{task['id']}/rollout/start")
+    assert "a running rollout cannot be started" in text_of(
+        (await client.get(refused.headers["location"])).text
+    )
+    assert (await client.post("/console/ota/tasks/99/rollout/start")).status_code == 404
+    assert (await fleet.check(devices[0]))["errno"] == 0
+    assert (await fleet.check(devices[1]))["errno"] == 11  # wave 2 waits
+
+    device = await client.get("/console/ota/device", params={"dev_id": str(devices[0])})
+    assert device.headers["location"] == f"/console/ota/devices/{devices[0]}"
+    shown = text_of((await client.get(device.headers["location"])).text)
+    assert "answered errno 0" in shown and "token" in shown and "wave" in shown
+    bad = await client.get("/console/ota/device", params={"dev_id": "abc"})
+    beside = (await client.get(bad.headers["location"])).text.split('id="dev_id-error"')[1]
+    assert "A device id is a number." in beside
+    assert (await client.get("/console/ota/devices/42")).status_code == 404

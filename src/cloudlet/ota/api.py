@@ -36,6 +36,7 @@ from cloudlet.ota.models import (
     OtaTask,
     OtaTaskDevice,
 )
+from cloudlet.ota.problem import OtaProblem
 from cloudlet.ota.ranges import Unsatisfiable, nginx_reads_alike, parse_range
 from cloudlet.ota.schemas import (
     CancelOut,
@@ -69,9 +70,16 @@ from cloudlet.ota.schemas import (
     WaveOut,
     WindowIn,
 )
-from cloudlet.ota.service import Answer, CheckRequest, OtaContext, OtaProblem, parse_check
+from cloudlet.ota.service import Answer, CheckRequest, OtaContext, parse_check
 
 PREFIX = "/ota"
+# A package's bytes as the raw request body, as OpenAPI describes it.
+RAW_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/octet-stream": {"schema": {"type": "string"}}},
+    }
+}
 RowId = Annotated[int, Path(ge=1, le=p.INT32_MAX)]
 DevId = Annotated[int, Path(ge=0, le=p.MAX_ID)]
 log = logging.getLogger("cloudlet.ota")
@@ -521,7 +529,7 @@ class _ProblemRoute(APIRoute):
         async def handler(request: Request) -> Response:
             try:
                 return await inner(request)
-            except (OtaProblem, rollout.RolloutProblem) as exc:
+            except OtaProblem as exc:
                 return JSONResponse({"detail": exc.detail}, exc.status)
 
         return handler
@@ -736,12 +744,7 @@ def _management_router(services: Services) -> APIRouter:
     @router.post(
         "/products/{product_id}/packages",
         status_code=201,
-        openapi_extra={
-            "requestBody": {
-                "required": True,
-                "content": {"application/octet-stream": {"schema": {"type": "string"}}},
-            }
-        },
+        openapi_extra=RAW_BODY,
     )
     async def upload_package(
         product_id: RowId,
@@ -838,12 +841,7 @@ def _management_router(services: Services) -> APIRouter:
 
     @router.post(
         "/products/{product_id}/packages/{package_id}/replace",
-        openapi_extra={
-            "requestBody": {
-                "required": True,
-                "content": {"application/octet-stream": {"schema": {"type": "string"}}},
-            }
-        },
+        openapi_extra=RAW_BODY,
     )
     async def replace_package(
         product_id: RowId,

@@ -25,6 +25,7 @@ from cloudlet.integrations.discovery import (
 )
 from cloudlet.ota import service as ota_service
 from cloudlet.ota.models import OtaDevice, OtaPackage, OtaProduct, OtaTask, OtaTaskDevice
+from cloudlet.ota.problem import OtaProblem
 
 log = logging.getLogger("cloudlet.homeassistant")
 
@@ -193,7 +194,7 @@ class OtaEntities:
                     spec=spec,
                     dev_ids=[dev_id],
                 )
-            except ota_service.OtaProblem as exc:
+            except OtaProblem as exc:
                 log.info("install for OTA device %d refused: %s", dev_id, exc)
                 return None
             if not added:

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cloudlet.ota import protocol as p
 from cloudlet.ota.models import OtaDownloadToken, OtaRollout, OtaTaskDevice
+from cloudlet.ota.problem import OtaProblem
 
 MAX_WAVES = 1000
 
@@ -33,15 +34,6 @@ class RolloutState(StrEnum):
     STOPPED = "stopped"  # by itself: the error threshold
     CANCELLED = "cancelled"
     FINISHED = "finished"
-
-
-class RolloutProblem(Exception):
-    """A rollout request that cannot be done; ``status`` is the HTTP status to answer."""
-
-    def __init__(self, status: int, detail: str) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.detail = detail
 
 
 @dataclass(frozen=True)
@@ -65,7 +57,7 @@ def wave_sizes(total: int, spec: RolloutSpec) -> list[int]:
     """The size of each wave: ``first_wave`` devices, then ``wave_size`` (or
     ``wave_percent`` % of ``total``, at least one) until every device has a wave."""
     if spec.first_wave < 1:
-        raise RolloutProblem(422, "first_wave must be at least 1")
+        raise OtaProblem(422, "first_wave must be at least 1")
     later = spec.wave_size
     if later is None and spec.wave_percent is not None:
         later = max(1, math.ceil(total * spec.wave_percent / 100))
@@ -74,7 +66,7 @@ def wave_sizes(total: int, spec: RolloutSpec) -> list[int]:
     while sum(sizes) < total:
         sizes.append(min(later, total - sum(sizes)))
     if len(sizes) > MAX_WAVES:
-        raise RolloutProblem(422, f"more than {MAX_WAVES} waves")
+        raise OtaProblem(422, f"more than {MAX_WAVES} waves")
     return sizes
 
 
@@ -82,7 +74,7 @@ def _zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise RolloutProblem(422, f"unknown time zone {name!r}") from exc
+        raise OtaProblem(422, f"unknown time zone {name!r}") from exc
 
 
 def new_rollout(spec: RolloutSpec, *, task_id: int, waves: int, now: datetime) -> OtaRollout:
@@ -91,9 +83,9 @@ def new_rollout(spec: RolloutSpec, *, task_id: int, waves: int, now: datetime) -
         ("error_threshold", spec.error_threshold),
     ):
         if not 1 <= value <= 100:
-            raise RolloutProblem(422, f"{name} must be a percentage from 1 to 100")
+            raise OtaProblem(422, f"{name} must be a percentage from 1 to 100")
     if (spec.window_start is None) != (spec.window_end is None):
-        raise RolloutProblem(422, "give both ends of the maintenance window, or neither")
+        raise OtaProblem(422, "give both ends of the maintenance window, or neither")
     _zone(spec.window_zone)
     return OtaRollout(
         task_id=task_id,
@@ -283,13 +275,13 @@ async def judge(session: AsyncSession, *, rollout: OtaRollout, now: datetime) ->
 
 def start(rollout: OtaRollout, *, now: datetime) -> None:
     if rollout.state != RolloutState.READY.value:
-        raise RolloutProblem(409, f"a {rollout.state} rollout cannot be started")
+        raise OtaProblem(409, f"a {rollout.state} rollout cannot be started")
     rollout.state, rollout.reason, rollout.updated_at = RolloutState.RUNNING.value, "", now
 
 
 def pause(rollout: OtaRollout, *, now: datetime) -> None:
     if rollout.state != RolloutState.RUNNING.value:
-        raise RolloutProblem(409, f"a {rollout.state} rollout cannot be paused")
+        raise OtaProblem(409, f"a {rollout.state} rollout cannot be paused")
     rollout.state, rollout.reason, rollout.updated_at = (
         RolloutState.PAUSED.value,
         "paused by the owner",
@@ -304,7 +296,7 @@ def resume(rollout: OtaRollout, *, now: datetime) -> None:
         if rollout.current_wave < rollout.waves:
             rollout.current_wave += 1
     elif rollout.state != RolloutState.PAUSED.value:
-        raise RolloutProblem(409, f"a {rollout.state} rollout cannot be resumed")
+        raise OtaProblem(409, f"a {rollout.state} rollout cannot be resumed")
     rollout.state, rollout.reason, rollout.updated_at = RolloutState.RUNNING.value, "", now
 
 

@@ -31,6 +31,7 @@ from cloudlet.ota.models import (
     OtaTask,
     OtaTaskDevice,
 )
+from cloudlet.ota.problem import OtaProblem
 
 FIRST_DEV_ID = 100000
 # A check answers the device's live token unless it expires sooner than this; then a new one.
@@ -62,15 +63,6 @@ class Answer:
         if self.data is not None:
             out["data"] = self.data
         return out
-
-
-class OtaProblem(Exception):
-    """A management-API refusal: HTTP status and a message."""
-
-    def __init__(self, status: int, detail: str) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.detail = detail
 
 
 @dataclass(frozen=True)
@@ -282,6 +274,41 @@ async def _check(
         return Answer(p.VERSION_MISMATCH), task.id
     token = await _live_token(session, ctx=ctx, assignment=assignment, package=package)
     return Answer(p.OK, _task_data(ctx, task, package, token, cdn=request.cdn)), task.id
+
+
+def _join(
+    session: AsyncSession,
+    task: OtaTask,
+    device: OtaDevice,
+    *,
+    initial_version: str | None,
+    now: datetime,
+    wave: int | None = None,
+    **detail: Any,
+) -> OtaTaskDevice:
+    """A device joins a task, to be upgraded (and its timeline says so)."""
+    assignment = OtaTaskDevice(
+        task_id=task.id,
+        device_id=device.id,
+        state=p.State.PENDING.value,
+        initial_version=initial_version,
+        failures=0,
+        wave=wave,
+        updated_at=now,
+    )
+    session.add(assignment)
+    add_event(
+        session,
+        device.id,
+        "task",
+        now,
+        task_id=task.id,
+        state=p.State.PENDING.value,
+        target=task.target_version,
+        wave=wave,
+        **detail,
+    )
+    return assignment
 
 
 def add_event(
@@ -530,23 +557,12 @@ async def _auto_add(
         if already is not None:
             # Joined once already (and finished): a strategy never loops a device.
             continue
-        assignment = OtaTaskDevice(
-            task_id=task.id,
-            device_id=device.id,
-            state=p.State.PENDING.value,
-            initial_version=request.version,
-            failures=0,
-            updated_at=now,
-        )
-        session.add(assignment)
-        add_event(
+        assignment = _join(
             session,
-            device.id,
-            "task",
-            now,
-            task_id=task.id,
-            state="pending",
-            target=task.target_version,
+            task,
+            device,
+            initial_version=request.version,
+            now=now,
             strategy_id=strategy.id,
         )
         await session.flush()
@@ -1199,27 +1215,7 @@ async def create_task(
         session.add(rollout.new_rollout(staged, task_id=task.id, waves=len(sizes), now=now))
     for device, wave in zip(joining, waves, strict=True):
         current = device.fota_version if spec.task_type == p.FOTA else device.sota_version
-        session.add(
-            OtaTaskDevice(
-                task_id=task.id,
-                device_id=device.id,
-                state=p.State.PENDING.value,
-                initial_version=initial_version or current,
-                failures=0,
-                wave=wave,
-                updated_at=now,
-            )
-        )
-        add_event(
-            session,
-            device.id,
-            "task",
-            now,
-            task_id=task.id,
-            state="pending",
-            target=spec.target_version,
-            wave=wave,
-        )
+        _join(session, task, device, initial_version=initial_version or current, now=now, wave=wave)
     await session.flush()
     return task, [d.dev_id for d in joining], skipped
 

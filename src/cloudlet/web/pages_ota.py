@@ -24,6 +24,7 @@ from cloudlet.ota.models import (
     OtaTask,
     OtaTaskDevice,
 )
+from cloudlet.ota.problem import OtaProblem
 from cloudlet.ota.protocol import INT32_MAX, MAX_ID
 from cloudlet.web.console import ConsoleUser
 from cloudlet.web.pages import Flash, redirect_with, render, require_family
@@ -213,7 +214,7 @@ async def control_rollout(
     now = services.clock.now()
     try:
         change(staged, now=now)
-    except rollout.RolloutProblem as exc:
+    except OtaProblem as exc:
         return redirect_with(f"/console/ota#rollout-{task_id}", Flash(exc.detail, error=True))
     await rollout.judge(session, rollout=staged, now=now)
     await session.commit()

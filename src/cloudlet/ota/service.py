@@ -146,9 +146,11 @@ _DEVICE_AND_PRODUCT_KEY = (
     .join(OtaProduct, OtaProduct.id == OtaDevice.product_id)
     .where(OtaDevice.dev_id == bindparam("dev_id"))
 )
+# With the task's rollout, if it has one: a staged task costs no extra trip.
 _ACTIVE_ASSIGNMENT = (
-    select(OtaTaskDevice, OtaTask)
+    select(OtaTaskDevice, OtaTask, OtaRollout)
     .join(OtaTask, OtaTask.id == OtaTaskDevice.task_id)
+    .outerjoin(OtaRollout, OtaRollout.task_id == OtaTask.id)
     .where(
         OtaTaskDevice.device_id == bindparam("device_id"),
         OtaTaskDevice.state.in_([s.value for s in p.ACTIVE_STATES]),
@@ -242,15 +244,15 @@ async def _check(
     request: CheckRequest,
     now: datetime,
 ) -> tuple[Answer, int | None]:
-    found = await _active_assignment(session, device_id=device.id, task_type=request.type)
+    found = await _active(session, device_id=device.id, task_type=request.type)
     if found is None:
-        found = await _auto_add(session, ctx=ctx, device=device, request=request)
-        if found is None:
+        added = await _auto_add(session, ctx=ctx, device=device, request=request)
+        if added is None:
             return Answer(p.NO_TASK), None
+        found = (*added, None)  # strategies' tasks are not staged
     # After a failure report the task stays visible: retry and interval are the device's to
     # apply (OneNET answers the task again), so no server-side wait here.
-    assignment, task = found
-    staged = await session.scalar(_TASK_ROLLOUT, {"task_id": task.id})
+    assignment, task, staged = found
     if staged is not None and not await rollout.admits(
         session, rollout=staged, assignment=assignment, now=now
     ):
@@ -421,12 +423,20 @@ def _task_data(
     }
 
 
+async def _active(
+    session: AsyncSession, *, device_id: int, task_type: int
+) -> tuple[OtaTaskDevice, OtaTask, OtaRollout | None] | None:
+    """The device's unfinished task of that type, with the task's rollout if staged."""
+    params = {"device_id": device_id, "task_type": task_type}
+    row = (await session.execute(_ACTIVE_ASSIGNMENT, params)).first()
+    return (row[0], row[1], row[2]) if row is not None else None
+
+
 async def _active_assignment(
     session: AsyncSession, *, device_id: int, task_type: int
 ) -> tuple[OtaTaskDevice, OtaTask] | None:
-    params = {"device_id": device_id, "task_type": task_type}
-    row = (await session.execute(_ACTIVE_ASSIGNMENT, params)).first()
-    return (row[0], row[1]) if row is not None else None
+    found = await _active(session, device_id=device_id, task_type=task_type)
+    return (found[0], found[1]) if found is not None else None
 
 
 async def _package_for(

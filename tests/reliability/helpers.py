@@ -8,18 +8,25 @@ from typing import Any
 from fastapi import FastAPI
 
 
-def _walk(routes: list[Any]) -> Iterator[tuple[str, str]]:
+def _walk(routes: list[Any], prefix: str = "") -> Iterator[tuple[str, str]]:
+    """``prefix`` is what the routers above add: FastAPI >= 0.16x keeps included routers
+    nested, and a router's own routes carry its prefix while its nested routers' do not
+    (the console's pages are ``/ota/...`` inside the ``/console`` router)."""
     for route in routes:
-        inner = getattr(route, "original_router", None)  # FastAPI >= 0.16x keeps routers nested
+        inner = getattr(route, "original_router", None)
         if inner is not None:
-            yield from _walk(list(inner.routes))
+            for nested in inner.routes:
+                if getattr(nested, "original_router", None) is not None:
+                    yield from _walk([nested], prefix + inner.prefix)
+                else:
+                    yield from _walk([nested], prefix)
             continue
         path = getattr(route, "path", None)
         methods = getattr(route, "methods", None) or set()
         if path is None:
             continue
         for method in sorted(methods - {"HEAD", "OPTIONS"}):
-            yield method, path
+            yield method, prefix + path
 
 
 def app_routes(app: FastAPI) -> list[tuple[str, str]]:

@@ -587,7 +587,7 @@ def _window(staged: OtaRollout) -> WindowIn | None:
 
 
 async def _rollout_out(session: AsyncSession, staged: OtaRollout, now: datetime) -> RolloutOut:
-    waves = rollout.figures(await rollout.assignments_of(session, staged.task_id), staged.waves)
+    waves = await rollout.wave_figures(session, staged.task_id, staged.waves)
     return RolloutOut(
         task_id=staged.task_id,
         state=staged.state,

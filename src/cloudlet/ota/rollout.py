@@ -11,13 +11,12 @@ one of its devices reports.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cloudlet.ota import protocol as p
@@ -206,38 +205,61 @@ class WaveFigures:
     counts: dict[str, int]
 
 
-def failed_device(assignment: OtaTaskDevice) -> bool:
-    """A device counts as failed for the error threshold once it has reported a failure and
-    not (yet) succeeded, or when its task ended as failed for it."""
-    return assignment.state == p.State.FAILED.value or (
-        assignment.failures > 0 and assignment.state != p.State.SUCCESS.value
-    )
-
-
-def figures(assignments: Sequence[OtaTaskDevice], waves: int) -> list[WaveFigures]:
-    """Each wave's size, successes, failures and devices by state."""
-    out = []
-    for wave in range(1, waves + 1):
-        members = [a for a in assignments if a.wave == wave]
-        counts: dict[str, int] = {}
-        for a in members:
-            counts[a.state] = counts.get(a.state, 0) + 1
-        out.append(
-            WaveFigures(
-                wave=wave,
-                size=len(members),
-                succeeded=sum(1 for a in members if a.state == p.State.SUCCESS.value),
-                failed=sum(1 for a in members if failed_device(a)),
-                counts=counts,
-            )
+async def wave_figures(session: AsyncSession, task_id: int, waves: int) -> list[WaveFigures]:
+    """Each wave's size, successes, failures (a device that reported a failure and has not
+    succeeded since, or whose task ended failed) and devices by state, grouped by the
+    database."""
+    rows = await session.execute(
+        select(
+            OtaTaskDevice.wave,
+            OtaTaskDevice.state,
+            OtaTaskDevice.failures > 0,
+            func.count(OtaTaskDevice.id),
         )
-    return out
-
-
-async def assignments_of(session: AsyncSession, task_id: int) -> list[OtaTaskDevice]:
-    return list(
-        await session.scalars(select(OtaTaskDevice).where(OtaTaskDevice.task_id == task_id))
+        .where(OtaTaskDevice.task_id == task_id)
+        .group_by(OtaTaskDevice.wave, OtaTaskDevice.state, OtaTaskDevice.failures > 0)
     )
+    counts: dict[int, dict[str, int]] = {wave: {} for wave in range(1, waves + 1)}
+    failed = dict.fromkeys(counts, 0)
+    for wave, state, has_failed, count in rows.all():
+        if wave not in counts:
+            continue
+        counts[wave][state] = counts[wave].get(state, 0) + int(count)
+        success = state == p.State.SUCCESS.value
+        if state == p.State.FAILED.value or (has_failed and not success):
+            failed[wave] += int(count)
+    return [
+        WaveFigures(
+            wave=wave,
+            size=sum(by_state.values()),
+            succeeded=by_state.get(p.State.SUCCESS.value, 0),
+            failed=failed[wave],
+            counts=by_state,
+        )
+        for wave, by_state in counts.items()
+    ]
+
+
+_ACTIVE = [s.value for s in p.ACTIVE_STATES]
+
+
+async def _wave_counts(session: AsyncSession, task_id: int, wave: int) -> tuple[int, int, int]:
+    """(size, succeeded, failed) of one wave, counted by the database (a wave of a
+    100,000-device task is not loaded row by row at each report)."""
+    succeeded = OtaTaskDevice.state == p.State.SUCCESS.value
+    failed = (OtaTaskDevice.state == p.State.FAILED.value) | (
+        (OtaTaskDevice.failures > 0) & ~succeeded
+    )
+    row = (
+        await session.execute(
+            select(
+                func.count(OtaTaskDevice.id),
+                func.count(case((succeeded, 1))),
+                func.count(case((failed, 1))),
+            ).where(OtaTaskDevice.task_id == task_id, OtaTaskDevice.wave == wave)
+        )
+    ).one()
+    return int(row[0]), int(row[1]), int(row[2])
 
 
 async def judge(session: AsyncSession, *, rollout: OtaRollout, now: datetime) -> None:
@@ -245,27 +267,26 @@ async def judge(session: AsyncSession, *, rollout: OtaRollout, now: datetime) ->
     wave on the success threshold, finish when the last wave is done."""
     if rollout.state != RolloutState.RUNNING.value:
         return
-    waves = figures(await assignments_of(session, rollout.task_id), rollout.waves)
-    current = waves[rollout.current_wave - 1]
-    if current.size and current.failed * 100 >= rollout.error_threshold * current.size:
+    wave = rollout.current_wave
+    size, succeeded, failed = await _wave_counts(session, rollout.task_id, wave)
+    if size and failed * 100 >= rollout.error_threshold * size:
         rollout.state = RolloutState.STOPPED.value
         rollout.reason = (
-            f"wave {current.wave}: {current.failed} of {current.size} devices failed, "
+            f"wave {wave}: {failed} of {size} devices failed, "
             f"at least the error threshold of {rollout.error_threshold} %"
         )
         rollout.updated_at = now
         return
-    if current.succeeded * 100 < rollout.success_threshold * current.size:
+    if succeeded * 100 < rollout.success_threshold * size:
         return
-    if rollout.current_wave < rollout.waves:
+    if wave < rollout.waves:
         rollout.current_wave += 1
         rollout.updated_at = now
         return
-    unfinished = sum(
-        count
-        for wave in waves
-        for state, count in wave.counts.items()
-        if state in {s.value for s in p.ACTIVE_STATES}
+    unfinished = await session.scalar(
+        select(func.count(OtaTaskDevice.id)).where(
+            OtaTaskDevice.task_id == rollout.task_id, OtaTaskDevice.state.in_(_ACTIVE)
+        )
     )
     if not unfinished:
         rollout.state = RolloutState.FINISHED.value

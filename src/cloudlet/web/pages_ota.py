@@ -182,12 +182,11 @@ async def _rollout_views(
     )
     views = []
     for staged in rows:
-        assignments = await rollout.assignments_of(session, staged.task_id)
         views.append(
             RolloutView(
                 staged,
                 by_task[staged.task_id],
-                rollout.figures(assignments, staged.waves),
+                await rollout.wave_figures(session, staged.task_id, staged.waves),
                 rollout.next_window_opening(staged, now),
             )
         )

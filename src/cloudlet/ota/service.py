@@ -621,17 +621,19 @@ class Download:
     expired: bool
 
 
+# Every ranged request resolves its token: built once, like the check's statements.
+_RESOLVE_TOKEN = (
+    select(OtaDownloadToken, OtaTaskDevice, OtaTask, OtaPackage, OtaDevice)
+    .join(OtaTaskDevice, OtaTaskDevice.id == OtaDownloadToken.task_device_id)
+    .join(OtaTask, OtaTask.id == OtaTaskDevice.task_id)
+    .join(OtaPackage, OtaPackage.id == OtaDownloadToken.package_id)
+    .join(OtaDevice, OtaDevice.id == OtaTaskDevice.device_id)
+    .where(OtaDownloadToken.digest == bindparam("digest"))
+)
+
+
 async def resolve_token(session: AsyncSession, *, ctx: OtaContext, token: str) -> Download | None:
-    row = (
-        await session.execute(
-            select(OtaDownloadToken, OtaTaskDevice, OtaTask, OtaPackage, OtaDevice)
-            .join(OtaTaskDevice, OtaTaskDevice.id == OtaDownloadToken.task_device_id)
-            .join(OtaTask, OtaTask.id == OtaTaskDevice.task_id)
-            .join(OtaPackage, OtaPackage.id == OtaDownloadToken.package_id)
-            .join(OtaDevice, OtaDevice.id == OtaTaskDevice.device_id)
-            .where(OtaDownloadToken.digest == token_digest(token))
-        )
-    ).first()
+    row = (await session.execute(_RESOLVE_TOKEN, {"digest": token_digest(token)})).first()
     if row is None:
         return None
     record, assignment, task, package, device = row

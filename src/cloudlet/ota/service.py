@@ -313,6 +313,33 @@ def _join(
     return assignment
 
 
+def set_version(
+    session: AsyncSession,
+    device: OtaDevice,
+    task_type: int,
+    version: str,
+    *,
+    now: datetime,
+    task_id: int | None = None,
+) -> None:
+    """Record the device's FOTA or SOTA version; a change is a line of its timeline (a
+    version that did not change writes nothing)."""
+    field = "fota_version" if task_type == p.FOTA else "sota_version"
+    before = getattr(device, field)
+    if before != version:
+        setattr(device, field, version)
+        add_event(
+            session,
+            device.id,
+            "version",
+            now,
+            task_id=task_id,
+            type=task_type,
+            before=before,
+            after=version,
+        )
+
+
 def add_event(
     session: AsyncSession,
     device_id: int,
@@ -366,19 +393,7 @@ def _record_check(
     signals/powers keeps the last known values; ``last_check_at`` has minute resolution so
     that a poll that changes nothing writes nothing.
     """
-    field = "fota_version" if request.type == p.FOTA else "sota_version"
-    before = getattr(device, field)
-    if before != request.version:
-        setattr(device, field, request.version)
-        add_event(
-            session,
-            device.id,
-            "version",
-            now,
-            type=request.type,
-            before=before,
-            after=request.version,
-        )
+    set_version(session, device, request.type, request.version, now=now)
     if request.signals is not None and device.last_signal != request.signals:
         device.last_signal = request.signals
     if request.powers is not None and device.last_power != request.powers:
@@ -594,13 +609,7 @@ async def report_version(
         return Answer(p.VERSION_FORMAT)
     now = ctx.clock.now()
     for task_type, version in versions.items():
-        field = "fota_version" if task_type == p.FOTA else "sota_version"
-        before = getattr(device, field)
-        if before != version:
-            setattr(device, field, version)
-            add_event(
-                session, device.id, "version", now, type=task_type, before=before, after=version
-            )
+        set_version(session, device, task_type, version, now=now)
         found = await _active_assignment(session, device_id=device.id, task_type=task_type)
         if found is not None and found[1].target_version == version:
             await _settle(session, found[0], p.State.SUCCESS, result=p.UPGRADED, now=now)
@@ -759,20 +768,7 @@ async def _apply_result(
             return Answer(p.INVALID_OPERATION)
         _record_failure(assignment, result=result, now=now)
     elif result == p.UPGRADED:
-        field = "fota_version" if task.type == p.FOTA else "sota_version"
-        before = getattr(device, field)
-        if before != task.target_version:
-            setattr(device, field, task.target_version)
-            add_event(
-                session,
-                device.id,
-                "version",
-                now,
-                task_id=task.id,
-                type=task.type,
-                before=before,
-                after=task.target_version,
-            )
+        set_version(session, device, task.type, task.target_version, now=now, task_id=task.id)
         await _settle(session, assignment, p.State.SUCCESS, result=result, now=now)
     else:  # 202-206 upgrade failures, 207/208 final
         _record_failure(assignment, result=result, now=now)

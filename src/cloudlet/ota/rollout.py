@@ -16,7 +16,7 @@ from datetime import datetime, time, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import case, func, select
+from sqlalchemy import case, func, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cloudlet.ota import protocol as p
@@ -209,24 +209,27 @@ async def wave_figures(session: AsyncSession, task_id: int, waves: int) -> list[
     """Each wave's size, successes, failures (a device that reported a failure and has not
     succeeded since, or whose task ended failed) and devices by state, grouped by the
     database."""
+    # The same text in SELECT and GROUP BY: PostgreSQL refuses two bound zeros as two
+    # different expressions.
+    has_failed = OtaTaskDevice.failures > literal_column("0")
     rows = await session.execute(
         select(
             OtaTaskDevice.wave,
             OtaTaskDevice.state,
-            OtaTaskDevice.failures > 0,
+            has_failed,
             func.count(OtaTaskDevice.id),
         )
         .where(OtaTaskDevice.task_id == task_id)
-        .group_by(OtaTaskDevice.wave, OtaTaskDevice.state, OtaTaskDevice.failures > 0)
+        .group_by(OtaTaskDevice.wave, OtaTaskDevice.state, has_failed)
     )
     counts: dict[int, dict[str, int]] = {wave: {} for wave in range(1, waves + 1)}
     failed = dict.fromkeys(counts, 0)
-    for wave, state, has_failed, count in rows.all():
+    for wave, state, reported_failure, count in rows.all():
         if wave not in counts:
             continue
         counts[wave][state] = counts[wave].get(state, 0) + int(count)
         success = state == p.State.SUCCESS.value
-        if state == p.State.FAILED.value or (has_failed and not success):
+        if state == p.State.FAILED.value or (reported_failure and not success):
             failed[wave] += int(count)
     return [
         WaveFigures(

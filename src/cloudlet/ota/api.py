@@ -892,14 +892,8 @@ def _management_router(services: Services) -> APIRouter:
         )
         await session.commit()
         states = [p.State.PENDING.value] * len(added)
-        staged = await _staged(session, task.id)
+        staged = await rollout.rollout_of(session, task.id)
         return TaskCreated(**_task_out(task, states, staged), added=added, skipped=skipped)
-
-    async def _staged(session: AsyncSession, task_id: int) -> OtaRollout | None:
-        found: OtaRollout | None = await session.scalar(
-            select(OtaRollout).where(OtaRollout.task_id == task_id)
-        )
-        return found
 
     @router.get("/products/{product_id}/tasks")
     async def list_tasks(
@@ -936,14 +930,14 @@ def _management_router(services: Services) -> APIRouter:
             TaskDeviceOut(dev_id=dev_id, **{k: getattr(a, k) for k in _ASSIGNMENT_FIELDS})
             for a, dev_id in rows
         ]
-        staged = await _staged(session, task.id)
+        staged = await rollout.rollout_of(session, task.id)
         return TaskDetail(**_task_out(task, [a.state for a, _ in rows], staged), devices=devices)
 
     @router.get("/tasks/{task_id}/rollout")
     async def get_rollout(task_id: RowId, _admin: AdminDep, session: SessionDep) -> RolloutOut:
         """The rollout's state, why, its thresholds and schedule, and each wave's figures."""
         await service.get_task(session, task_id)
-        staged = await _staged(session, task_id)
+        staged = await rollout.rollout_of(session, task_id)
         if staged is None:
             raise OtaProblem(404, "this task has no rollout")
         return await _rollout_out(session, staged, ctx.clock.now())
@@ -953,7 +947,7 @@ def _management_router(services: Services) -> APIRouter:
     ) -> Callable[..., Coroutine[Any, Any, RolloutOut]]:
         async def control(task_id: RowId, _admin: AdminDep, session: SessionDep) -> RolloutOut:
             task = await service.get_task(session, task_id)
-            staged = await _staged(session, task_id)
+            staged = await rollout.rollout_of(session, task_id)
             if staged is None:
                 raise OtaProblem(404, "this task has no rollout")
             if task.cancelled:

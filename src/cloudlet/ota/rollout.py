@@ -16,7 +16,7 @@ from datetime import datetime, time, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import case, func, literal_column, select
+from sqlalchemy import func, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cloudlet.ota import protocol as p
@@ -243,26 +243,15 @@ async def wave_figures(session: AsyncSession, task_id: int, waves: int) -> list[
     ]
 
 
-_ACTIVE = [s.value for s in p.ACTIVE_STATES]
+_ACTIVE = frozenset(s.value for s in p.ACTIVE_STATES)
 
 
-async def _wave_counts(session: AsyncSession, task_id: int, wave: int) -> tuple[int, int, int]:
-    """(size, succeeded, failed) of one wave, counted by the database (a wave of a
-    100,000-device task is not loaded row by row at each report)."""
-    succeeded = OtaTaskDevice.state == p.State.SUCCESS.value
-    failed = (OtaTaskDevice.state == p.State.FAILED.value) | (
-        (OtaTaskDevice.failures > 0) & ~succeeded
+async def rollout_of(session: AsyncSession, task_id: int) -> OtaRollout | None:
+    """The task's rollout, if it is staged."""
+    found: OtaRollout | None = await session.scalar(
+        select(OtaRollout).where(OtaRollout.task_id == task_id)
     )
-    row = (
-        await session.execute(
-            select(
-                func.count(OtaTaskDevice.id),
-                func.count(case((succeeded, 1))),
-                func.count(case((failed, 1))),
-            ).where(OtaTaskDevice.task_id == task_id, OtaTaskDevice.wave == wave)
-        )
-    ).one()
-    return int(row[0]), int(row[1]), int(row[2])
+    return found
 
 
 async def judge(session: AsyncSession, *, rollout: OtaRollout, now: datetime) -> None:
@@ -270,28 +259,23 @@ async def judge(session: AsyncSession, *, rollout: OtaRollout, now: datetime) ->
     wave on the success threshold, finish when the last wave is done."""
     if rollout.state != RolloutState.RUNNING.value:
         return
-    wave = rollout.current_wave
-    size, succeeded, failed = await _wave_counts(session, rollout.task_id, wave)
-    if size and failed * 100 >= rollout.error_threshold * size:
+    waves = await wave_figures(session, rollout.task_id, rollout.waves)
+    current = waves[rollout.current_wave - 1]
+    if current.size and current.failed * 100 >= rollout.error_threshold * current.size:
         rollout.state = RolloutState.STOPPED.value
         rollout.reason = (
-            f"wave {wave}: {failed} of {size} devices failed, "
+            f"wave {current.wave}: {current.failed} of {current.size} devices failed, "
             f"at least the error threshold of {rollout.error_threshold} %"
         )
         rollout.updated_at = now
         return
-    if succeeded * 100 < rollout.success_threshold * size:
+    if current.succeeded * 100 < rollout.success_threshold * current.size:
         return
-    if wave < rollout.waves:
+    if rollout.current_wave < rollout.waves:
         rollout.current_wave += 1
         rollout.updated_at = now
         return
-    unfinished = await session.scalar(
-        select(func.count(OtaTaskDevice.id)).where(
-            OtaTaskDevice.task_id == rollout.task_id, OtaTaskDevice.state.in_(_ACTIVE)
-        )
-    )
-    if not unfinished:
+    if not any(state in _ACTIVE for wave in waves for state in wave.counts):
         rollout.state = RolloutState.FINISHED.value
         rollout.reason = "every wave reached its success threshold"
         rollout.updated_at = now

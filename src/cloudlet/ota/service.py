@@ -169,7 +169,6 @@ _TASK_PACKAGE = select(OtaPackage).where(
     OtaPackage.version == bindparam("version"),
     OtaPackage.source_version == bindparam("source_version"),
 )
-_TASK_ROLLOUT = select(OtaRollout).where(OtaRollout.task_id == bindparam("task_id"))
 _LIVE_TOKEN = (
     select(OtaDownloadToken)
     .where(
@@ -378,7 +377,7 @@ async def _settle(
 async def _judge(session: AsyncSession, assignment: OtaTaskDevice, *, now: datetime) -> None:
     if assignment.wave is None:
         return
-    staged = await session.scalar(_TASK_ROLLOUT, {"task_id": assignment.task_id})
+    staged = await rollout.rollout_of(session, assignment.task_id)
     if staged is not None:
         await session.flush()
         await rollout.judge(session, rollout=staged, now=now)
@@ -1267,7 +1266,7 @@ async def cancel_task(session: AsyncSession, *, ctx: OtaContext, task: OtaTask) 
     """Cancel a task: every unfinished device in it becomes cancelled. Returns how many."""
     task.cancelled = True
     now, count = ctx.clock.now(), 0
-    staged = await session.scalar(_TASK_ROLLOUT, {"task_id": task.id})
+    staged = await rollout.rollout_of(session, task.id)
     if staged is not None:
         rollout.cancel(staged, now=now)
     for assignment, _dev_id in await task_devices(session, task):

@@ -207,7 +207,7 @@ async def control_rollout(
     """The rollout's Start, Pause and Resume buttons (the management API's actions)."""
     require_family(services, FAMILY)
     change = ROLLOUT_ACTIONS.get(action)
-    staged = await session.scalar(select(OtaRollout).where(OtaRollout.task_id == task_id))
+    staged = await rollout.rollout_of(session, task_id)
     if change is None or staged is None:
         raise HTTPException(status_code=404, detail="no such rollout")
     now = services.clock.now()

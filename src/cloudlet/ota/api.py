@@ -21,7 +21,7 @@ from cloudlet.core.dispatch import DeviceRoute, query_parameters
 from cloudlet.core.errors import BadPayload, read_json
 from cloudlet.core.family import Family
 from cloudlet.core.services import Services, SessionDep
-from cloudlet.ota import catalog, rollout, service
+from cloudlet.ota import catalog, poll, rollout, service
 from cloudlet.ota import protocol as p
 from cloudlet.ota.homeassistant import OtaEntities
 from cloudlet.ota.metrics import OtaCounters
@@ -246,6 +246,11 @@ def _south_routes(services: Services) -> list[DeviceRoute]:
     async def run_check(request: Request, check: CheckRequest | None) -> JSONResponse:
         if check is None:
             return _counted_check(Answer(p.PARAMETER_ERROR))
+        quick = await poll.answer_from_one_read(
+            services.db, ctx=ctx, authorization=_authorization(request), request=check
+        )
+        if quick is not None:
+            return _counted_check(quick)
         async with services.db.session() as session:
             device = await south_device(session, request, check.dev_id)
             if isinstance(device, JSONResponse):

@@ -182,10 +182,8 @@ _LIVE_TOKEN = (
 )
 
 
-async def authenticate(
-    session: AsyncSession, *, ctx: OtaContext, authorization: str | None, dev_id: int
-) -> OtaDevice | None:
-    """The device ``dev_id`` when ``authorization`` is a valid token for it, else None."""
+def device_token(ctx: OtaContext, authorization: str | None) -> auth.DeviceToken | None:
+    """The Authorization value as a token of an accepted version, else None."""
     if not authorization:
         return None
     try:
@@ -194,22 +192,52 @@ async def authenticate(
         return None
     if token.version not in ctx.settings.token_versions or not p.ascii_digits(token.product_id):
         return None
+    return token
+
+
+def authentic(
+    ctx: OtaContext,
+    token: auth.DeviceToken,
+    *,
+    product_id: int,
+    name: str,
+    key_enc: str,
+    product_key_enc: str,
+) -> bool:
+    """True when ``token`` is signed for this device: with its own key, or its product's."""
+    if str(product_id) != token.product_id:
+        return False
+    if token.device_name is None:
+        chosen = product_key_enc
+    elif token.device_name == name:
+        chosen = key_enc
+    else:
+        return False
+    try:
+        return auth.verify(token, key=ctx.secrets.decrypt(chosen), now=ctx.clock.timestamp())
+    except (auth.TokenError, ValueError):
+        return False
+
+
+async def authenticate(
+    session: AsyncSession, *, ctx: OtaContext, authorization: str | None, dev_id: int
+) -> OtaDevice | None:
+    """The device ``dev_id`` when ``authorization`` is a valid token for it, else None."""
+    token = device_token(ctx, authorization)
+    if token is None:
+        return None
     row = (await session.execute(_DEVICE_AND_PRODUCT_KEY, {"dev_id": dev_id})).first()
     if row is None:
         return None
     device, product_key_enc = row
-    if str(device.product_id) != token.product_id:
-        return None
-    if token.device_name is None:
-        key_enc = product_key_enc
-    elif token.device_name == device.name:
-        key_enc = device.key_enc
-    else:
-        return None
-    try:
-        ok = auth.verify(token, key=ctx.secrets.decrypt(key_enc), now=ctx.clock.timestamp())
-    except (auth.TokenError, ValueError):
-        return None
+    ok = authentic(
+        ctx,
+        token,
+        product_id=device.product_id,
+        name=device.name,
+        key_enc=device.key_enc,
+        product_key_enc=product_key_enc,
+    )
     return device if ok else None
 
 
@@ -274,7 +302,7 @@ async def _check(
         await _settle(session, assignment, p.State.FAILED, result=p.VERSION_MISMATCH, now=now)
         return Answer(p.VERSION_MISMATCH), task.id
     token = await _live_token(session, ctx=ctx, assignment=assignment, package=package)
-    return Answer(p.OK, _task_data(ctx, task, package, token, cdn=request.cdn)), task.id
+    return Answer(p.OK, _offer(ctx, task, package, token, cdn=request.cdn)), task.id
 
 
 def _join(
@@ -414,25 +442,55 @@ async def tasking(
     if package is None:
         return Answer(p.INTERNAL_ERROR)
     token = await _live_token(session, ctx=ctx, assignment=assignment, package=package)
-    return Answer(p.OK, _task_data(ctx, task, package, token, cdn=cdn))
+    return Answer(p.OK, _offer(ctx, task, package, token, cdn=cdn))
 
 
-def _task_data(
+def _offer(
     ctx: OtaContext, task: OtaTask, package: OtaPackage, token: str, *, cdn: bool
 ) -> dict[str, Any]:
+    return task_data(
+        ctx,
+        target=task.target_version,
+        token=token,
+        size=package.size,
+        md5=package.md5,
+        signal=task.signal,
+        power=task.power,
+        retry=task.retry,
+        interval=task.interval,
+        kind=task.kind,
+        cdn=cdn,
+    )
+
+
+def task_data(
+    ctx: OtaContext,
+    *,
+    target: str,
+    token: str,
+    size: int,
+    md5: str,
+    signal: int,
+    power: int,
+    retry: int,
+    interval: int,
+    kind: int,
+    cdn: bool,
+) -> dict[str, Any]:
+    """A check's (or tasking's) ``data``: the task the device is offered."""
     # Real OneNET's field order: devices read this with sscanf("target\":\"%[^\"]\",
     # \"token\":...,\"size\":%d,\"md5\":...") after strstr(body, "target"), so the order
     # is part of the wire format. ``retry`` is the configured count (the device applies it).
     return {
-        "target": task.target_version,
+        "target": target,
         "token": token,
-        "size": package.size,
-        "md5": package.md5,
-        "signal": task.signal,
-        "power": task.power,
-        "retry": task.retry,
-        "interval": task.interval,
-        "type": task.kind,
+        "size": size,
+        "md5": md5,
+        "signal": signal,
+        "power": power,
+        "retry": retry,
+        "interval": interval,
+        "type": kind,
         "ipPort": ctx.settings.public_host if cdn else ctx.settings.public_ip_port,
     }
 

@@ -1,0 +1,215 @@
+"""A check answered from one read, when answering it writes nothing.
+
+Most checks are polls that change nothing: the same version, a task already offered with a
+live token, or no task at all. :func:`answer_from_one_read` reads everything such a check
+needs in one statement (device, keys, current task, package, live token, whether a strategy
+or a rollout could be involved) and answers it without a session. Whenever the full check
+(``service.check``) would write anything (a version, gauges, ``last_check_at``, a token, a
+settled task, a timeline line) or needs more than this row (auto-add strategies, rollouts),
+it returns None and the caller runs the full check, which stays the one authority.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Row, and_, bindparam, case, exists, func, select
+from sqlalchemy.orm import aliased
+
+from cloudlet.core.db import Database
+from cloudlet.ota import catalog
+from cloudlet.ota import protocol as p
+from cloudlet.ota.models import (
+    OtaDevice,
+    OtaDownloadToken,
+    OtaPackage,
+    OtaProduct,
+    OtaRollout,
+    OtaStrategy,
+    OtaTask,
+    OtaTaskDevice,
+)
+from cloudlet.ota.service import (
+    LAST_CHECK_RESOLUTION,
+    TOKEN_REISSUE_MARGIN,
+    Answer,
+    CheckRequest,
+    OtaContext,
+    authentic,
+    device_token,
+    task_data,
+)
+
+_assignment = aliased(OtaTaskDevice)
+_its_task = aliased(OtaTask)
+# The device's newest unfinished assignment of the checked type (service._ACTIVE_ASSIGNMENT).
+_CURRENT_ASSIGNMENT = (
+    select(_assignment.id)
+    .join(_its_task, _its_task.id == _assignment.task_id)
+    .where(
+        _assignment.device_id == OtaDevice.id,
+        _assignment.state.in_([s.value for s in p.ACTIVE_STATES]),
+        _its_task.type == bindparam("task_type"),
+        _its_task.cancelled.is_(False),
+    )
+    .order_by(_assignment.id.desc())
+    .limit(1)
+    .correlate(OtaDevice)
+    .scalar_subquery()
+)
+# Any enabled strategy that might add the device to a task: then the full check decides.
+_STRATEGY_MAY_APPLY = (
+    exists()
+    .where(
+        OtaStrategy.product_id == OtaDevice.product_id,
+        OtaStrategy.type == bindparam("task_type"),
+        OtaStrategy.enabled.is_(True),
+    )
+    .correlate(OtaDevice)
+)
+_POLL = (
+    select(
+        OtaDevice.product_id,
+        OtaDevice.name,
+        OtaDevice.key_enc,
+        OtaProduct.key_enc.label("product_key_enc"),
+        OtaDevice.fota_version,
+        OtaDevice.sota_version,
+        OtaDevice.last_signal,
+        OtaDevice.last_power,
+        OtaDevice.last_check_at,
+        OtaDevice.last_check_errno,
+        _STRATEGY_MAY_APPLY.label("strategy_may_apply"),
+        OtaTaskDevice.id.label("assignment_id"),
+        OtaTaskDevice.initial_version,
+        OtaTask.kind,
+        OtaTask.manuf,
+        OtaTask.model,
+        OtaTask.target_version,
+        OtaTask.signal,
+        OtaTask.power,
+        OtaTask.retry,
+        OtaTask.interval,
+        OtaRollout.id.label("rollout_id"),
+        OtaPackage.id.label("package_id"),
+        OtaPackage.size,
+        OtaPackage.md5,
+        OtaPackage.source_version,
+        OtaDownloadToken.token_enc,
+    )
+    .join(OtaProduct, OtaProduct.id == OtaDevice.product_id)
+    .outerjoin(OtaTaskDevice, OtaTaskDevice.id == _CURRENT_ASSIGNMENT)
+    .outerjoin(OtaTask, OtaTask.id == OtaTaskDevice.task_id)
+    .outerjoin(OtaRollout, OtaRollout.task_id == OtaTask.id)
+    .outerjoin(
+        OtaPackage,
+        and_(
+            OtaPackage.product_id == OtaTask.product_id,
+            OtaPackage.type == OtaTask.type,
+            OtaPackage.kind == OtaTask.kind,
+            OtaPackage.manuf == OtaTask.manuf,
+            OtaPackage.model == OtaTask.model,
+            OtaPackage.version == OtaTask.target_version,
+            OtaPackage.source_version
+            == case(
+                (OtaTask.kind == p.DIFF, func.coalesce(OtaTaskDevice.initial_version, "")),
+                else_="",
+            ),
+        ),
+    )
+    .outerjoin(
+        OtaDownloadToken,
+        and_(
+            OtaDownloadToken.task_device_id == OtaTaskDevice.id,
+            OtaDownloadToken.package_id == OtaPackage.id,
+            OtaDownloadToken.expires_at > bindparam("fresh_after"),
+            OtaDownloadToken.token_enc != "",
+        ),
+    )
+    .where(OtaDevice.dev_id == bindparam("dev_id"))
+    .order_by(OtaDownloadToken.expires_at.desc())
+    .limit(1)
+)
+
+
+async def answer_from_one_read(
+    db: Database, *, ctx: OtaContext, authorization: str | None, request: CheckRequest
+) -> Answer | None:
+    """The check's answer when it writes nothing, else None (run ``service.check``)."""
+    token = device_token(ctx, authorization)
+    if token is None:
+        return Answer(p.AUTH_FAILED)
+    now = ctx.clock.now()
+    params = {
+        "dev_id": request.dev_id,
+        "task_type": request.type,
+        "fresh_after": now + TOKEN_REISSUE_MARGIN,
+    }
+    row = await db.read_one(_POLL, params)
+    if row is None:
+        return Answer(p.AUTH_FAILED)
+    if not authentic(
+        ctx,
+        token,
+        product_id=row.product_id,
+        name=row.name,
+        key_enc=row.key_enc,
+        product_key_enc=row.product_key_enc,
+    ):
+        return Answer(p.AUTH_FAILED)
+    if not p.valid_version(request.version):
+        return Answer(p.VERSION_FORMAT)
+    if not _nothing_to_record(row, request, now):
+        return None
+    answer = _offered(ctx, row, request)
+    if answer is None or answer.errno != row.last_check_errno:
+        return None  # a different answer than the last one is a line of the timeline
+    return answer
+
+
+def _nothing_to_record(row: Row[Any], request: CheckRequest, now: datetime) -> bool:
+    """True when ``service._record_check`` would write nothing for this check."""
+    version = row.fota_version if request.type == p.FOTA else row.sota_version
+    if version != request.version:
+        return False
+    if request.signals is not None and request.signals != row.last_signal:
+        return False
+    if request.powers is not None and request.powers != row.last_power:
+        return False
+    last = row.last_check_at
+    return last is not None and last <= now and now - last < LAST_CHECK_RESOLUTION
+
+
+def _offered(ctx: OtaContext, row: Row[Any], request: CheckRequest) -> Answer | None:
+    """What ``service._check`` answers when that writes nothing, else None."""
+    if row.assignment_id is None:
+        return None if row.strategy_may_apply else Answer(p.NO_TASK)
+    if row.rollout_id is not None:
+        return None  # waves, windows and caps: the full check judges them
+    if catalog.canonical(request.manuf, request.model) != (row.manuf, row.model):
+        return None  # the task fails for this device: a write
+    if row.kind == p.DIFF and (
+        not row.initial_version
+        or request.version == row.target_version
+        or request.version != row.source_version
+    ):
+        return None  # settled one way or another, or no patch: the full check says
+    if row.package_id is None or row.token_enc is None:
+        return None  # no package (an errno the full check chooses) or a token to issue
+    return Answer(
+        p.OK,
+        task_data(
+            ctx,
+            target=row.target_version,
+            token=ctx.secrets.decrypt(row.token_enc),
+            size=row.size,
+            md5=row.md5,
+            signal=row.signal,
+            power=row.power,
+            retry=row.retry,
+            interval=row.interval,
+            kind=row.kind,
+            cdn=request.cdn,
+        ),
+    )

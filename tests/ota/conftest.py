@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
+from cloudlet.core.clock import FrozenClock
 from cloudlet.ota.auth import make_token
 from tests.conftest import ClientFactory, admin_headers, services_of
 
@@ -122,6 +123,13 @@ class Fleet:
         assert r.status_code == 200, r.text
         out: dict[str, Any] = r.json()
         return out
+
+
+def clock_of(fleet: Fleet) -> FrozenClock:
+    """The test server's clock, to travel with."""
+    clock = services_of(fleet.client).clock
+    assert isinstance(clock, FrozenClock)
+    return clock
 
 
 @pytest.fixture

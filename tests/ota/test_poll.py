@@ -20,7 +20,7 @@ from cloudlet.ota import poll, service
 from cloudlet.ota.api import context
 from cloudlet.ota.service import Answer, CheckRequest
 from tests.conftest import services_of
-from tests.ota.conftest import Fleet
+from tests.ota.conftest import Fleet, clock_of
 
 FIRMWARE = b"\x7fELF firmware 2.0" * 64
 
@@ -120,7 +120,6 @@ async def test_refusals_need_no_session(fleet: Fleet) -> None:
 
 
 async def test_every_check_that_writes_goes_the_full_way(fleet: Fleet) -> None:
-    services = services_of(fleet.client)
     dev = await fleet.add_device("meter-4", fota_version="1.0")
     auth = fleet.auth(dev)["Authorization"]
     await fleet.upload("2.0", FIRMWARE)
@@ -141,7 +140,7 @@ async def test_every_check_that_writes_goes_the_full_way(fleet: Fleet) -> None:
     auth2 = fleet.auth(dev2)["Authorization"]
     await both(fleet, request(dev2), auth2)
     assert (await both(fleet, request(dev2), auth2))[0] is not None
-    services.clock.travel(timedelta(seconds=61))  # type: ignore[attr-defined]
+    clock_of(fleet).travel(timedelta(seconds=61))
     auth2 = fleet.auth(dev2)["Authorization"]
     assert (await both(fleet, request(dev2), auth2))[0] is None
     assert (await both(fleet, request(dev2), auth2))[0] is not None
@@ -154,7 +153,7 @@ async def test_a_token_near_its_end_is_renewed_by_the_full_check(fleet: Fleet) -
     await fleet.task(target_version="2.0", versions=["1.0"])
     first = await fleet.check(dev)
     seconds = context(services).settings.download_token_seconds
-    services.clock.travel(timedelta(seconds=seconds) - service.TOKEN_REISSUE_MARGIN)  # type: ignore[attr-defined]
+    clock_of(fleet).travel(timedelta(seconds=seconds) - service.TOKEN_REISSUE_MARGIN)
     quick, full = await both(fleet, request(dev), fleet.auth(dev)["Authorization"])
     assert quick is None
     assert (full.data or {})["token"] != first["data"]["token"]
@@ -181,7 +180,7 @@ async def test_changes_by_the_owner_are_seen_at_the_next_poll(fleet: Fleet) -> N
     assert r.status_code == 201, r.text
     joined = await fleet.check(dev)
     assert joined["errno"] == 0 and joined["data"]["token"] != offered["data"]["token"]
-    quick, full = await both(fleet, request(dev), fleet.auth(dev)["Authorization"])
+    quick, _ = await both(fleet, request(dev), fleet.auth(dev)["Authorization"])
     assert quick is not None and quick.errno == 0
 
 

@@ -7,19 +7,12 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from cloudlet.core.clock import FrozenClock
 from cloudlet.ota import sim
 from cloudlet.ota.models import OtaDevice, OtaDownloadToken, OtaTaskDevice
 from tests.conftest import services_of
-from tests.ota.conftest import Fleet
+from tests.ota.conftest import Fleet, clock_of
 
 IMAGE_SIZE = 16 * 1024
-
-
-def clock_of(fleet: Fleet) -> FrozenClock:
-    clock = services_of(fleet.client).clock
-    assert isinstance(clock, FrozenClock)
-    return clock
 
 
 async def rollout_of(fleet: Fleet, task_id: int) -> dict[str, Any]:

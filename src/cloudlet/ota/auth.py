@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import hmac
 import secrets
@@ -47,6 +48,8 @@ def new_key() -> str:
     return base64.b64encode(secrets.token_bytes(32)).decode()
 
 
+# Devices send the same Authorization value poll after poll, until it expires.
+@functools.lru_cache(maxsize=4096)
 def parse(value: str) -> DeviceToken:
     """Fields of an Authorization value; raises TokenError when any is missing or malformed."""
     fields: dict[str, str] = {}

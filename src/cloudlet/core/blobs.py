@@ -7,6 +7,7 @@ once and a name can never point at different bytes. ``FileBlobStore`` keeps them
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import re
@@ -48,6 +49,10 @@ class BlobStore(Protocol):
 
     def read(self, blob_id: str, *, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
         """Bytes ``start`` to ``end`` inclusive (``None``: to the last byte), in chunks."""
+        ...
+
+    async def read_range(self, blob_id: str, start: int, end: int) -> bytes:
+        """Bytes ``start`` to ``end`` inclusive in one piece (ranges up to CHUNK_SIZE)."""
         ...
 
     async def read_all(self, blob_id: str) -> bytes: ...
@@ -103,8 +108,10 @@ class FileBlobStore:
         return await self.put(one())
 
     async def size(self, blob_id: str) -> int:
+        # On the event loop's thread: a stat of a local file takes microseconds, the hop to a
+        # worker thread and back (waiting for the GIL) cost more than the stat (py-spy).
         try:
-            return (await to_thread.run_sync(self.path(blob_id).stat)).st_size
+            return self.path(blob_id).stat().st_size
         except FileNotFoundError as exc:
             raise BlobNotFound(blob_id) from exc
 
@@ -133,6 +140,17 @@ class FileBlobStore:
                 chunk = await to_thread.run_sync(os.pread, fd, want, position)
         finally:
             os.close(fd)
+
+    async def read_range(self, blob_id: str, start: int, end: int) -> bytes:
+        # One hop through the loop's executor: anyio's to_thread looked up the running
+        # async library on every call, a tenth of a 256 KiB range's time (py-spy).
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(None, self._read_range, blob_id, start, end)
+
+    def _read_range(self, blob_id: str, start: int, end: int) -> bytes:
+        fd, data = self._open_and_read(blob_id, end - start + 1, start)
+        os.close(fd)
+        return data
 
     def _open_and_read(self, blob_id: str, size: int, offset: int) -> tuple[int, bytes]:
         try:

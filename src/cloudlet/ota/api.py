@@ -16,12 +16,12 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cloudlet.core.auth import AdminDep
-from cloudlet.core.blobs import BlobNotFound, FileBlobStore
+from cloudlet.core.blobs import CHUNK_SIZE, BlobNotFound, FileBlobStore
 from cloudlet.core.dispatch import DeviceRoute, query_parameters
 from cloudlet.core.errors import BadPayload, read_json
 from cloudlet.core.family import Family
 from cloudlet.core.services import Services, SessionDep
-from cloudlet.ota import catalog, poll, rollout, service
+from cloudlet.ota import catalog, oneread, rollout, service
 from cloudlet.ota import protocol as p
 from cloudlet.ota.homeassistant import OtaEntities
 from cloudlet.ota.metrics import OtaCounters
@@ -36,6 +36,7 @@ from cloudlet.ota.models import (
     OtaTask,
     OtaTaskDevice,
 )
+from cloudlet.ota.oneread import PackageFile
 from cloudlet.ota.problem import OtaProblem
 from cloudlet.ota.ranges import Unsatisfiable, nginx_reads_alike, parse_range
 from cloudlet.ota.schemas import (
@@ -107,7 +108,7 @@ def _answer(answer: Answer) -> JSONResponse:
 
 
 def _download_headers(
-    package: OtaPackage, *, start: int, end: int, partial: bool
+    package: PackageFile, *, start: int, end: int, partial: bool
 ) -> dict[str, str]:
     """Download headers in the order firmware parses them (the wire layer writes the names
     as ``Content-Length`` etc.): MCU clients find the body with ``strstr(resp, "Range")`` and
@@ -126,11 +127,11 @@ def _download_headers(
     return headers
 
 
-def _disposition(package: OtaPackage) -> str:
+def _disposition(package: PackageFile) -> str:
     return f'attachment; filename="{package.filename or "package.bin"}"'
 
 
-def _offload_headers(package: OtaPackage, location: str, blobs: FileBlobStore) -> dict[str, str]:
+def _offload_headers(package: PackageFile, location: str, blobs: FileBlobStore) -> dict[str, str]:
     """An answer nginx completes: it sends the blob file (and the Range asked) itself and
     keeps the type and file name given here."""
     return {
@@ -246,7 +247,7 @@ def _south_routes(services: Services) -> list[DeviceRoute]:
     async def run_check(request: Request, check: CheckRequest | None) -> JSONResponse:
         if check is None:
             return _counted_check(Answer(p.PARAMETER_ERROR))
-        quick = await poll.answer_from_one_read(
+        quick = await oneread.answer_from_one_read(
             services.db, ctx=ctx, authorization=_authorization(request), request=check
         )
         if quick is not None:
@@ -421,27 +422,27 @@ def _south_routes(services: Services) -> list[DeviceRoute]:
         token = request.path_params["token"]
         dev_id = request.query_params.get("dev_id", "")
         authorization = _authorization(request)
-        async with services.db.session() as session:
-            found = await service.resolve_token(session, ctx=ctx, token=token)
-            if found is None:
-                return _errno(p.TOKEN_INVALID, 404)
-            if dev_id and dev_id != str(found.device.dev_id):
-                return _errno(p.TOKEN_INVALID, 403)
-            if authorization is not None:
-                device = await service.authenticate(
-                    session, ctx=ctx, authorization=authorization, dev_id=found.device.dev_id
-                )
-                if device is None:
-                    return _errno(p.AUTH_FAILED, 403)
-            refusal = service.state_refusal(found)
-            if refusal is not None:
-                return _errno(refusal, 410)
-            if found.expired:
-                return _errno(p.TOKEN_EXPIRED, 410)
-            if found.assignment.state == p.State.PENDING and request.method == "GET":
-                service.start_download(session, found, now=ctx.clock.now())
-                await session.commit()
-            package = found.package
+        found = await oneread.download_of(services.db, token)
+        if found is None:
+            return _errno(p.TOKEN_INVALID, 404)
+        if dev_id and dev_id != str(found.dev_id):
+            return _errno(p.TOKEN_INVALID, 403)
+        if authorization is not None and not found.signed(ctx, authorization):
+            return _errno(p.AUTH_FAILED, 403)
+        refusal = service.state_refusal(found.state, cancelled=found.cancelled)
+        if refusal is not None:
+            return _errno(refusal, 410)
+        now = ctx.clock.now()
+        if found.expires_at <= now:
+            return _errno(p.TOKEN_EXPIRED, 410)
+        if found.state == p.State.PENDING and request.method == "GET":
+            # The first bytes asked for: to be upgraded → downloading (once per download).
+            async with services.db.session() as session:
+                download = await service.resolve_token(session, ctx=ctx, token=token)
+                if download is not None:
+                    service.start_download(session, download, now=now)
+                    await session.commit()
+        package = found.package
         try:
             stored = await ctx.blobs.size(package.blob_id)
         except BlobNotFound:
@@ -467,9 +468,19 @@ def _south_routes(services: Services) -> list[DeviceRoute]:
             if ctx.counters is not None:
                 ctx.counters.download_bytes.inc(end - start + 1)
             return Response(headers=_offload_headers(package, offload, ctx.blobs))
+        status = 206 if wanted else 200
+        if end - start < CHUNK_SIZE:
+            # A range of a size devices ask for, in one piece: no streaming task per request.
+            try:
+                data = await ctx.blobs.read_range(package.blob_id, start, end)
+            except BlobNotFound:
+                return _errno(p.INTERNAL_ERROR, 500)
+            if ctx.counters is not None:
+                ctx.counters.download_bytes.inc(len(data))
+            return Response(data, status_code=status, headers=headers)
         return StreamingResponse(
             _counted(ctx.blobs.read(package.blob_id, start=start, end=end)),
-            status_code=206 if wanted else 200,
+            status_code=status,
             headers=headers,
         )
 

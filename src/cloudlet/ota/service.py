@@ -707,10 +707,9 @@ async def resolve_token(session: AsyncSession, *, ctx: OtaContext, token: str) -
     return Download(assignment, task, package, device, expired)
 
 
-def state_refusal(download: Download) -> int | None:
-    """The errno refusing this token because its task has ended, if it has."""
-    state = download.assignment.state
-    if state == p.State.CANCELLED or download.task.cancelled:
+def state_refusal(state: str, *, cancelled: bool) -> int | None:
+    """The errno refusing a token because its task has ended (for this device), if it has."""
+    if state == p.State.CANCELLED or cancelled:
         return p.TASK_CANCELLED
     if state in (p.State.SUCCESS, p.State.FAILED):
         return p.TASK_COMPLETED
@@ -738,7 +737,7 @@ async def verify_token(
     download = await resolve_token(session, ctx=ctx, token=token)
     if download is None or download.device.id != device.id:
         return Answer(p.TOKEN_INVALID)
-    refusal = state_refusal(download)
+    refusal = state_refusal(download.assignment.state, cancelled=download.task.cancelled)
     if refusal is not None:
         return Answer(refusal)
     if download.expired:
@@ -757,7 +756,7 @@ async def _reported_download(
     download = await resolve_token(session, ctx=ctx, token=token)
     if download is None or download.device.id != device.id or download.expired:
         return Answer(p.AUTH_FAILED)
-    refusal = state_refusal(download)
+    refusal = state_refusal(download.assignment.state, cancelled=download.task.cancelled)
     return Answer(refusal) if refusal is not None else download
 
 

@@ -1,6 +1,6 @@
-"""The check answered from one read (ota/poll.py) says exactly what the full check says.
+"""The check answered from one read (ota/oneread.py) says exactly what the full check says.
 
-Every scenario below is put to both: ``poll.answer_from_one_read`` and ``service.check`` in
+Every scenario below is put to both: ``oneread.answer_from_one_read`` and ``service.check`` in
 a session. Where the one read answers, its answer must be the full check's to the byte and
 the full check must have written nothing; where the full check writes, the one read must
 step aside (None). The common polls must be answered by the one read, or it is no use.
@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import event
 
-from cloudlet.ota import poll, service
+from cloudlet.ota import oneread, service
 from cloudlet.ota.api import context
 from cloudlet.ota.service import Answer, CheckRequest
 from tests.conftest import services_of
@@ -59,7 +59,7 @@ async def both(
     """The one read's answer, then the full check's (committed, as the API does)."""
     services = services_of(fleet.client)
     ctx = context(services)
-    quick = await poll.answer_from_one_read(
+    quick = await oneread.answer_from_one_read(
         services.db, ctx=ctx, authorization=authorization, request=check
     )
     async with services.db.session() as session:

@@ -1,4 +1,4 @@
-"""A check answered from one read, when answering it writes nothing.
+"""South requests answered from one read, when answering them writes nothing.
 
 Most checks are polls that change nothing: the same version, a task already offered with a
 live token, or no task at all. :func:`answer_from_one_read` reads everything such a check
@@ -7,10 +7,14 @@ or a rollout could be involved) and answers it without a session. Whenever the f
 (``service.check``) would write anything (a version, gauges, ``last_check_at``, a token, a
 settled task, a timeline line) or needs more than this row (auto-add strategies, rollouts),
 it returns None and the caller runs the full check, which stays the one authority.
+
+A download asks for its package in ranges, each with the token: :func:`download_of` reads
+the token, its device and keys, its task's state and the package in one statement.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -18,6 +22,7 @@ from sqlalchemy import Row, and_, bindparam, case, exists, func, select
 from sqlalchemy.orm import aliased
 
 from cloudlet.core.db import Database
+from cloudlet.core.security import token_digest
 from cloudlet.ota import catalog
 from cloudlet.ota import protocol as p
 from cloudlet.ota.models import (
@@ -212,4 +217,86 @@ def _offered(ctx: OtaContext, row: Row[Any], request: CheckRequest) -> Answer | 
             kind=row.kind,
             cdn=request.cdn,
         ),
+    )
+
+
+@dataclass(frozen=True)
+class PackageFile:
+    """The package a download serves: what its headers and bytes need."""
+
+    id: int
+    blob_id: str
+    size: int
+    md5: str
+    filename: str
+
+
+@dataclass(frozen=True)
+class DownloadRead:
+    """A download token as one read found it: its device, task state and package."""
+
+    dev_id: int
+    product_id: int
+    name: str
+    key_enc: str
+    product_key_enc: str
+    state: str
+    cancelled: bool
+    expires_at: datetime
+    package: PackageFile
+
+    def signed(self, ctx: OtaContext, authorization: str) -> bool:
+        """True when ``authorization`` is a valid token of the download's device."""
+        token = device_token(ctx, authorization)
+        return token is not None and authentic(
+            ctx,
+            token,
+            product_id=self.product_id,
+            name=self.name,
+            key_enc=self.key_enc,
+            product_key_enc=self.product_key_enc,
+        )
+
+
+_DOWNLOAD = (
+    select(
+        OtaDevice.dev_id,
+        OtaDevice.product_id,
+        OtaDevice.name,
+        OtaDevice.key_enc,
+        OtaProduct.key_enc.label("product_key_enc"),
+        OtaTaskDevice.state,
+        OtaTask.cancelled,
+        OtaDownloadToken.expires_at,
+        OtaPackage.id.label("package_id"),
+        OtaPackage.blob_id,
+        OtaPackage.size,
+        OtaPackage.md5,
+        OtaPackage.filename,
+    )
+    .join(OtaTaskDevice, OtaTaskDevice.id == OtaDownloadToken.task_device_id)
+    .join(OtaTask, OtaTask.id == OtaTaskDevice.task_id)
+    .join(OtaPackage, OtaPackage.id == OtaDownloadToken.package_id)
+    .join(OtaDevice, OtaDevice.id == OtaTaskDevice.device_id)
+    .join(OtaProduct, OtaProduct.id == OtaDevice.product_id)
+    .where(OtaDownloadToken.digest == bindparam("digest"))
+)
+
+
+async def download_of(db: Database, token: str) -> DownloadRead | None:
+    """The download ``token`` grants, or None when no such token was issued."""
+    row = await db.read_one(_DOWNLOAD, {"digest": token_digest(token)})
+    if row is None:
+        return None
+    package = PackageFile(row.package_id, row.blob_id, row.size, row.md5, row.filename)
+    return DownloadRead(
+        dev_id=row.dev_id,
+        product_id=row.product_id,
+        name=row.name,
+        key_enc=row.key_enc,
+        product_key_enc=row.product_key_enc,
+        state=row.state,
+        cancelled=row.cancelled,
+        expires_at=row.expires_at,
+        package=package,
     )

@@ -9,9 +9,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import DateTime, Engine, MetaData, Row, create_engine, delete, event
+from sqlalchemy import DateTime, MetaData, delete, event
 from sqlalchemy.engine import Dialect
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -19,9 +18,9 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.orm import DeclarativeBase
-from sqlalchemy.sql import Executable
 from sqlalchemy.types import TypeDecorator
 
+from cloudlet.core.loopread import AnySelect, Busy, LoopReader
 from cloudlet.core.sqlite import one_trip_dbapi
 
 # Stable constraint names so Alembic migrations match on SQLite and PostgreSQL.
@@ -105,29 +104,6 @@ def make_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     )
 
 
-def _read_only_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    # A poll's reads: nothing may be written through this connection, and a reader that
-    # would wait (rare in WAL) goes the async way instead of blocking the event loop.
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA query_only=ON")
-    cursor.execute("PRAGMA busy_timeout=0")
-    cursor.close()
-
-
-def make_poll_engine(url: str) -> Engine | None:
-    """On SQLite, a synchronous engine on the same file for :meth:`Database.read_one`."""
-    if not url.startswith("sqlite+aiosqlite:///"):
-        return None
-    engine = create_engine(
-        "sqlite:///" + url.removeprefix("sqlite+aiosqlite:///"),
-        json_deserializer=orjson.loads,
-        # One thread uses a connection at a time; which thread is the event loop's.
-        connect_args={"check_same_thread": False},
-    )
-    event.listen(engine, "connect", _read_only_pragmas)
-    return engine
-
-
 class Database:
     """The engine and session factory of one process."""
 
@@ -135,21 +111,25 @@ class Database:
         self.url = url
         self.engine = make_engine(url, echo=echo)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
-        self._poll_engine = make_poll_engine(url)
+        self._loop_reader = (
+            LoopReader(url.removeprefix("sqlite+aiosqlite:///"), self.engine.dialect)
+            if url.startswith("sqlite+aiosqlite:///")
+            else None
+        )
 
-    async def read_one(self, statement: Executable, params: dict[str, Any]) -> Row[Any] | None:
-        """The first row of a read-only statement, without a session: a device poll's read.
+    async def read_one(self, statement: AnySelect, params: dict[str, Any]) -> Any | None:
+        """The first row of a read-only statement (columns as attributes), without a
+        session: a device poll's read.
 
-        On SQLite the statement runs on the event loop's thread (an indexed read takes
-        microseconds; the hand-off to aiosqlite's thread and back cost more than the read,
-        and waited for the GIL behind other requests); on PostgreSQL it is one round trip.
+        On SQLite it runs on the event loop's thread (core/loopread.py: an indexed read takes
+        microseconds, the hand-off to aiosqlite's thread and back took far longer); on
+        PostgreSQL it is one round trip.
         """
-        if self._poll_engine is not None:
+        if self._loop_reader is not None:
             try:
-                with self._poll_engine.connect() as connection:
-                    return connection.execute(statement, params).first()
-            except OperationalError:
-                pass  # busy (WAL being reset, say): the ordinary way below waits for it
+                return self._loop_reader.first(statement, params)
+            except Busy:
+                pass  # the ordinary way below waits for the writer
         async with self.engine.connect() as connection:
             return (await connection.execute(statement, params)).first()
 
@@ -171,8 +151,8 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
-        if self._poll_engine is not None:
-            self._poll_engine.dispose()
+        if self._loop_reader is not None:
+            self._loop_reader.close()
 
 
 def import_all_models() -> None:

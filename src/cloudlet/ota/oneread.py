@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, and_, bindparam, case, exists, func, select
+from sqlalchemy import and_, bindparam, case, exists, func, or_, select
 from sqlalchemy.orm import aliased
 
 from cloudlet.core.db import Database
@@ -54,7 +54,8 @@ _CURRENT_ASSIGNMENT = (
     .join(_its_task, _its_task.id == _assignment.task_id)
     .where(
         _assignment.device_id == OtaDevice.id,
-        _assignment.state.in_([s.value for s in p.ACTIVE_STATES]),
+        # Equalities, not IN (...): an IN list is a parameter expanded at each execution.
+        or_(*(_assignment.state == s.value for s in p.ACTIVE_STATES)),
         _its_task.type == bindparam("task_type"),
         _its_task.cancelled.is_(False),
     )
@@ -173,7 +174,7 @@ async def answer_from_one_read(
     return answer
 
 
-def _nothing_to_record(row: Row[Any], request: CheckRequest, now: datetime) -> bool:
+def _nothing_to_record(row: Any, request: CheckRequest, now: datetime) -> bool:
     """True when ``service._record_check`` would write nothing for this check."""
     version = row.fota_version if request.type == p.FOTA else row.sota_version
     if version != request.version:
@@ -186,7 +187,7 @@ def _nothing_to_record(row: Row[Any], request: CheckRequest, now: datetime) -> b
     return last is not None and last <= now and now - last < LAST_CHECK_RESOLUTION
 
 
-def _offered(ctx: OtaContext, row: Row[Any], request: CheckRequest) -> Answer | None:
+def _offered(ctx: OtaContext, row: Any, request: CheckRequest) -> Answer | None:
     """What ``service._check`` answers when that writes nothing, else None."""
     if row.assignment_id is None:
         return None if row.strategy_may_apply else Answer(p.NO_TASK)

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from datetime import datetime, time
 from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.routing import APIRoute
@@ -102,9 +103,10 @@ def context(services: Services) -> OtaContext:
     return ctx
 
 
-def _answer(answer: Answer) -> JSONResponse:
-    # OneNET answers HTTP 200 and puts the outcome in errno.
-    return JSONResponse(answer.body())
+def _answer(answer: Answer) -> Response:
+    # OneNET answers HTTP 200 and puts the outcome in errno. orjson writes the same bytes
+    # as JSONResponse (compact, UTF-8) for these bodies of strings and small integers.
+    return Response(orjson.dumps(answer.body()), media_type="application/json")
 
 
 def _download_headers(
@@ -234,7 +236,7 @@ def _south_routes(services: Services) -> list[DeviceRoute]:
 
     async def south_device(
         session: AsyncSession, request: Request, dev_id: str | int
-    ) -> OtaDevice | JSONResponse:
+    ) -> OtaDevice | Response:
         """The authenticated device, or the errno answer (2 bad id, 1 authentication)."""
         device_id = p.parse_id(dev_id) if isinstance(dev_id, str) else dev_id
         if device_id is None:
@@ -244,7 +246,7 @@ def _south_routes(services: Services) -> list[DeviceRoute]:
         )
         return _answer(Answer(p.AUTH_FAILED)) if device is None else device
 
-    async def run_check(request: Request, check: CheckRequest | None) -> JSONResponse:
+    async def run_check(request: Request, check: CheckRequest | None) -> Response:
         if check is None:
             return _counted_check(Answer(p.PARAMETER_ERROR))
         quick = await oneread.answer_from_one_read(
@@ -254,7 +256,7 @@ def _south_routes(services: Services) -> list[DeviceRoute]:
             return _counted_check(quick)
         async with services.db.session() as session:
             device = await south_device(session, request, check.dev_id)
-            if isinstance(device, JSONResponse):
+            if isinstance(device, Response):
                 return device
             answer = await service.check(session, ctx=ctx, device=device, request=check)
             # A poll that changed nothing has issued no UPDATE/INSERT: this commit writes
@@ -262,7 +264,7 @@ def _south_routes(services: Services) -> list[DeviceRoute]:
             await session.commit()
         return _counted_check(answer)
 
-    def _counted_check(answer: Answer) -> JSONResponse:
+    def _counted_check(answer: Answer) -> Response:
         if ctx.counters is not None:
             ctx.counters.checks.labels(str(answer.errno)).inc()
         return _answer(answer)
@@ -289,7 +291,7 @@ def _south_routes(services: Services) -> list[DeviceRoute]:
             return _answer(Answer(p.PARAMETER_ERROR))
         async with services.db.session() as session:
             device = await south_device(session, request, query.get("dev_id", ""))
-            if isinstance(device, JSONResponse):
+            if isinstance(device, Response):
                 return device
             answer = await service.tasking(
                 session, ctx=ctx, device=device, task_type=int(task_type), cdn=cdn == "true"
@@ -301,7 +303,7 @@ def _south_routes(services: Services) -> list[DeviceRoute]:
         """Verify a download token; the task moves from to-be-upgraded to downloading."""
         async with services.db.session() as session:
             device = await south_device(session, request, request.query_params.get("dev_id", ""))
-            if isinstance(device, JSONResponse):
+            if isinstance(device, Response):
                 return device
             token = request.path_params["token"]
             answer = await service.verify_token(session, ctx=ctx, device=device, token=token)
@@ -338,7 +340,7 @@ def _south_routes(services: Services) -> list[DeviceRoute]:
         ``record`` it and count it."""
         async with services.db.session() as session:
             device = await south_device(session, request, request.query_params.get("dev_id", ""))
-            if isinstance(device, JSONResponse):
+            if isinstance(device, Response):
                 return device
             value = await reported(request, field)
             if isinstance(value, JSONResponse):
@@ -355,7 +357,7 @@ def _south_routes(services: Services) -> list[DeviceRoute]:
             return _answer(Answer(p.RESULT_ERROR))
         return body.get(field) if isinstance(body, dict) else None
 
-    def _counted_report(result: object, answer: Answer) -> JSONResponse:
+    def _counted_report(result: object, answer: Answer) -> Response:
         if ctx.counters is not None and isinstance(result, int) and result > p.FULL_PROGRESS:
             label = str(result) if result in p.RESULT_CODES else "other"
             ctx.counters.reports.labels(label, str(answer.errno)).inc()
@@ -365,7 +367,7 @@ def _south_routes(services: Services) -> list[DeviceRoute]:
         """The versions on record: ``data`` has ``f_version``/``s_version`` if ever reported."""
         async with services.db.session() as session:
             device = await south_device(session, request, request.query_params.get("dev_id", ""))
-        if isinstance(device, JSONResponse):
+        if isinstance(device, Response):
             return device
         return _answer(service.recorded_versions(device))
 
@@ -409,7 +411,7 @@ def _south_routes(services: Services) -> list[DeviceRoute]:
                 versions[task_type] = value
         async with services.db.session() as session:
             device = await south_device(session, request, device_id)
-            if isinstance(device, JSONResponse):
+            if isinstance(device, Response):
                 return device
             answer = await service.report_version(
                 session, ctx=ctx, device=device, versions=versions

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 
 
@@ -85,6 +85,8 @@ def resolve(manuf: str, model: str) -> CatalogEntry | None:
     return None
 
 
+# Every check compares its pair with its task's: devices send the same few pairs.
+@lru_cache(maxsize=1024)
 def canonical(manuf: str, model: str) -> tuple[str, str]:
     """Canonical names for the pair; unknown pairs are kept as given (stripped)."""
     row = resolve(manuf, model)

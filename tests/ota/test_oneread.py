@@ -8,16 +8,18 @@ step aside (None). The common polls must be answered by the one read, or it is n
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, func, select
 
 from cloudlet.ota import oneread, service
 from cloudlet.ota.api import context
+from cloudlet.ota.models import OtaDownloadToken
 from cloudlet.ota.service import Answer, CheckRequest
 from tests.conftest import services_of
 from tests.ota.conftest import Fleet, clock_of
@@ -203,3 +205,29 @@ async def test_a_staged_task_is_judged_by_the_full_check(fleet: Fleet) -> None:
     assert r.status_code == 200, r.text
     quick, full = await both(fleet, request(dev), auth)
     assert quick is None
+
+
+async def test_a_burst_of_first_checks_shares_group_commits(fleet: Fleet) -> None:
+    """A fleet's first contact writes a token per device: through the process's writer, the
+    checks that arrive together are committed together, and each is answered once its
+    token is committed."""
+    devices = [await fleet.add_device(f"burst-{n}", fota_version="1.0") for n in range(40)]
+    await fleet.upload("2.0", FIRMWARE)
+    await fleet.task(target_version="2.0", versions=["1.0"])
+    engine = services_of(fleet.client).db.engine.sync_engine
+    commits: list[int] = []
+
+    def count(_conn: Any) -> None:
+        commits.append(1)
+
+    event.listen(engine, "commit", count)
+    try:
+        answers = await asyncio.gather(*(fleet.check(dev) for dev in devices))
+    finally:
+        event.remove(engine, "commit", count)
+    tokens = {answer["data"]["token"] for answer in answers}
+    assert len(tokens) == 40 and all(a["errno"] == 0 for a in answers)
+    assert 1 <= len(commits) < 40
+    async with services_of(fleet.client).db.session() as session:
+        stored = await session.scalar(select(func.count()).select_from(OtaDownloadToken))
+    assert stored == 40

@@ -143,6 +143,11 @@ def _offload_headers(package: PackageFile, location: str, blobs: FileBlobStore) 
     }
 
 
+def _answered(outcome: Answer | Response) -> Response:
+    """A south job's outcome on the wire: its answer, or the refusal it already made."""
+    return outcome if isinstance(outcome, Response) else _answer(outcome)
+
+
 def _errno(errno: int, status: int = 200, error: str | None = None) -> JSONResponse:
     return JSONResponse({"errno": errno, "error": error or p.ERROR_TEXT[errno]}, status)
 
@@ -254,15 +259,17 @@ def _south_routes(services: Services) -> list[DeviceRoute]:
         )
         if quick is not None:
             return _counted_check(quick)
-        async with services.db.session() as session:
+
+        async def full_check(session: AsyncSession) -> Answer | Response:
             device = await south_device(session, request, check.dev_id)
             if isinstance(device, Response):
                 return device
-            answer = await service.check(session, ctx=ctx, device=device, request=check)
-            # A poll that changed nothing has issued no UPDATE/INSERT: this commit writes
-            # nothing.
-            await session.commit()
-        return _counted_check(answer)
+            return await service.check(session, ctx=ctx, device=device, request=check)
+
+        # Through the process's writer: committed with the other device writes (group
+        # commit), answered once committed.
+        outcome = await services.writer.write(full_check)
+        return outcome if isinstance(outcome, Response) else _counted_check(outcome)
 
     def _counted_check(answer: Answer) -> Response:
         if ctx.counters is not None:
@@ -289,26 +296,28 @@ def _south_routes(services: Services) -> list[DeviceRoute]:
         task_type, cdn = query.get("type", ""), query.get("cdn", "false")
         if task_type not in ("1", "2") or cdn not in ("true", "false"):
             return _answer(Answer(p.PARAMETER_ERROR))
-        async with services.db.session() as session:
+
+        async def job(session: AsyncSession) -> Answer | Response:
             device = await south_device(session, request, query.get("dev_id", ""))
             if isinstance(device, Response):
                 return device
-            answer = await service.tasking(
+            return await service.tasking(
                 session, ctx=ctx, device=device, task_type=int(task_type), cdn=cdn == "true"
             )
-            await session.commit()
-        return _answer(answer)
+
+        return _answered(await services.writer.write(job))
 
     async def token_check(request: Request) -> Response:
         """Verify a download token; the task moves from to-be-upgraded to downloading."""
-        async with services.db.session() as session:
+        token = request.path_params["token"]
+
+        async def job(session: AsyncSession) -> Answer | Response:
             device = await south_device(session, request, request.query_params.get("dev_id", ""))
             if isinstance(device, Response):
                 return device
-            token = request.path_params["token"]
-            answer = await service.verify_token(session, ctx=ctx, device=device, token=token)
-            await session.commit()
-        return _answer(answer)
+            return await service.verify_token(session, ctx=ctx, device=device, token=token)
+
+        return _answered(await services.writer.write(job))
 
     async def report(request: Request) -> Response:
         """Report download (1xx) and upgrade (2xx) results."""
@@ -338,16 +347,19 @@ def _south_routes(services: Services) -> list[DeviceRoute]:
     ) -> Response:
         """The device, the body's ``field`` (errno 24 when the body is not JSON), then
         ``record`` it and count it."""
-        async with services.db.session() as session:
+        # The body first: a job of the writer never waits for a device's bytes.
+        value = await reported(request, field)
+
+        async def job(session: AsyncSession) -> Answer | Response:
             device = await south_device(session, request, request.query_params.get("dev_id", ""))
             if isinstance(device, Response):
                 return device
-            value = await reported(request, field)
-            if isinstance(value, JSONResponse):
-                return value
-            answer = await record(session, device, value)
-            await session.commit()
-        return _counted_report(value, answer)
+            if isinstance(value, Response):
+                return value  # authentication comes first, then errno 24
+            return await record(session, device, value)
+
+        outcome = await services.writer.write(job)
+        return outcome if isinstance(outcome, Response) else _counted_report(value, outcome)
 
     async def reported(request: Request, field: str) -> object:
         """``field`` of a report body (None when absent), or errno 24 when it is not JSON."""
@@ -409,15 +421,14 @@ def _south_routes(services: Services) -> list[DeviceRoute]:
                 return _answer(Answer(p.PARAMETER_ERROR))
             if value is not None:
                 versions[task_type] = value
-        async with services.db.session() as session:
+
+        async def job(session: AsyncSession) -> Answer | Response:
             device = await south_device(session, request, device_id)
             if isinstance(device, Response):
                 return device
-            answer = await service.report_version(
-                session, ctx=ctx, device=device, versions=versions
-            )
-            await session.commit()
-        return _answer(answer)
+            return await service.report_version(session, ctx=ctx, device=device, versions=versions)
+
+        return _answered(await services.writer.write(job))
 
     async def download(request: Request) -> Response:
         """The package bytes; Range requests answer 206 (resume) or 416."""
@@ -439,11 +450,12 @@ def _south_routes(services: Services) -> list[DeviceRoute]:
             return _errno(p.TOKEN_EXPIRED, 410)
         if found.state == p.State.PENDING and request.method == "GET":
             # The first bytes asked for: to be upgraded → downloading (once per download).
-            async with services.db.session() as session:
+            async def downloading(session: AsyncSession) -> None:
                 download = await service.resolve_token(session, ctx=ctx, token=token)
                 if download is not None:
                     service.start_download(session, download, now=now)
-                    await session.commit()
+
+            await services.writer.write(downloading)
         package = found.package
         try:
             stored = await ctx.blobs.size(package.blob_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -22,6 +23,7 @@ from sqlalchemy.types import TypeDecorator
 
 from cloudlet.core.loopread import AnySelect, Busy, LoopReader
 from cloudlet.core.sqlite import one_trip_dbapi
+from cloudlet.core.writeturn import TurnSession
 
 # Stable constraint names so Alembic migrations match on SQLite and PostgreSQL.
 NAMING_CONVENTION = {
@@ -110,7 +112,14 @@ class Database:
     def __init__(self, url: str, *, echo: bool = False) -> None:
         self.url = url
         self.engine = make_engine(url, echo=echo)
-        self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+        # SQLite has one writer at a time: this process's sessions take turns for it.
+        self._write_turn = asyncio.Lock() if url.startswith("sqlite") else None
+        self.sessionmaker = async_sessionmaker(
+            self.engine,
+            class_=TurnSession,
+            expire_on_commit=False,
+            info={"write_turn": self._write_turn} if self._write_turn is not None else None,
+        )
         self._loop_reader = (
             LoopReader(url.removeprefix("sqlite+aiosqlite:///"), self.engine.dialect)
             if url.startswith("sqlite+aiosqlite:///")
@@ -132,6 +141,12 @@ class Database:
                 pass  # the ordinary way below waits for the writer
         async with self.engine.connect() as connection:
             return (await connection.execute(statement, params)).first()
+
+    async def take_turn(self, session: AsyncSession) -> None:
+        """Have ``session`` take the process's write turn now (SQLite), not at its first
+        write: for transactions that read then write and must not interleave."""
+        if isinstance(session, TurnSession):
+            await session.take_turn()
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:

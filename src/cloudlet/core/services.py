@@ -37,11 +37,7 @@ class Services:
     broker: EmbeddedBroker = field(default_factory=EmbeddedBroker)
 
     def __post_init__(self) -> None:
-        self.writer = Writer(
-            self.db,
-            serialise=self.settings.is_sqlite,
-            max_concurrent=self.settings.max_concurrent_writes,
-        )
+        self.writer = Writer(self.db, max_concurrent=self.settings.max_concurrent_writes)
 
 
 def get_services(request: Request) -> Services:

@@ -46,11 +46,8 @@ class Writer:
     """The process's device writes, committed in groups while :meth:`start` ed; before that
     (or after :meth:`stop`) each write commits alone."""
 
-    def __init__(self, db: Database, *, serialise: bool, max_concurrent: int = 16) -> None:
+    def __init__(self, db: Database, *, max_concurrent: int = 16) -> None:
         self._db = db
-        # SQLite has one writer: every write transaction of this process queues on this lock
-        # (the group commits and :meth:`session` users alike).
-        self._lock: asyncio.Lock | None = asyncio.Lock() if serialise else None
         # PostgreSQL without the group writer: a burst queues here, not in the pool.
         self._slots = asyncio.Semaphore(max(1, max_concurrent))
         self._queue: asyncio.Queue[tuple[Job, asyncio.Future[Any]] | None] = asyncio.Queue()
@@ -85,13 +82,11 @@ class Writer:
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
-        """A session for a write transaction outside the groups (the caller commits);
-        on SQLite it waits its turn with them."""
-        if self._lock is None:
-            async with self._db.session() as session:
-                yield session
-            return
-        async with self._lock, self._db.session() as session:
+        """A session for a write transaction outside the groups (the caller commits); on
+        SQLite it takes the process's write turn at once (core/writeturn.py), as the group
+        commits do, and holds it until the transaction ends."""
+        async with self._db.session() as session:
+            await self._db.take_turn(session)
             yield session
 
     async def _run(self) -> None:

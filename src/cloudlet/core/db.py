@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
-from cloudlet.core.loopread import AnySelect, Busy, LoopReader
+from cloudlet.core.loopread import AnySelect, Busy, LoopReader, Statements
 from cloudlet.core.sqlite import one_trip_dbapi
 from cloudlet.core.writeturn import TurnSession
 
@@ -125,6 +125,9 @@ class Database:
             if url.startswith("sqlite+aiosqlite:///")
             else None
         )
+        self._statements = (
+            Statements(self.engine.dialect) if self.engine.dialect.driver == "asyncpg" else None
+        )
 
     async def read_one(self, statement: AnySelect, params: dict[str, Any]) -> Any | None:
         """The first row of a read-only statement (columns as attributes), without a
@@ -139,6 +142,14 @@ class Database:
                 return self._loop_reader.first(statement, params)
             except Busy:
                 pass  # the ordinary way below waits for the writer
+        if self._statements is not None:
+            # asyncpg directly, with the statement compiled once (asyncpg prepares it once
+            # per connection): SQLAlchemy's per-execution work was most of such a read.
+            prepared = self._statements.get(statement)
+            async with self.engine.connect() as connection:
+                driver: Any = (await connection.get_raw_connection()).driver_connection
+                found = await driver.fetchrow(prepared.sql, *prepared.values(params))
+            return None if found is None else prepared.row(found)
         async with self.engine.connect() as connection:
             return (await connection.execute(statement, params)).first()
 

@@ -7,12 +7,13 @@ such a read in microseconds. Through SQLAlchemy's synchronous engine it was Core
 per-execution work (cache key, execution context, connection checkout) that dominated.
 :class:`LoopReader` compiles each statement once, runs it on one read-only ``sqlite3``
 connection and converts its columns with the same type processors SQLAlchemy would.
+:class:`Statements` (the compiling) also serves PostgreSQL's reads through asyncpg.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple, TypeAlias
 
 from sqlalchemy.engine import Dialect
@@ -22,11 +23,58 @@ from sqlalchemy.sql import Select
 AnySelect: TypeAlias = "Select[*tuple[Any, ...]]"
 
 
-class _Prepared(NamedTuple):
+class Prepared(NamedTuple):
+    """A statement compiled once for a driver: its SQL, its parameters in order (with the
+    type processors SQLAlchemy would apply), and the maker of its result rows."""
+
     statement: AnySelect  # held: the id it is cached under stays its own
     sql: str
     binds: tuple[tuple[str, Any, Any], ...]  # name, default value, bind processor or None
-    row: Callable[[tuple[Any, ...]], Any]
+    row: Callable[[Sequence[Any]], Any]
+
+    def values(self, params: Mapping[str, Any]) -> list[Any]:
+        values = []
+        for name, default, process in self.binds:
+            value = params.get(name, default)
+            values.append(process(value) if process is not None else value)
+        return values
+
+
+class Statements:
+    """Statements compiled once per dialect, kept by identity (they are module constants)."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        self._dialect = dialect
+        self._prepared: dict[int, Prepared] = {}
+
+    def get(self, statement: AnySelect) -> Prepared:
+        prepared = self._prepared.get(id(statement))
+        if prepared is None:
+            prepared = self._prepared[id(statement)] = self._prepare(statement)
+        return prepared
+
+    def _prepare(self, statement: AnySelect) -> Prepared:
+        dialect = self._dialect
+        compiled = statement.compile(dialect=dialect)
+        if compiled.positiontup is None or compiled.post_compile_params:
+            raise ValueError("prepared reads need positional, non-expanding parameters")
+        processors = compiled._bind_processors
+        binds = tuple(
+            (name, compiled.binds[name].effective_value, processors.get(name))
+            for name in compiled.positiontup
+        )
+        columns = compiled._result_columns
+        names = [column[0] for column in columns]
+        converters = [column[3]._cached_result_processor(dialect, None) for column in columns]
+        shape = NamedTuple("ReadRow", [(name, Any) for name in names])  # type: ignore[misc]
+
+        def row(raw: Sequence[Any]) -> Any:
+            return shape._make(
+                convert(value) if convert is not None and value is not None else value
+                for convert, value in zip(converters, raw, strict=True)
+            )
+
+        return Prepared(statement, str(compiled), binds, row)
 
 
 class Busy(Exception):
@@ -38,21 +86,14 @@ class LoopReader:
 
     def __init__(self, path: str, dialect: Dialect) -> None:
         self._path = path
-        self._dialect = dialect
+        self._statements = Statements(dialect)
         self._connection: sqlite3.Connection | None = None
-        self._prepared: dict[int, _Prepared] = {}
 
     def first(self, statement: AnySelect, params: Mapping[str, Any]) -> Any | None:
         """The first row of ``statement``, its columns as attributes; raises :class:`Busy`."""
-        prepared = self._prepared.get(id(statement))
-        if prepared is None:
-            prepared = self._prepared[id(statement)] = self._prepare(statement)
-        values = []
-        for name, default, process in prepared.binds:
-            value = params.get(name, default)
-            values.append(process(value) if process is not None else value)
+        prepared = self._statements.get(statement)
         try:
-            found = self._open().execute(prepared.sql, values).fetchone()
+            found = self._open().execute(prepared.sql, prepared.values(params)).fetchone()
         except sqlite3.OperationalError as exc:
             raise Busy(str(exc)) from exc
         return None if found is None else prepared.row(found)
@@ -72,27 +113,3 @@ class LoopReader:
             connection.execute("PRAGMA busy_timeout=0")
             self._connection = connection
         return self._connection
-
-    def _prepare(self, statement: AnySelect) -> _Prepared:
-        compiled = statement.compile(dialect=self._dialect)
-        if compiled.positiontup is None or compiled.post_compile_params:
-            raise ValueError("loop reads need positional, non-expanding parameters")
-        processors = compiled._bind_processors
-        binds = tuple(
-            (name, compiled.binds[name].effective_value, processors.get(name))
-            for name in compiled.positiontup
-        )
-        columns = compiled._result_columns
-        names = [column[0] for column in columns]
-        converters = [column[3]._cached_result_processor(self._dialect, None) for column in columns]
-        shape = NamedTuple("LoopRow", [(name, Any) for name in names])  # type: ignore[misc]
-        if not any(converters):
-            return _Prepared(statement, compiled.string, binds, lambda raw: shape._make(raw))
-
-        def row(raw: tuple[Any, ...]) -> Any:
-            return shape._make(
-                convert(value) if convert is not None and value is not None else value
-                for convert, value in zip(converters, raw, strict=True)
-            )
-
-        return _Prepared(statement, compiled.string, binds, row)

@@ -23,7 +23,7 @@ from sqlalchemy.orm import aliased
 
 from cloudlet.core.db import Database
 from cloudlet.core.security import token_digest
-from cloudlet.ota import catalog
+from cloudlet.ota import auth, catalog
 from cloudlet.ota import protocol as p
 from cloudlet.ota.models import (
     OtaDevice,
@@ -45,6 +45,27 @@ from cloudlet.ota.service import (
     device_token,
     task_data,
 )
+
+# The columns a device's signature is checked against (``_signed``).
+_SIGNING_KEYS = (
+    OtaDevice.product_id,
+    OtaDevice.name,
+    OtaDevice.key_enc,
+    OtaProduct.key_enc.label("product_key_enc"),
+)
+
+
+def _signed(ctx: OtaContext, token: auth.DeviceToken, keys: Any) -> bool:
+    """True when ``token`` is signed with the keys read by ``_SIGNING_KEYS``."""
+    return authentic(
+        ctx,
+        token,
+        product_id=keys.product_id,
+        name=keys.name,
+        key_enc=keys.key_enc,
+        product_key_enc=keys.product_key_enc,
+    )
+
 
 _assignment = aliased(OtaTaskDevice)
 _its_task = aliased(OtaTask)
@@ -76,10 +97,7 @@ _STRATEGY_MAY_APPLY = (
 )
 _POLL = (
     select(
-        OtaDevice.product_id,
-        OtaDevice.name,
-        OtaDevice.key_enc,
-        OtaProduct.key_enc.label("product_key_enc"),
+        *_SIGNING_KEYS,
         OtaDevice.fota_version,
         OtaDevice.sota_version,
         OtaDevice.last_signal,
@@ -155,14 +173,7 @@ async def answer_from_one_read(
     row = await db.read_one(_POLL, params)
     if row is None:
         return Answer(p.AUTH_FAILED)
-    if not authentic(
-        ctx,
-        token,
-        product_id=row.product_id,
-        name=row.name,
-        key_enc=row.key_enc,
-        product_key_enc=row.product_key_enc,
-    ):
+    if not _signed(ctx, token, row):
         return Answer(p.AUTH_FAILED)
     if not p.valid_version(request.version):
         return Answer(p.VERSION_FORMAT)
@@ -249,23 +260,13 @@ class DownloadRead:
     def signed(self, ctx: OtaContext, authorization: str) -> bool:
         """True when ``authorization`` is a valid token of the download's device."""
         token = device_token(ctx, authorization)
-        return token is not None and authentic(
-            ctx,
-            token,
-            product_id=self.product_id,
-            name=self.name,
-            key_enc=self.key_enc,
-            product_key_enc=self.product_key_enc,
-        )
+        return token is not None and _signed(ctx, token, self)
 
 
 _DOWNLOAD = (
     select(
         OtaDevice.dev_id,
-        OtaDevice.product_id,
-        OtaDevice.name,
-        OtaDevice.key_enc,
-        OtaProduct.key_enc.label("product_key_enc"),
+        *_SIGNING_KEYS,
         OtaTaskDevice.state,
         OtaTask.cancelled,
         OtaDownloadToken.expires_at,

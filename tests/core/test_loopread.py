@@ -1,0 +1,92 @@
+"""``Database.read_one`` gives what SQLAlchemy gives: SQLite's read on the event loop's
+thread, PostgreSQL's straight through asyncpg (core/loopread.py)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from sqlalchemy import bindparam, select
+
+from cloudlet.core.db import Database
+from cloudlet.core.loopread import Busy, LoopReader
+from cloudlet.core.models import AdminUser, ApiToken
+
+CREATED = datetime(2026, 12, 7, 4, 30, 15, 123456, tzinfo=UTC)
+TOKEN_ROW = (
+    select(
+        ApiToken.id,
+        ApiToken.name,
+        ApiToken.expires_at,
+        ApiToken.created_at,
+        AdminUser.username,
+        (ApiToken.expires_at.is_(None)).label("endless"),
+    )
+    .join(AdminUser, AdminUser.id == ApiToken.user_id)
+    .where(ApiToken.digest == bindparam("digest"))
+)
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[Database]:
+    database = Database(database_url)
+    async with database.session() as session:
+        session.add(AdminUser(id=1, username="ada", password_hash="x", created_at=CREATED))
+        await session.flush()
+        session.add(ApiToken(digest="d1", user_id=1, name="", created_at=CREATED))
+        session.add(
+            ApiToken(digest="d2", user_id=1, name="ci", created_at=CREATED, expires_at=CREATED)
+        )
+        await session.commit()
+    yield database
+    await database.dispose()
+
+
+async def through_sqlalchemy(db: Database, params: dict[str, Any]) -> Any:
+    async with db.engine.connect() as connection:
+        return (await connection.execute(TOKEN_ROW, params)).first()
+
+
+@pytest.mark.parametrize("digest", ["d1", "d2", "nobody"])
+async def test_the_loop_read_gives_sqlalchemys_row(db: Database, digest: str) -> None:
+    expected = await through_sqlalchemy(db, {"digest": digest})
+    got = await db.read_one(TOKEN_ROW, {"digest": digest})
+    if expected is None:
+        assert got is None
+        return
+    assert tuple(got) == tuple(expected)
+    assert got._fields == tuple(expected._fields)
+    assert got.created_at == CREATED and got.created_at.tzinfo is not None
+    assert got.endless == (digest == "d1")
+
+
+def loop_reader(db: Database) -> LoopReader:
+    if db._loop_reader is None:
+        pytest.skip("SQLite's loop reader")
+    return db._loop_reader
+
+
+async def test_a_busy_read_is_done_the_ordinary_way(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def busy(*_args: Any) -> None:
+        raise Busy("database is locked")
+
+    monkeypatch.setattr(loop_reader(db), "first", busy)
+    got = await db.read_one(TOKEN_ROW, {"digest": "d2"})
+    assert got is not None and got.name == "ci" and got.expires_at == CREATED
+
+
+async def test_a_write_through_the_read_connection_is_refused(db: Database) -> None:
+    reader = loop_reader(db)
+    await db.read_one(TOKEN_ROW, {"digest": "d1"})
+    with pytest.raises(Exception, match="readonly"):
+        reader._open().execute("DELETE FROM core_api_token")
+
+
+async def test_an_expanding_parameter_is_refused(db: Database) -> None:
+    statement = select(ApiToken.id).where(ApiToken.digest.in_(["d1", "d2"]))
+    with pytest.raises(ValueError, match="non-expanding"):
+        await db.read_one(statement, {})

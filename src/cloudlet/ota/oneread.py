@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, case, exists, func, or_, select
+from sqlalchemy import and_, bindparam, case, exists, func, select
 from sqlalchemy.orm import aliased
 
 from cloudlet.core.db import Database
@@ -36,14 +36,17 @@ from cloudlet.ota.models import (
     OtaTaskDevice,
 )
 from cloudlet.ota.service import (
-    LAST_CHECK_RESOLUTION,
     TOKEN_REISSUE_MARGIN,
     Answer,
     CheckRequest,
     OtaContext,
+    active_assignment,
     authentic,
     device_token,
+    last_check_due,
+    live_token,
     task_data,
+    task_package,
 )
 
 # The columns a device's signature is checked against (``_signed``).
@@ -73,13 +76,7 @@ _its_task = aliased(OtaTask)
 _CURRENT_ASSIGNMENT = (
     select(_assignment.id)
     .join(_its_task, _its_task.id == _assignment.task_id)
-    .where(
-        _assignment.device_id == OtaDevice.id,
-        # Equalities, not IN (...): an IN list is a parameter expanded at each execution.
-        or_(*(_assignment.state == s.value for s in p.ACTIVE_STATES)),
-        _its_task.type == bindparam("task_type"),
-        _its_task.cancelled.is_(False),
-    )
+    .where(*active_assignment(_assignment, _its_task, OtaDevice.id))
     .order_by(_assignment.id.desc())
     .limit(1)
     .correlate(OtaDevice)
@@ -129,27 +126,24 @@ _POLL = (
     .outerjoin(
         OtaPackage,
         and_(
-            OtaPackage.product_id == OtaTask.product_id,
-            OtaPackage.type == OtaTask.type,
-            OtaPackage.kind == OtaTask.kind,
-            OtaPackage.manuf == OtaTask.manuf,
-            OtaPackage.model == OtaTask.model,
-            OtaPackage.version == OtaTask.target_version,
-            OtaPackage.source_version
-            == case(
-                (OtaTask.kind == p.DIFF, func.coalesce(OtaTaskDevice.initial_version, "")),
-                else_="",
-            ),
+            *task_package(
+                product_id=OtaTask.product_id,
+                task_type=OtaTask.type,
+                kind=OtaTask.kind,
+                manuf=OtaTask.manuf,
+                model=OtaTask.model,
+                version=OtaTask.target_version,
+                # service._package_for's source: the device's first version for a patch
+                source_version=case(
+                    (OtaTask.kind == p.DIFF, func.coalesce(OtaTaskDevice.initial_version, "")),
+                    else_="",
+                ),
+            )
         ),
     )
     .outerjoin(
         OtaDownloadToken,
-        and_(
-            OtaDownloadToken.task_device_id == OtaTaskDevice.id,
-            OtaDownloadToken.package_id == OtaPackage.id,
-            OtaDownloadToken.expires_at > bindparam("fresh_after"),
-            OtaDownloadToken.token_enc != "",
-        ),
+        and_(*live_token(OtaTaskDevice.id, OtaPackage.id)),
     )
     .where(OtaDevice.dev_id == bindparam("dev_id"))
     .order_by(OtaDownloadToken.expires_at.desc())
@@ -194,8 +188,7 @@ def _nothing_to_record(row: Any, request: CheckRequest, now: datetime) -> bool:
         return False
     if request.powers is not None and request.powers != row.last_power:
         return False
-    last = row.last_check_at
-    return last is not None and last <= now and now - last < LAST_CHECK_RESOLUTION
+    return not last_check_due(row.last_check_at, now)
 
 
 def _offered(ctx: OtaContext, row: Any, request: CheckRequest) -> Answer | None:

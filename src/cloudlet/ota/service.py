@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from anyio import to_thread
-from sqlalchemy import bindparam, delete, func, select
+from sqlalchemy import ColumnElement, bindparam, delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -146,37 +146,82 @@ _DEVICE_AND_PRODUCT_KEY = (
     .join(OtaProduct, OtaProduct.id == OtaDevice.product_id)
     .where(OtaDevice.dev_id == bindparam("dev_id"))
 )
+
+
+# What makes an assignment a device's current one, the package of a task and a live token,
+# once for the full check's statements here and the one-read statement (ota/oneread.py).
+def active_assignment(assignment: Any, task: Any, device_id: Any) -> list[ColumnElement[bool]]:
+    """An unfinished assignment of the device to an uncancelled task of the checked type."""
+    return [
+        assignment.device_id == device_id,
+        # Equalities, not IN (...): an IN list is a parameter expanded at each execution.
+        or_(*(assignment.state == s.value for s in p.ACTIVE_STATES)),
+        task.type == bindparam("task_type"),
+        task.cancelled.is_(False),
+    ]
+
+
+def task_package(
+    *,
+    product_id: Any,
+    task_type: Any,
+    kind: Any,
+    manuf: Any,
+    model: Any,
+    version: Any,
+    source_version: Any,
+) -> list[ColumnElement[bool]]:
+    """The package a task gives: its product, type, kind, pair, target and source."""
+    return [
+        OtaPackage.product_id == product_id,
+        OtaPackage.type == task_type,
+        OtaPackage.kind == kind,
+        OtaPackage.manuf == manuf,
+        OtaPackage.model == model,
+        OtaPackage.version == version,
+        OtaPackage.source_version == source_version,
+    ]
+
+
+def live_token(task_device_id: Any, package_id: Any) -> list[ColumnElement[bool]]:
+    """A token of the assignment for the package, living past ``fresh_after``."""
+    return [
+        OtaDownloadToken.task_device_id == task_device_id,
+        OtaDownloadToken.package_id == package_id,
+        OtaDownloadToken.expires_at > bindparam("fresh_after"),
+        OtaDownloadToken.token_enc != "",
+    ]
+
+
+def last_check_due(last: datetime | None, now: datetime) -> bool:
+    """True when ``last_check_at`` is to be written: never written, a resolution old, or
+    ahead of the clock."""
+    return last is None or now - last >= LAST_CHECK_RESOLUTION or now < last
+
+
 # With the task's rollout, if it has one: a staged task costs no extra trip.
 _ACTIVE_ASSIGNMENT = (
     select(OtaTaskDevice, OtaTask, OtaRollout)
     .join(OtaTask, OtaTask.id == OtaTaskDevice.task_id)
     .outerjoin(OtaRollout, OtaRollout.task_id == OtaTask.id)
-    .where(
-        OtaTaskDevice.device_id == bindparam("device_id"),
-        OtaTaskDevice.state.in_([s.value for s in p.ACTIVE_STATES]),
-        OtaTask.type == bindparam("task_type"),
-        OtaTask.cancelled.is_(False),
-    )
+    .where(*active_assignment(OtaTaskDevice, OtaTask, bindparam("device_id")))
     .order_by(OtaTaskDevice.id.desc())
     .limit(1)
 )
 _TASK_PACKAGE = select(OtaPackage).where(
-    OtaPackage.product_id == bindparam("product_id"),
-    OtaPackage.type == bindparam("task_type"),
-    OtaPackage.kind == bindparam("kind"),
-    OtaPackage.manuf == bindparam("manuf"),
-    OtaPackage.model == bindparam("model"),
-    OtaPackage.version == bindparam("version"),
-    OtaPackage.source_version == bindparam("source_version"),
+    *task_package(
+        product_id=bindparam("product_id"),
+        task_type=bindparam("task_type"),
+        kind=bindparam("kind"),
+        manuf=bindparam("manuf"),
+        model=bindparam("model"),
+        version=bindparam("version"),
+        source_version=bindparam("source_version"),
+    )
 )
 _LIVE_TOKEN = (
     select(OtaDownloadToken)
-    .where(
-        OtaDownloadToken.task_device_id == bindparam("task_device_id"),
-        OtaDownloadToken.package_id == bindparam("package_id"),
-        OtaDownloadToken.expires_at > bindparam("fresh_after"),
-        OtaDownloadToken.token_enc != "",
-    )
+    .where(*live_token(bindparam("task_device_id"), bindparam("package_id")))
     .order_by(OtaDownloadToken.expires_at.desc())
     .limit(1)
 )
@@ -425,8 +470,7 @@ def _record_check(
         device.last_signal = request.signals
     if request.powers is not None and device.last_power != request.powers:
         device.last_power = request.powers
-    last = device.last_check_at
-    if last is None or now - last >= LAST_CHECK_RESOLUTION or now < last:
+    if last_check_due(device.last_check_at, now):
         device.last_check_at = now
 
 

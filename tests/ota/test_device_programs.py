@@ -24,7 +24,7 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from cloudlet.app import create_app
 from cloudlet.core.clock import FrozenClock
@@ -33,6 +33,7 @@ from cloudlet.ota import delta
 from cloudlet.ota.auth import make_token
 from cloudlet.ota.models import OtaDevice, OtaTaskDevice
 from tests.conftest import admin_headers, services_of
+from tests.ota.conftest import recorded_writes
 from tests.ota.wire import LiveServer, RawConnection, RawResponse, live_server
 
 HOST = "ota.heclouds.com"
@@ -467,21 +468,12 @@ async def test_poll_that_changes_nothing_writes_nothing(fleet: Fleet) -> None:
     headers = {"Authorization": fleet.device_token(dev)}
     params = {"dev_id": dev, "manuf": "001", "model": "00107", "type": 1, "version": "1"}
     first = await fleet.live.client.get("/ota/south/check", params=params, headers=headers)
-    writes: list[str] = []
     engine = services_of(fleet.live.client).db.engine.sync_engine
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        if statement.lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE")):
-            writes.append(statement)
-
-    event.listen(engine, "before_cursor_execute", record)
-    try:
+    with recorded_writes(engine) as writes:
         tokens = set()
         for _ in range(20):
             r = await fleet.live.client.get("/ota/south/check", params=params, headers=headers)
             tokens.add(r.json()["data"]["token"])
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
     assert tokens == {first.json()["data"]["token"]}  # one token per device task
     assert writes == []
 

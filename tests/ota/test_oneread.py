@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -22,25 +20,9 @@ from cloudlet.ota.api import context
 from cloudlet.ota.models import OtaDownloadToken
 from cloudlet.ota.service import Answer, CheckRequest
 from tests.conftest import services_of
-from tests.ota.conftest import Fleet, clock_of
+from tests.ota.conftest import Fleet, clock_of, recorded_writes
 
 FIRMWARE = b"\x7fELF firmware 2.0" * 64
-
-
-@contextmanager
-def counted_writes(fleet: Fleet) -> Iterator[list[str]]:
-    writes: list[str] = []
-    engine = services_of(fleet.client).db.engine.sync_engine
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        if statement.lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE")):
-            writes.append(statement.split()[0] + " " + statement.split()[2])
-
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield writes
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
 
 
 def request(dev_id: int, **overrides: Any) -> CheckRequest:
@@ -71,7 +53,7 @@ async def both(
         if device is None:
             full = Answer(1)
         else:
-            with counted_writes(fleet) as writes:
+            with recorded_writes(services.db.engine.sync_engine) as writes:
                 full = await service.check(session, ctx=ctx, device=device, request=check)
                 await session.flush()
             await session.commit()

@@ -45,20 +45,43 @@ def canonical_head(head: bytes) -> bytes:
 
 class _HeadTransport:
     """One response cycle's transport: its first non-1xx status line and headers are made
-    canonical on their way out; everything else passes through."""
+    canonical on their way out, and held until the first piece of body so that both leave
+    in one system call (uvicorn writes them apart: two sends a device answer, the larger
+    part of its socket time under py-spy); everything else passes through."""
 
-    __slots__ = ("_head_sent", "_transport")
+    __slots__ = ("_head", "_head_sent", "_transport")
 
     def __init__(self, transport: asyncio.Transport) -> None:
         self._transport = transport
         self._head_sent = False
+        self._head: bytes | None = None
 
     def write(self, data: bytes) -> None:
+        head = self._head
+        if head is not None:
+            self._head = None
+            # uvloop buffers both and sends them with one writev.
+            self._transport.writelines((head, data))
+            return
         if not self._head_sent and data.startswith(b"HTTP/1.1 "):
             # A "100 Continue" line may come first; the response head follows it.
-            self._head_sent = not data.startswith(b"HTTP/1.1 1")
+            if not data.startswith(b"HTTP/1.1 1"):
+                self._head_sent = True
+                # uvicorn writes the body next, even an empty one (HEAD, 204, 304).
+                self._head = canonical_head(data)
+                return
             data = canonical_head(data)
         self._transport.write(data)
+
+    def close(self) -> None:
+        # An app that fails after its response started is cut off here: the head goes first.
+        self._flush_head()
+        self._transport.close()
+
+    def _flush_head(self) -> None:
+        if self._head is not None:
+            head, self._head = self._head, None
+            self._transport.write(head)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._transport, name)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import importlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp
 from swagger_ui_bundle import swagger_ui_path  # type: ignore[import-untyped]
 
 from cloudlet import __version__
@@ -73,6 +74,19 @@ def _pool_samples(services: Services) -> list[tuple[dict[str, str], float]]:
     return samples
 
 
+class CloudletApp(FastAPI):
+    """FastAPI with Cloudlet's own layers outside FastAPI's: a device call is answered
+    without passing FastAPI's error, telemetry and body-limit layers (each a wrapper around
+    every request and every message it sends), and answers its errors in its family's
+    envelope itself (core.errors.answer_in)."""
+
+    outer_layers: Callable[[ASGIApp], ASGIApp] | None = None
+
+    def build_middleware_stack(self) -> ASGIApp:
+        stack = super().build_middleware_stack()
+        return self.outer_layers(stack) if self.outer_layers is not None else stack
+
+
 def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     """The Cloudlet app for ``settings``; ``clock`` is injectable for tests."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -100,7 +114,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
             yield
 
     # /docs is served from the swagger-ui-bundle package, not a CDN: it works offline.
-    app = FastAPI(
+    app = CloudletApp(
         title="Cloudlet",
         version=__version__,
         lifespan=lifespan,
@@ -132,14 +146,17 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
         lambda: _pool_samples(services),
     )
     device_routes = [route for family in families for route in family.device_routes(services)]
-    # Innermost: device calls are answered here, with request ids, metrics and // folding.
-    app.add_middleware(DeviceDispatch, routes=device_routes)
-    app.add_middleware(
-        RequestContextMiddleware,
-        metrics=services.metrics,
-        family_of=lambda path: family_label(families, path),
-    )
-    app.add_middleware(CollapseSlashesMiddleware)
+
+    def outer_layers(fastapi_stack: ASGIApp) -> ASGIApp:
+        # Device calls are answered in DeviceDispatch, with // folding, request ids and
+        # metrics, before FastAPI's own layers; everything else goes on through them.
+        dispatch = DeviceDispatch(fastapi_stack, routes=device_routes)
+        timed = RequestContextMiddleware(
+            dispatch, metrics=services.metrics, family_of=lambda p: family_label(families, p)
+        )
+        return CollapseSlashesMiddleware(timed)
+
+    app.outer_layers = outer_layers
 
     app.include_router(auth.router)
     app.include_router(console.router)

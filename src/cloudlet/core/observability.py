@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextvars
+import functools
 import json
 import logging
 import os
@@ -104,14 +105,17 @@ class RequestContextMiddleware:
     def __init__(self, app: ASGIApp, *, metrics: Metrics, family_of: Callable[[str], str]) -> None:
         self.app = app
         self.metrics = metrics
-        self.family_of = family_of
+        # Paths repeat (a fleet polls the same few); download paths carry tokens: bounded.
+        self.family_of = functools.lru_cache(maxsize=4096)(family_of)
+        # prometheus_client validates and locks in every labels() call: a child once a key.
+        self._counters: dict[tuple[str, str, int], Any] = {}
+        self._timers: dict[str, Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        incoming = dict(scope["headers"]).get(REQUEST_ID_HEADER.encode(), b"").decode("latin-1")
-        request_id = incoming[:64] if incoming else os.urandom(16).hex()
+        request_id = _incoming_request_id(scope["headers"]) or os.urandom(16).hex()
         token = request_id_var.set(request_id)
         client = scope.get("client")
         hashing_client.set(str(client[0]) if client else None)
@@ -122,20 +126,43 @@ class RequestContextMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                headers = list(message.get("headers", []))
                 # First, not last: firmware that finds the body after the "Range" header
                 # line (OneNET OTA clients) needs Content-Range to stay the last header.
-                headers.insert(0, (REQUEST_ID_HEADER.encode(), request_id.encode("latin-1")))
+                headers = [(REQUEST_ID_HEADER_BYTES, request_id.encode("latin-1"))]
+                headers.extend(message.get("headers", ()))
                 message = {**message, "headers": headers}
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            family = self.family_of(scope["path"])
-            self.metrics.requests.labels(family, scope["method"], str(status)).inc()
-            self.metrics.latency.labels(family).observe(time.perf_counter() - started)
+            self._observe(scope, status, time.perf_counter() - started)
             request_id_var.reset(token)
+
+    def _observe(self, scope: Scope, status: int, seconds: float) -> None:
+        family = self.family_of(scope["path"])
+        key = (family, scope["method"], status)
+        counter = self._counters.get(key)
+        if counter is None:
+            counter = self._counters[key] = self.metrics.requests.labels(
+                family, scope["method"], str(status)
+            )
+        counter.inc()
+        timer = self._timers.get(family)
+        if timer is None:
+            timer = self._timers[family] = self.metrics.latency.labels(family)
+        timer.observe(seconds)
+
+
+REQUEST_ID_HEADER_BYTES = REQUEST_ID_HEADER.encode()
+
+
+def _incoming_request_id(headers: Iterable[tuple[bytes, bytes]]) -> str:
+    """The client's ``X-Request-ID`` (at most 64 characters), or ""."""
+    for name, value in headers:
+        if name == REQUEST_ID_HEADER_BYTES:
+            return value[:64].decode("latin-1")
+    return ""
 
 
 class JsonFormatter(logging.Formatter):

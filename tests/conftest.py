@@ -13,7 +13,7 @@ import os
 import uuid
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import AsyncExitStack
+from contextlib import AsyncExitStack, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -21,7 +21,7 @@ from typing import Any, Protocol
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import text
+from sqlalchemy import Engine, event, text
 from sqlalchemy.engine import make_url
 
 from cloudlet.app import create_app
@@ -207,3 +207,19 @@ async def admin_headers(client: httpx.AsyncClient, username: str = "admin") -> d
 @pytest.fixture
 def seed_time() -> datetime:
     return datetime.fromtimestamp(SEED_INSTANT_MS / 1000, UTC)
+
+
+@contextmanager
+def recorded_writes(engine: Engine) -> Iterator[list[str]]:
+    """The INSERT, UPDATE and DELETE statements ``engine`` runs inside the block."""
+    writes: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE")):
+            writes.append(statement)
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield writes
+    finally:
+        event.remove(engine, "before_cursor_execute", record)

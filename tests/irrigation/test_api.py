@@ -348,3 +348,41 @@ async def test_device_password_change_via_setup(
     # The controller reconnects with its new password's credential.
     await sim.stop()
     await sim.start()
+
+
+async def test_commands_and_status_reads_check_in_order(
+    client: httpx.AsyncClient, clock: FrozenClock
+) -> None:
+    """Token (103, 113), then the body (110), then the device (106, 142), then presence
+    (119): a command's and a status read's checks, whatever read answers them."""
+    owner = {"Authorization": await register_and_login(client)}
+    await add_device(client, owner["Authorization"])
+    other = {"Authorization": await register_and_login(client, OTHER)}
+    url = f"/v1/device/{DEVICE_ID}"
+    start = {"delaytime": 0, "tasklist": [1]}
+
+    await expect(await client.post(url, json=start), 401, 103)
+    await expect(await client.post(url, json=start, headers={"Authorization": "x" * 32}), 401, 103)
+    await expect(await client.get(f"{url}/status?flag=1"), 401, 103)
+    await expect(await client.post(url, json={"tasklist": "all"}, headers=other), 400, 110)
+    await expect(await client.post(url, json=start, headers=other), 403, 142)
+    await expect(await client.get(f"{url}/status?flag=1", headers=other), 403, 142)
+    for unknown in ("0000000000000001", "not-a-device"):
+        await expect(
+            await client.post(f"/v1/device/{unknown}", json=start, headers=owner), 403, 106
+        )
+        await expect(await client.delete(f"/v1/device/{unknown}/stoptask", headers=owner), 403, 106)
+    # The vendor's own examples put spaces around ids, in any case: still the owner's device.
+    await expect(
+        await client.post(f"/v1/device/%20{DEVICE_ID.lower()}%20", json=start, headers=owner),
+        403,
+        119,
+    )
+    await expect(await client.delete(f"{url}/stoptask", headers=owner), 403, 119)
+    await expect(await client.put(f"{url}/setup", json={"setup": {}}, headers=owner), 403, 119)
+
+    clock.advance(3 * 86400 + 1)
+    await expect(
+        await client.post("/v1/device/0000000000000001", json=start, headers=owner), 401, 113
+    )
+    await expect(await client.get(f"{url}/status?flag=1", headers=owner), 401, 113)

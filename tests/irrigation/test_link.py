@@ -262,3 +262,70 @@ async def test_app_serves_while_the_broker_is_unreachable(
     listing = await client.get("/v1/devices", headers=auth)
     assert listing.json() == {"code": 0, "devicenum": 0, "devicelist": []}
     assert not link_of(client).client.connected.is_set()  # type: ignore[union-attr]
+
+
+async def test_a_state_report_is_stored_only_when_newer(
+    client: httpx.AsyncClient, make_sim: SimFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A controller publishes the state its ack carried once more as its report; that
+    repeat, and anything older, writes nothing. A later report, or one from a new boot
+    whatever its counter, is stored."""
+    from cloudlet.irrigation.protocol import STATE, topic
+    from tests.conftest import recorded_writes
+
+    token = await register_and_login(client)
+    await add_device(client, token)
+    await make_sim()
+    link = link_of(client)
+    await link.settled()
+    engine = services_of(client).db.engine.sync_engine
+
+    async def stored() -> IrrigationDevice:
+        async with services_of(client).db.session() as session:
+            row = await session.scalar(
+                select(IrrigationDevice).where(IrrigationDevice.deviceid == DEVICE_ID)
+            )
+        assert row is not None
+        return row
+
+    async def report(
+        boot: str, seq: int, status: dict[str, Any], deviceid: str = DEVICE_ID
+    ) -> None:
+        message = orjson.dumps({"boot": boot, "seq": seq, "status": status})
+        await link._on_state(topic(deviceid, STATE, link.root), message)
+
+    writer = services_of(client).writer
+    queued: list[object] = []
+    write = writer.write
+
+    async def counted(job: Any) -> Any:
+        queued.append(job)
+        return await write(job)
+
+    monkeypatch.setattr(writer, "write", counted)
+    before = await stored()
+    with recorded_writes(engine) as writes:
+        await report(before.state_boot, before.state_seq, {"repeat": 1})
+        await report(before.state_boot, before.state_seq - 1, {"older": 1})
+    # Not even a turn of the process's writer (a transaction, a commit).
+    assert (writes, queued) == ([], [])
+    assert (await stored()).state == before.state
+
+    with recorded_writes(engine) as writes:
+        await report(before.state_boot, before.state_seq + 1, {"later": 1})
+    assert [w.split()[:2] for w in writes] == [["UPDATE", "irrigation_device"]]
+    assert len(queued) == 1
+    assert ((await stored()).state, (await stored()).state_seq) == (
+        {"later": 1},
+        before.state_seq + 1,
+    )
+    assert link.seen(DEVICE_ID) == (before.state_boot, before.state_seq + 1)
+
+    await report("rebooted", 1, {"fresh": 1})
+    after = await stored()
+    assert (after.state, after.state_boot, after.state_seq) == ({"fresh": 1}, "rebooted", 1)
+
+    with recorded_writes(engine) as writes:
+        await report("x", 1, {"unknown": 1}, deviceid=SECOND_ID)
+    assert writes == []
+    assert link.seen(SECOND_ID) is None

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import Engine, event
 
 from cloudlet.core.clock import FrozenClock
 from cloudlet.ota.auth import make_token
@@ -126,22 +123,6 @@ class Fleet:
         assert r.status_code == 200, r.text
         out: dict[str, Any] = r.json()
         return out
-
-
-@contextmanager
-def recorded_writes(engine: Engine) -> Iterator[list[str]]:
-    """The INSERT, UPDATE and DELETE statements ``engine`` runs inside the block."""
-    writes: list[str] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        if statement.lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE")):
-            writes.append(statement)
-
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield writes
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
 
 
 def clock_of(fleet: Fleet) -> FrozenClock:

@@ -32,8 +32,7 @@ from cloudlet.core.settings import Settings
 from cloudlet.ota import delta
 from cloudlet.ota.auth import make_token
 from cloudlet.ota.models import OtaDevice, OtaTaskDevice
-from tests.conftest import admin_headers, services_of
-from tests.ota.conftest import recorded_writes
+from tests.conftest import admin_headers, recorded_writes, services_of
 from tests.ota.wire import LiveServer, RawConnection, RawResponse, live_server
 
 HOST = "ota.heclouds.com"

@@ -19,8 +19,8 @@ from cloudlet.ota import oneread, service
 from cloudlet.ota.api import context
 from cloudlet.ota.models import OtaDownloadToken
 from cloudlet.ota.service import Answer, CheckRequest
-from tests.conftest import services_of
-from tests.ota.conftest import Fleet, clock_of, recorded_writes
+from tests.conftest import recorded_writes, services_of
+from tests.ota.conftest import Fleet, clock_of
 
 FIRMWARE = b"\x7fELF firmware 2.0" * 64
 

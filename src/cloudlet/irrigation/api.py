@@ -120,18 +120,18 @@ async def _user(
 UserDep = Annotated[tuple[IrrigationUser, IrrigationToken], Depends(_user)]
 
 
-async def _user_briefly(
-    services: ServicesDep, authorization: AuthHeader = None
-) -> tuple[IrrigationUser, IrrigationToken]:
-    """The token's user from a session closed at once: commands wait seconds for a
-    controller, and must not hold a database connection meanwhile."""
-    async with services.db.session() as session:
-        return await service.authenticate(
-            session, clock=services.clock, authorization=authorization
-        )
+async def _device_access(
+    deviceid: str, services: ServicesDep, authorization: AuthHeader = None
+) -> service.DeviceAccess:
+    """The token and the path's device in one read without a session: a command waits
+    seconds for a controller and must not hold a database connection meanwhile, and a
+    status read is the app's most frequent call."""
+    return await service.device_access(
+        services.db, clock=services.clock, authorization=authorization, raw_id=deviceid
+    )
 
 
-CommandUserDep = Annotated[tuple[IrrigationUser, IrrigationToken], Depends(_user_briefly)]
+DeviceAccessDep = Annotated[service.DeviceAccess, Depends(_device_access)]
 
 
 def _client_ip(request: Request) -> str:
@@ -369,16 +369,12 @@ def vendor_router() -> APIRouter:
         "/v1/device/{deviceid}/status",
         **_doc(200, _STATUS, query={"flag": (_STR, True)}),
     )
-    async def device_status(
-        deviceid: str, request: Request, session: SessionDep, auth: UserDep
-    ) -> Response:
+    async def device_status(request: Request, access: DeviceAccessDep) -> Response:
         mask = _inquiry_mask(request.query_params.get("flag"))
-        device = await service.owned_device(
-            session, user=auth[0], raw_id=deviceid, others_code=e.CONTROL_OTHERS
-        )
-        if device.state is None:
+        deviceid = access.owned(e.CONTROL_OTHERS)
+        if access.state is None:
             raise AifroError(e.OFFLINE)  # never reported anything: nothing to show
-        status = select_status(device.state, mask, deviceid=device.deviceid, online=device.online)
+        status = select_status(access.state, mask, deviceid=deviceid, online=access.online)
         return _json({"code": 0, "status": status})
 
     @router.get(
@@ -417,27 +413,25 @@ def vendor_router() -> APIRouter:
 
     @router.post("/v1/device/{deviceid}", **_doc(200, body=model_schema(StartBody)))
     async def start_watering(
-        deviceid: str, request: Request, services: ServicesDep, auth: CommandUserDep
+        request: Request, services: ServicesDep, access: DeviceAccessDep
     ) -> Response:
         args = validate_start(await _body(request, services))
-        await _command(services, auth[0], deviceid, OP_START, args)
+        await _command(services, access, OP_START, args)
         return _json({"code": 0})
 
     @router.delete("/v1/device/{deviceid}/stoptask", **_doc(200, _STATUS))
-    async def stop_watering(deviceid: str, services: ServicesDep, auth: CommandUserDep) -> Response:
-        device_key, ack = await _command(services, auth[0], deviceid, OP_STOP, {})
+    async def stop_watering(services: ServicesDep, access: DeviceAccessDep) -> Response:
+        device_key, ack = await _command(services, access, OP_STOP, {})
         status = select_status(ack.status or {}, 0xFFFFFFFF, deviceid=device_key, online=True)
         return _json({"code": 0, "status": status})
 
     @router.put("/v1/device/{deviceid}/setup", **_doc(200, _STATUS, setup_schema()))
-    async def setup(
-        deviceid: str, request: Request, services: ServicesDep, auth: CommandUserDep
-    ) -> Response:
+    async def setup(request: Request, services: ServicesDep, access: DeviceAccessDep) -> Response:
         body = await _body(request, services)
         if "setup" not in body:
             raise AifroError(e.INVALID_PARAMS)
         clean = validate_setup(body["setup"])
-        device_key, ack = await _command(services, auth[0], deviceid, OP_SETUP, {"setup": clean})
+        device_key, ack = await _command(services, access, OP_SETUP, {"setup": clean})
         if clean.get("devicepasswd"):
             await service.set_device_password(
                 services.db,
@@ -451,10 +445,10 @@ def vendor_router() -> APIRouter:
 
     @router.post("/v1/device/{deviceid}/valvessetup", **_doc(200, body=valves_setup_schema()))
     async def valves_setup(
-        deviceid: str, request: Request, services: ServicesDep, auth: CommandUserDep
+        request: Request, services: ServicesDep, access: DeviceAccessDep
     ) -> Response:
         args = validate_valves_setup(await _body(request, services))
-        await _command(services, auth[0], deviceid, OP_VALVES_SETUP, args)
+        await _command(services, access, OP_VALVES_SETUP, args)
         return _json({"code": 0})
 
     return router
@@ -500,15 +494,11 @@ def _inquiry_mask(raw: str | None) -> int:
 
 
 async def _command(
-    services: Services, user: IrrigationUser, raw_id: str, op: str, args: dict[str, Any]
+    services: Services, access: service.DeviceAccess, op: str, args: dict[str, Any]
 ) -> tuple[str, Ack]:
     """Send ``op`` to the user's controller; 119 offline, 120 no ack, else the ack's code."""
-    async with services.db.session() as session:
-        device = await service.owned_device(
-            session, user=user, raw_id=raw_id, others_code=e.CONTROL_OTHERS
-        )
-        deviceid, online = device.deviceid, device.online
-    if not online:
+    deviceid = access.owned(e.CONTROL_OTHERS)
+    if not access.online:
         raise AifroError(e.OFFLINE)
     ack = await _link(services).command(deviceid, op, args)
     if ack.code != 0:

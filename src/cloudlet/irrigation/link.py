@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import select
+from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -63,14 +63,16 @@ BROKER_WAIT_SECONDS = 15.0
 SERVICE_ROLE = "cloudlet-service"
 
 
+# Where a controller's stored state stands: whether a report is newer.
+_STORED_STATE = select(IrrigationDevice.state_boot, IrrigationDevice.state_seq).where(
+    IrrigationDevice.deviceid == bindparam("deviceid")
+)
+
+
 @dataclass
 class Ack:
     code: int
     status: dict[str, Any] | None
-
-
-def _newer(boot: str, seq: int, stored_boot: str, stored_seq: int) -> bool:
-    return boot != stored_boot or seq > stored_seq
 
 
 def _adjusts_time(state: Any) -> bool:
@@ -329,21 +331,37 @@ class IrrigationLink:
         if not isinstance(seq, int):
             return
 
-        async def job(session: AsyncSession) -> bool | None:
-            device = await self._device(session, deviceid)
-            if device is None:
-                return None
-            newer = _newer(boot, seq, device.state_boot, device.state_seq)
-            if newer:
-                device.state = data["status"]
-                device.state_boot = boot
-                device.state_seq = seq
-                device.state_at = self.services.clock.now()
-            return newer
-
-        stored = await self.services.writer.write(job)
-        if stored is None:
+        # Newer: another boot, or a later report of the same boot. A controller publishes
+        # the state its ack carried once more as its report: that one writes nothing.
+        known = await self.services.db.read_one(_STORED_STATE, {"deviceid": deviceid})
+        if known is None:
             return
+        if known.state_boot == boot and known.state_seq >= seq:
+            stored = False
+        else:
+
+            async def job(session: AsyncSession) -> bool:
+                # One Core statement on the session's connection (not a load and a flush, nor
+                # the ORM's bulk update): an ack's state is on a command's round trip. The rule
+                # again in the WHERE: another worker may have stored it meanwhile.
+                connection = await session.connection()
+                stored_id = await connection.scalar(
+                    update(IrrigationDevice)
+                    .where(
+                        IrrigationDevice.deviceid == deviceid,
+                        or_(IrrigationDevice.state_boot != boot, IrrigationDevice.state_seq < seq),
+                    )
+                    .values(
+                        state=data["status"],
+                        state_boot=boot,
+                        state_seq=seq,
+                        state_at=self.services.clock.now(),
+                    )
+                    .returning(IrrigationDevice.id)
+                )
+                return stored_id is not None
+
+            stored = await self.services.writer.write(job)
         if stored and self._clock_due(deviceid, data["status"]):
             # Scheduled before the notification, so whoever waits for this report and then
             # for settled() also waits for the clock setting it causes.

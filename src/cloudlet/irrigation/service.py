@@ -7,10 +7,11 @@ import base64
 import functools
 import re
 import secrets
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import bindparam, delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -323,6 +324,76 @@ async def authenticate(
     if user is None:
         raise AifroError(e.INVALID_TOKEN)
     return user, row
+
+
+# An app's token, its user and one device, in one read: the first step of a command
+# (00202-00205) and of a status read (00201), taken per request.
+_TOKEN_AND_DEVICE = (
+    select(
+        IrrigationToken.expires_at,
+        IrrigationToken.user_id,
+        IrrigationUser.id.label("user_found"),
+        IrrigationDevice.deviceid,
+        IrrigationDevice.owner_id,
+        IrrigationDevice.online,
+        IrrigationDevice.state,
+    )
+    .select_from(IrrigationToken)
+    .outerjoin(IrrigationUser, IrrigationUser.id == IrrigationToken.user_id)
+    .outerjoin(IrrigationDevice, IrrigationDevice.deviceid == bindparam("deviceid"))
+    .where(IrrigationToken.digest == bindparam("digest"))
+)
+
+
+@dataclass(frozen=True)
+class DeviceAccess:
+    """A valid app token and what it may do with one device: the device's checks are kept
+    for when the route asks (its body is validated first, as before)."""
+
+    user_id: int
+    deviceid: str | None  # as stored; None when unknown, never added, or the id is malformed
+    owner_id: int | None
+    online: bool
+    state: dict[str, Any] | None
+
+    def owned(self, others_code: int) -> str:
+        """The device id when the token's user owns it: 106 unknown, ``others_code`` not
+        theirs (as :func:`owned_device`)."""
+        if self.deviceid is None or self.owner_id is None:
+            raise AifroError(e.NO_DEVICE)
+        if self.owner_id != self.user_id:
+            raise AifroError(others_code)
+        return self.deviceid
+
+
+async def device_access(
+    db: Database, *, clock: Clock, authorization: str | None, raw_id: str
+) -> DeviceAccess:
+    """:func:`authenticate` and the device ``raw_id`` in one read without a session:
+    103 unknown token, 113 expired (the device's own checks are :meth:`DeviceAccess.owned`)."""
+    token = _bare_token(authorization)
+    if not token:
+        raise AifroError(e.INVALID_TOKEN)
+    try:
+        deviceid = normalize_device_id(raw_id)
+    except AifroError:
+        deviceid = ""  # matches no device: 106 once the token has been checked
+    row = await db.read_one(
+        _TOKEN_AND_DEVICE, {"digest": token_digest(token), "deviceid": deviceid}
+    )
+    if row is None:
+        raise AifroError(e.INVALID_TOKEN)
+    if row.expires_at <= clock.now():
+        raise AifroError(e.TOKEN_EXPIRED)
+    if row.user_found is None:
+        raise AifroError(e.INVALID_TOKEN)
+    return DeviceAccess(
+        user_id=row.user_id,
+        deviceid=row.deviceid,
+        owner_id=row.owner_id,
+        online=bool(row.online),
+        state=row.state,
+    )
 
 
 def check_same_user(user: IrrigationUser, name: str) -> None:

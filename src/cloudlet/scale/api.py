@@ -70,11 +70,11 @@ async def _body(request: Request, services: Services) -> leniency.Body:
         raise BadPayload("malformed JSON") from exc
 
 
-async def _object(request: Request, services: Services) -> tuple[dict[str, Any], bytes | None]:
+async def _object(request: Request, services: Services) -> leniency.Body:
     body = await _body(request, services)
     if not isinstance(body.value, dict):
         raise ScaleRejected(NOT_OBJECT)
-    return body.value, body.original
+    return body
 
 
 @dataclass(frozen=True)
@@ -95,14 +95,16 @@ class Received(Generic[M]):
         return out
 
 
-def _lenient(model: type[M], raw: dict[str, Any], original: bytes | None) -> Received[M]:
-    body, dropped = leniency.validate(model, raw)
+def _lenient(
+    model: type[M], raw: dict[str, Any], original: bytes | None, *, blanks: bool = True
+) -> Received[M]:
+    body, dropped = leniency.validate(model, raw, blanks=blanks)
     return Received(body, raw, dropped, original)
 
 
 async def _received(request: Request, services: Services, model: type[M]) -> Received[M]:
-    raw, original = await _object(request, services)
-    return _lenient(model, raw, original)
+    body = await _object(request, services)
+    return _lenient(model, body.value, body.original, blanks=body.blanks)
 
 
 def _json_text(value: Any) -> str:
@@ -171,7 +173,7 @@ async def v2_config(request: Request) -> Response:
     services = get_services(request)
     params: dict[str, Any] = dict(request.query_params)
     if not params and _has_body(request):
-        params, _ = await _object(request, services)
+        params = (await _object(request, services)).value
     body = _lenient(V2Config, params, None).body
     unit = await _contact(
         services,
@@ -315,7 +317,7 @@ async def v2_batch_record(request: Request) -> Response:
     checked = []
     for index, item in enumerate(items):
         try:
-            checked.append(_lenient(V2BatchRecord, item, received.original))
+            checked.append(_lenient(V2BatchRecord, item, received.original, blanks=received.blanks))
         except ValidationError as exc:
             if not isinstance(body, list):
                 raise

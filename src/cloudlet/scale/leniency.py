@@ -39,6 +39,8 @@ class Body:
     value: Any
     # The bytes as received, when they had to be repaired to parse (else None).
     original: bytes | None
+    # False when the bytes hold no "": no blank string anywhere to treat as absent.
+    blanks: bool = True
 
 
 def decode_body(raw: bytes) -> Body:
@@ -55,7 +57,7 @@ def decode_body(raw: bytes) -> Body:
             value = orjson.loads(cleaned.decode("utf-8", errors="replace"))
         except orjson.JSONDecodeError as exc:
             raise NotJson(str(exc)) from exc
-    return Body(value, None if cleaned == raw else raw)
+    return Body(value, None if cleaned == raw else raw, blanks=b'""' in raw)
 
 
 def note_original(record: dict[str, Any], original: bytes | None) -> None:
@@ -71,9 +73,18 @@ class Dropped:
     why: str
 
 
-def validate(model: type[M], data: dict[str, Any]) -> tuple[M, list[Dropped]]:
+def validate(
+    model: type[M], data: dict[str, Any], *, blanks: bool = True
+) -> tuple[M, list[Dropped]]:
     """``model`` from ``data`` with absent and failing optional fields dropped (``data`` is
-    not changed); raises :class:`ValidationError` when a required field fails."""
+    not changed); raises :class:`ValidationError` when a required field fails. ``blanks``
+    False (the body holds no ``""``) tries ``data`` as it is first: the common well-formed
+    upload is validated once, without a copy."""
+    if not blanks:
+        try:
+            return model.model_validate(data), []
+        except ValidationError:
+            pass  # the repairing passes below, on a copy
     work = _without_blanks(model, data)
     dropped: list[Dropped] = []
     for _ in range(MAX_PASSES):

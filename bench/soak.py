@@ -2,6 +2,10 @@
 
     .venv/bin/python bench/soak.py [--devices 20] [--duration 60] [--window 10]
     .venv/bin/python bench/soak.py --devices 1000 --duration 600   # the issue's full soak
+    .venv/bin/python bench/soak.py --counts scale=330,ota=330,irrigation=330,gateway=10
+
+(``--counts`` sets each family's number apart: a gateway serves one box, so its "devices"
+are admin pages open on that box, not a fleet.)
 
 Starts ``cloudlet serve`` itself on 127.0.0.1 (SQLite in a temp dir, or ``--database-url``),
 then runs, per family, ``--devices`` simulated devices, each sending once per ``--period``
@@ -114,13 +118,17 @@ class Soak:
         self.stats.add(family, time.monotonic() - began, good)
         return answer
 
+    def count(self, family: str) -> int:
+        """How many devices (for the gateway: admin pages open) this family runs."""
+        return self.args.counts.get(family, self.args.devices)
+
     def period(self, family: str) -> float:
         period: float = self.args.periods.get(family, self.args.period)
         return period
 
     async def every_period(self, index: int, family: str, action: Any) -> None:
         period = self.period(family)
-        await asyncio.sleep(period * index / max(self.args.devices, 1))
+        await asyncio.sleep(period * index / max(self.count(family), 1))
         while not self.stop.is_set():
             began = time.monotonic()
             await action()
@@ -154,7 +162,7 @@ class Soak:
         ).json()
         pid = product["id"]
         actions = []
-        for i in range(self.args.devices):
+        for i in range(self.count("ota")):
             body = {
                 "name": f"soak{i}",
                 "manuf": "China Mobile",
@@ -190,7 +198,7 @@ class Soak:
                 device_id("50AC", i), DEVICE_PASSWORD, broker_url=broker, clock=SystemClock(),
                 topic_root=topic_root,
             )
-            for i in range(self.args.devices)
+            for i in range(self.count("irrigation"))
         ]  # fmt: skip
         actions = []
         tokens: list[str] = []
@@ -225,7 +233,7 @@ class Soak:
         (``--burst`` starts them all at once: the worst case of a fleet rebooting together)."""
         period = self.period("irrigation")
         if not self.args.burst:
-            await asyncio.sleep(period * index / max(self.args.devices, 1))
+            await asyncio.sleep(period * index / max(self.count("irrigation"), 1))
         await sim.run(stop=self.stop, period=period)
 
     async def gateway_sid(self) -> str:
@@ -254,6 +262,16 @@ class Soak:
         return send
 
 
+def _numbered(actions: list[tuple[str, Any]]) -> list[tuple[str, int, Any]]:
+    """Each action with its index within its family (its start is spread by it)."""
+    seen: dict[str, int] = {}
+    numbered = []
+    for family, action in actions:
+        numbered.append((family, seen.get(family, 0), action))
+        seen[family] = seen.get(family, 0) + 1
+    return numbered
+
+
 async def run(
     args: argparse.Namespace, url: str, pid: int, broker: str, admin_password: str, topic_root: str
 ) -> int:
@@ -262,18 +280,20 @@ async def run(
         "/api/v1/auth/login", json={"username": "admin", "password": admin_password}
     )
     admin = {"Authorization": f"Bearer {admin_login.json()['token']}"}
-    actions: list[tuple[str, Any]] = [("scale", soak.scale_device(i)) for i in range(args.devices)]
+    actions: list[tuple[str, Any]] = [
+        ("scale", soak.scale_device(i)) for i in range(soak.count("scale"))
+    ]
     actions += [("ota", a) for a in await soak.ota_fleet(admin)]
     started = time.monotonic()
     sims, irrigation = await soak.irrigation_fleet(broker, topic_root)
     actions += [("irrigation", a) for a in irrigation]
     print(f"{len(sims)} irrigation controllers online in {time.monotonic() - started:.1f} s")
     sid = [await soak.gateway_sid()]
-    actions += [("gateway", soak.gateway_ui(i, sid)) for i in range(args.devices)]
+    actions += [("gateway", soak.gateway_ui(i, sid)) for i in range(soak.count("gateway"))]
     before = await server_histograms(soak.client)
     tasks = [
-        asyncio.create_task(soak.every_period(i % args.devices, family, a))
-        for i, (family, a) in enumerate(actions)
+        asyncio.create_task(soak.every_period(index, family, a))
+        for family, index, a in _numbered(actions)
     ]
     tasks += [asyncio.create_task(soak.controller(i, s)) for i, s in enumerate(sims)]
     periods = ", ".join(f"{f} {soak.period(f):g} s" for f in FAMILIES)
@@ -368,6 +388,12 @@ def main() -> int:
         type=lambda text: {k: float(v) for k, v in (p.split("=") for p in text.split(",") if p)},
         default={},
         help="per family, e.g. scale=60,ota=60,irrigation=30,gateway=5 (docs/performance.md)",
+    )
+    parser.add_argument(
+        "--counts",
+        type=lambda text: {k: int(v) for k, v in (p.split("=") for p in text.split(",") if p)},
+        default={},
+        help="per family instead of --devices, e.g. scale=330,ota=330,irrigation=330,gateway=10",
     )
     parser.add_argument("--connections", type=int, default=100)
     parser.add_argument("--burst", action="store_true", help="controllers report all at once")

@@ -329,3 +329,28 @@ async def test_a_state_report_is_stored_only_when_newer(
         await report("x", 1, {"unknown": 1}, deviceid=SECOND_ID)
     assert writes == []
     assert link.seen(SECOND_ID) is None
+
+
+async def test_a_controller_whose_clock_was_set_in_whole_seconds_never_acts_after_120(
+    client: httpx.AsyncClient, make_sim: SimFactory, clock: FrozenClock
+) -> None:
+    """``devicetime`` is whole seconds: set between two seconds, a controller's clock runs
+    up to a second behind the server's. A command it receives when the app is told 120 must
+    still be refused (this once let a stalled controller water after its 120)."""
+    from cloudlet.irrigation.link import device_deadline
+
+    token = await register_and_login(client)
+    await add_device(client, token)
+    sim = await make_sim()
+    link = link_of(client)
+    await link.settled()
+    clock.advance((0.9 - clock.timestamp() % 1) % 1)  # just before a whole second
+    await link.set_clock(DEVICE_ID)
+    assert -1 < sim.controller.time_offset <= -0.9 + 1e-6  # behind the server's clock
+    sent_at, timeout = clock.timestamp(), 5.0
+    start = {"delaytime": 0, "tasklist": [1]}
+    answered_120_at = sent_at + timeout
+    until = device_deadline(sent_at, timeout)
+    assert sim.controller.command("start", start, now=answered_120_at, deadline=until) == 120
+    # In time, the same command is carried out.
+    assert sim.controller.command("start", start, now=sent_at + 1, deadline=until) == 0

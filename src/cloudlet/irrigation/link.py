@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import bindparam, or_, select, update
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -30,6 +30,7 @@ from cloudlet.core.security import constant_time_equals
 from cloudlet.core.services import Services
 from cloudlet.irrigation import errors as e
 from cloudlet.irrigation.errors import AifroError
+from cloudlet.irrigation.linkwrites import PresenceWrite, StateWrite
 from cloudlet.irrigation.models import IrrigationDevice, IrrigationEvent
 from cloudlet.irrigation.protocol import (
     ACK,
@@ -67,12 +68,32 @@ SERVICE_ROLE = "cloudlet-service"
 _STORED_STATE = select(IrrigationDevice.state_boot, IrrigationDevice.state_seq).where(
     IrrigationDevice.deviceid == bindparam("deviceid")
 )
+# Whether a presence message changes anything, and whether the controller keeps its clock.
+_PRESENCE = select(
+    IrrigationDevice.owner_id,
+    IrrigationDevice.online,
+    IrrigationDevice.first_seen_at,
+    IrrigationDevice.state,
+).where(IrrigationDevice.deviceid == bindparam("deviceid"))
 
 
 @dataclass
 class Ack:
     code: int
     status: dict[str, Any] | None
+
+
+# ``devicetime`` is whole seconds: a clock set from it (by the server, or an app) runs up to
+# a second behind the server's.
+DEVICE_CLOCK_STEP_SECONDS = 1.0
+
+
+def device_deadline(sent_at: float, timeout: float) -> float:
+    """The ``until`` a command carries: the moment the app is told 120, less the second a
+    controller's clock may lag, so that a controller whose clock was set in whole seconds
+    never carries out a command the app was told expired (it refuses it up to a second early
+    instead, which the app is told anyway)."""
+    return sent_at + timeout - DEVICE_CLOCK_STEP_SECONDS
 
 
 def _adjusts_time(state: Any) -> bool:
@@ -297,23 +318,16 @@ class IrrigationLink:
         deviceid = parsed[0]
         online = data.get("online") == 1
 
-        async def job(session: AsyncSession) -> bool | None:
-            device = await self._device(session, deviceid)
-            if device is None or device.owner_id is None:
-                # Only an owned controller's account may publish here (a broker without
-                # accounts is the owner's choice); nothing is created from the link.
-                return None
-            now = self.services.clock.now()
-            if device.first_seen_at is None and online:
-                device.first_seen_at = now
-            if device.online != online:
-                device.online = online
-                device.online_changed_at = now
-            return online and _adjusts_time(device.state)
-
-        keep_clock = await self.services.writer.write(job)
-        if keep_clock is None:
+        known = await self.services.db.read_one(_PRESENCE, {"deviceid": deviceid})
+        if known is None or known.owner_id is None:
+            # Only an owned controller's account may publish here (a broker without
+            # accounts is the owner's choice); nothing is created from the link.
             return
+        if known.online != online or (online and known.first_seen_at is None):
+            # A reconnect storm of controllers still marked online writes nothing.
+            now = self.services.clock.now()
+            await self.services.writer.write(PresenceWrite(deviceid, online, now))
+        keep_clock = online and _adjusts_time(known.state)
         if keep_clock:
             self.in_background(self.set_clock(deviceid))
         await self._notify(deviceid, None)
@@ -336,32 +350,10 @@ class IrrigationLink:
         known = await self.services.db.read_one(_STORED_STATE, {"deviceid": deviceid})
         if known is None:
             return
-        if known.state_boot == boot and known.state_seq >= seq:
-            stored = False
-        else:
-
-            async def job(session: AsyncSession) -> bool:
-                # One Core statement on the session's connection (not a load and a flush, nor
-                # the ORM's bulk update): an ack's state is on a command's round trip. The rule
-                # again in the WHERE: another worker may have stored it meanwhile.
-                connection = await session.connection()
-                stored_id = await connection.scalar(
-                    update(IrrigationDevice)
-                    .where(
-                        IrrigationDevice.deviceid == deviceid,
-                        or_(IrrigationDevice.state_boot != boot, IrrigationDevice.state_seq < seq),
-                    )
-                    .values(
-                        state=data["status"],
-                        state_boot=boot,
-                        state_seq=seq,
-                        state_at=self.services.clock.now(),
-                    )
-                    .returning(IrrigationDevice.id)
-                )
-                return stored_id is not None
-
-            stored = await self.services.writer.write(job)
+        stored = known.state_boot != boot or known.state_seq < seq
+        if stored:
+            now = self.services.clock.now()
+            await self.services.writer.write(StateWrite(deviceid, boot, seq, data["status"], now))
         if stored and self._clock_due(deviceid, data["status"]):
             # Scheduled before the notification, so whoever waits for this report and then
             # for settled() also waits for the clock setting it causes.
@@ -525,8 +517,8 @@ class IrrigationLink:
     async def command(self, deviceid: str, op: str, args: dict[str, Any]) -> Ack:
         """Send ``op`` and wait for the controller's ack (120 when none comes in time).
 
-        The message carries ``until``, the instant (server clock, UTC seconds) after which
-        the app has been told 120: a controller that receives it later refuses it and acks
+        The message carries ``until`` (server clock, UTC seconds; :func:`device_deadline`):
+        a controller that receives it after the app has been told 120 refuses it and acks
         120, so "the action expired" means it will not happen."""
         if self.client is None:
             raise AifroError(e.NO_ACK)
@@ -537,7 +529,8 @@ class IrrigationLink:
         request_id = uuid.uuid4().hex
         future: asyncio.Future[Ack] = asyncio.get_running_loop().create_future()
         self._pending[request_id] = future
-        until = self.services.clock.timestamp() + self.settings.command_timeout_seconds
+        sent_at = self.services.clock.timestamp()
+        until = device_deadline(sent_at, self.settings.command_timeout_seconds)
         message = orjson.dumps({"id": request_id, "op": op, "args": args, "until": until})
         client = self.client
 

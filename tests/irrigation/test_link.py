@@ -354,3 +354,29 @@ async def test_a_controller_whose_clock_was_set_in_whole_seconds_never_acts_afte
     assert sim.controller.command("start", start, now=answered_120_at, deadline=until) == 120
     # In time, the same command is carried out.
     assert sim.controller.command("start", start, now=sent_at + 1, deadline=until) == 0
+
+
+async def test_a_controller_first_seen_gets_its_clock_set_once(
+    client: httpx.AsyncClient, make_sim: SimFactory
+) -> None:
+    """The clock setting's ack carries a newer state, and that report came back before the
+    setting was recorded: each first contact sent two or three clock settings (550 for 200
+    controllers in bench/idle_controllers.py)."""
+    link = link_of(client)
+    sent: list[tuple[str, str]] = []
+    command = link.command
+
+    async def counted(deviceid: str, op: str, args: dict[str, Any]) -> Any:
+        sent.append((deviceid, op))
+        return await command(deviceid, op, args)
+
+    link.command = counted  # type: ignore[method-assign]
+    token = await register_and_login(client)
+    await add_device(client, token)
+    await add_device(client, token, SECOND_ID)
+    first, second = await asyncio.gather(make_sim(), make_sim(SECOND_ID))
+    for _ in range(3):
+        await link.settled()
+        await asyncio.gather(wait_state(client, first), wait_state(client, second))
+    assert sorted(sent) == sorted([(DEVICE_ID, "setup"), (SECOND_ID, "setup")])
+    assert first.controller.status(first.clock.timestamp())["autoadjusttime"] == 1

@@ -129,6 +129,9 @@ class IrrigationLink:
         self._background: set[asyncio.Task[None]] = set()
         # Device id -> when this worker last set its clock (autoadjusttime).
         self._clock_set_at: dict[str, float] = {}
+        # Device ids whose clock setting is on its way: the setting's ack brings a newer
+        # state, and that report must not send another one before this one is recorded.
+        self._clock_setting: set[str] = set()
         self._server_password = server_password(resolve_secret_key(services.settings))
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -363,7 +366,7 @@ class IrrigationLink:
     def _clock_due(self, deviceid: str, status: dict[str, Any]) -> bool:
         """``autoadjusttime`` on and the reported clock off by more than the tolerance, or
         not set by this worker for a day; never more often than every 10 minutes."""
-        if not _adjusts_time(status):
+        if not _adjusts_time(status) or deviceid in self._clock_setting:
             return False
         now = self.services.clock.timestamp()
         last = self._clock_set_at.get(deviceid)
@@ -507,12 +510,17 @@ class IrrigationLink:
 
     async def set_clock(self, deviceid: str) -> None:
         """``autoadjusttime``: set the controller's clock to the server's (UTC seconds)."""
+        if deviceid in self._clock_setting:
+            return
+        self._clock_setting.add(deviceid)
         now = int(self.services.clock.timestamp())
         try:
             await self.command(deviceid, OP_SETUP, {"setup": {"devicetime": now}})
             self._clock_set_at[deviceid] = self.services.clock.timestamp()
         except AifroError:
             log.info("device link: clock of %s not set (no ack)", deviceid)
+        finally:
+            self._clock_setting.discard(deviceid)
 
     async def command(self, deviceid: str, op: str, args: dict[str, Any]) -> Ack:
         """Send ``op`` and wait for the controller's ack (120 when none comes in time).

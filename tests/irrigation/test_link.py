@@ -380,3 +380,48 @@ async def test_a_controller_first_seen_gets_its_clock_set_once(
         await asyncio.gather(wait_state(client, first), wait_state(client, second))
     assert sorted(sent) == sorted([(DEVICE_ID, "setup"), (SECOND_ID, "setup")])
     assert first.controller.status(first.clock.timestamp())["autoadjusttime"] == 1
+
+
+async def test_a_clock_setting_without_an_ack_is_tried_again_only_after_ten_minutes(
+    client: httpx.AsyncClient, make_sim: SimFactory, clock: FrozenClock
+) -> None:
+    """A setting that timed out used to be sent again at the controller's next report; under
+    load its late ack was that report, and 10,000 controllers kept the server busy with
+    196,070 settings."""
+    from cloudlet.irrigation import errors
+    from cloudlet.irrigation.errors import AifroError
+    from cloudlet.irrigation.link import CLOCK_RETRY_SECONDS
+    from cloudlet.irrigation.protocol import STATE, topic
+
+    token = await register_and_login(client)
+    await add_device(client, token)
+    sim = await make_sim()
+    link = link_of(client)
+    await link.settled()
+    tried: list[float] = []
+
+    async def unanswered(deviceid: str, op: str, args: dict[str, Any]) -> Any:
+        tried.append(clock.timestamp())
+        raise AifroError(errors.NO_ACK)
+
+    link.command = unanswered  # type: ignore[method-assign]
+    status = sim.controller.status(clock.timestamp()) | {"devicetime": 1442559023}  # 2015
+    seq = sim.seq
+
+    async def report() -> None:
+        nonlocal seq
+        seq += 1
+        message = orjson.dumps({"boot": sim.boot, "seq": seq, "status": status})
+        await link._on_state(topic(DEVICE_ID, STATE, link.root), message)
+        await link.settled()
+
+    clock.advance(CLOCK_RETRY_SECONDS)  # past the first contact's setting
+    await report()
+    assert len(tried) == 1
+    for _ in range(3):
+        clock.advance(60)
+        await report()
+    assert len(tried) == 1
+    clock.advance(CLOCK_RETRY_SECONDS)
+    await report()
+    assert len(tried) == 2

@@ -28,6 +28,8 @@ from cloudlet.core.observability import FaultLog
 log = logging.getLogger("cloudlet.devicelink")
 FAULTS = FaultLog(log)  # one traceback per kind of failure a minute
 
+PENDING_PUBLISHES_WARNED = 1000
+
 # (username, password) -> allowed?
 Authenticator = Callable[[str | None, str | None], Awaitable[bool]]
 # (username, topic, action: "publish" | "subscribe" | "receive") -> allowed?
@@ -641,7 +643,7 @@ class LinkClient:
             will = aiomqtt.Will(
                 self.will.topic, self.will.payload, qos=self.will.qos, retain=self.will.retain
             )
-        return aiomqtt.Client(
+        client = aiomqtt.Client(
             self.address.host,
             self.address.port,
             identifier=self.client_id,
@@ -651,6 +653,10 @@ class LinkClient:
             keepalive=self.keepalive,
             timeout=10,
         )
+        # aiomqtt warns once a publish past 10 unconfirmed ones: a server's link has one in
+        # flight per command, and 10,000 controllers' first contact logged it 100,000 times.
+        client.pending_calls_threshold = PENDING_PUBLISHES_WARNED
+        return client
 
     async def _run(self) -> None:
         while not self._stopping:

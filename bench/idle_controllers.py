@@ -205,13 +205,32 @@ class LeanController(asyncio.Protocol):
                 waiting.set_exception(ConnectionError(f"lost: {exc}"))
 
 
-def mosquitto_conf(folder: Path, port: int) -> Path:
+DEPLOY_CONFIG = Path(__file__).resolve().parents[1] / "deploy" / "mosquitto.conf"
+# What the shipped config says of queues and keepalive applies here too.
+SHIPPED = ("max_queued_messages", "max_inflight_messages", "max_keepalive", "set_tcp_nodelay")
+
+
+def mosquitto_conf(folder: Path, port: int, *, shipped_limits: bool) -> Path:
+    """Anonymous, no persistence; the shipped queue limits unless told Mosquitto's defaults.
+    Notices are logged: Mosquitto says so there when it drops a client's messages."""
+    lines = [f"listener {port} 127.0.0.1", "allow_anonymous true", "persistence false"]
+    lines += ["log_dest stderr", "log_type error", "log_type warning", "log_type notice"]
+    if shipped_limits:
+        lines += [
+            line
+            for line in DEPLOY_CONFIG.read_text().splitlines()
+            if line.split(" ", 1)[0] in SHIPPED
+        ]
     conf = folder / "mosquitto.conf"
-    conf.write_text(
-        f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-        "max_keepalive 120\nset_tcp_nodelay true\nlog_dest stderr\nlog_type error\n"
-    )
+    conf.write_text("\n".join(lines) + "\n")
     return conf
+
+
+def dropped_notices(folder: Path) -> int:
+    return sum(
+        log.read_text(errors="replace").count("Outgoing messages are being dropped")
+        for log in folder.glob("server-*.log")
+    )
 
 
 def cpu_seconds(pid: int) -> float:
@@ -325,7 +344,8 @@ async def bench(args: argparse.Namespace, http_port: int, mqtt_port: int, root: 
         pinger.cancel()
         lost = sum(1 for c in controllers if c.transport is None or c.transport.is_closing())
 
-    print(f"broker: Mosquitto {mosquitto_version()} (anonymous, broker_accounts none)")
+    limits = "Mosquitto's default queues" if args.mosquitto_defaults else "deploy's queues"
+    print(f"broker: Mosquitto {mosquitto_version()} (anonymous, {limits}, accounts none)")
     print(f"controllers: {len(ids)} added in {added_s:.1f} s, connected in {connected_s:.1f} s")
     print(f"online in the device lists: {online} of {len(ids)} after {online_s:.1f} s")
     print(f"commands the server sent on first contact (clock settings): {commands}")
@@ -341,6 +361,7 @@ async def bench(args: argparse.Namespace, http_port: int, mqtt_port: int, root: 
             f"server CPU {held_cpu * 100:.1f} %, connections lost {lost}"
         )
     print(f"broker RSS with every controller connected: {broker_rss:.1f} MiB")
+    print(f"broker notices of dropped messages: {dropped_notices(args.folder)}")
 
 
 def mosquitto_version() -> str:
@@ -355,10 +376,18 @@ def main() -> None:
     parser.add_argument("--devices", type=int, default=10_000)
     parser.add_argument("--hold", type=float, default=60.0, help="seconds idle after all online")
     parser.add_argument("--settle", type=float, default=300.0, help="bound on reaching online")
+    parser.add_argument(
+        "--mosquitto-defaults",
+        action="store_true",
+        help="Mosquitto's own queue limits instead of deploy/mosquitto.conf's",
+    )
     args = parser.parse_args()
     broker = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-    folder = Path(tempfile.mkdtemp(prefix="cloudlet-idle-"))
-    mqtt_port, http_port = free_port(), free_port()
+    folder = args.folder = Path(tempfile.mkdtemp(prefix="cloudlet-idle-"))
+    conf = mosquitto_conf(
+        folder, mqtt_port := free_port(), shipped_limits=not args.mosquitto_defaults
+    )
+    http_port = free_port()
     root = f"idle{http_port}"
     env = {
         "CLOUDLET_FAMILIES": '["irrigation"]',
@@ -368,7 +397,7 @@ def main() -> None:
         "CLOUDLET_IRRIGATION__WEATHER_SOURCE": "offline",
     }
     with (
-        child([broker, "-c", str(mosquitto_conf(folder, mqtt_port))], mqtt_port, folder),
+        child([broker, "-c", str(conf)], mqtt_port, folder),
         cloudlet(folder, folder / "data", env, http_port),
     ):
         asyncio.run(bench(args, http_port, mqtt_port, root))

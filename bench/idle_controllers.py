@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import os
 import shutil
+import signal
 import struct
 import sys
 import tempfile
@@ -297,6 +298,11 @@ async def bench(args: argparse.Namespace, http_port: int, mqtt_port: int, root: 
         added_rss = rss_mib(server_pid)
 
         started = time.monotonic()
+        if args.pause_server:
+            # A server that stops reading for a moment (a pause, a busy loop, a slow disk)
+            # while the fleet connects: the broker must queue what it cannot deliver.
+            os.kill(server_pid, signal.SIGSTOP)
+            loop.call_later(args.pause_server, os.kill, server_pid, signal.SIGCONT)
         controllers: list[LeanController] = []
         gate = asyncio.Semaphore(CONNECTING_AT_ONCE)
 
@@ -323,9 +329,14 @@ async def bench(args: argparse.Namespace, http_port: int, mqtt_port: int, root: 
         online = 0
         while time.monotonic() - started < args.settle:
             online = 0
-            for token in users:
-                listing = await http.get("/v1/devices", headers={"Authorization": token})
-                online += sum(d["onlinestatus"] for d in listing.json()["devicelist"])
+            try:
+                for token in users:
+                    listing = await http.get("/v1/devices", headers={"Authorization": token})
+                    online += sum(d["onlinestatus"] for d in listing.json()["devicelist"])
+            except httpx.TransportError:
+                # After --pause-server, uvicorn closes keep-alive connections it held idle
+                # through the pause as the client reuses them.
+                continue
             if online == len(ids):
                 break
             await asyncio.sleep(1)
@@ -376,6 +387,9 @@ def main() -> None:
     parser.add_argument("--devices", type=int, default=10_000)
     parser.add_argument("--hold", type=float, default=60.0, help="seconds idle after all online")
     parser.add_argument("--settle", type=float, default=300.0, help="bound on reaching online")
+    parser.add_argument(
+        "--pause-server", type=float, default=0.0, help="SIGSTOP the server while connecting"
+    )
     parser.add_argument(
         "--mosquitto-defaults",
         action="store_true",

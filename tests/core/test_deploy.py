@@ -193,6 +193,15 @@ def test_mosquitto_conf_refuses_anonymous_clients_and_keeps_accounts() -> None:
     assert any(line.startswith("plugin ") and "dynamic_security" in line for line in lines)
 
 
+def test_mosquitto_conf_queues_a_whole_fleets_first_contact_for_cloudlet() -> None:
+    """Cloudlet hears every controller through one subscription: past Mosquitto's default
+    queue (1,000) a fleet connecting while Cloudlet paused lost its presence for good
+    (bench/idle_controllers.py --pause-server 5 --mosquitto-defaults: 510 of 2,000 online)."""
+    lines = (DEPLOY / "mosquitto.conf").read_text().splitlines()
+    (queued,) = [int(line.split()[1]) for line in lines if line.startswith("max_queued_messages ")]
+    assert queued >= 3 * 10_000  # presence, state and an ack for each of 10,000 controllers
+
+
 def test_compose_wires_the_secured_broker_and_the_public_address() -> None:
     compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
     services = compose["services"]

@@ -37,7 +37,7 @@ from servers import child, cloudlet, free_port
 from cloudlet.irrigation.protocol import ACK, COMMAND, ONLINE, STATE, topic
 from cloudlet.irrigation.runtime import Controller
 from cloudlet.irrigation.sim import device_id
-from irrigation import PASSWORD, PER_USER, USER_PASSWORD, rss_mib, wait_healthy
+from irrigation import add_to_owners, rss_mib, wait_healthy
 
 KEEPALIVE = 60
 CONNECTING_AT_ONCE = 200
@@ -265,35 +265,8 @@ async def bench(args: argparse.Namespace, http_port: int, mqtt_port: int, root: 
         await wait_healthy(http, time.monotonic() + 60)
         idle_rss = rss_mib(server_pid)
         ids = [device_id("B1", i) for i in range(args.devices)]
-        tokens: dict[str, str] = {}
         started = time.monotonic()
-        semaphore = asyncio.Semaphore(16)
-
-        async def add_user(first: int) -> None:
-            name = f"idle{first // PER_USER}"
-            async with semaphore:
-                await http.post(
-                    "/v1/rootusers",
-                    json={"name": name, "passwd": USER_PASSWORD, "email": f"{name}@example.com"},
-                )
-                login = await http.post(
-                    "/v1/user/login", json={"name": name, "passwd": USER_PASSWORD}
-                )
-            for deviceid in ids[first : first + PER_USER]:
-                tokens[deviceid] = login.json()["access_token"]
-
-        async def add(deviceid: str) -> None:
-            async with semaphore:
-                answer = await http.post(
-                    "/v1/devices",
-                    headers={"Authorization": tokens[deviceid]},
-                    json={"deviceid": deviceid, "password": PASSWORD, "type": 1},
-                )
-            if answer.status_code != 201:
-                raise RuntimeError(f"add {deviceid}: {answer.text}")
-
-        await asyncio.gather(*(add_user(first) for first in range(0, len(ids), PER_USER)))
-        await asyncio.gather(*(add(d) for d in ids))
+        tokens = await add_to_owners(http, ids, prefix="idle", at_once=16)
         added_s = time.monotonic() - started
         added_rss = rss_mib(server_pid)
 

@@ -58,6 +58,40 @@ async def wait_healthy(http: httpx.AsyncClient, deadline: float) -> None:
     raise RuntimeError("server did not start")
 
 
+async def add_to_owners(
+    http: httpx.AsyncClient, ids: list[str], *, prefix: str, at_once: int
+) -> dict[str, str]:
+    """Register an owner for every PER_USER controllers and add each controller to its
+    owner over the Aifro API, ``at_once`` requests at a time: device id -> owner's token."""
+    semaphore = asyncio.Semaphore(at_once)
+    tokens: dict[str, str] = {}
+
+    async def add_owner(first: int) -> None:
+        name = f"{prefix}{first // PER_USER}"
+        async with semaphore:
+            await http.post(
+                "/v1/rootusers",
+                json={"name": name, "passwd": USER_PASSWORD, "email": f"{name}@example.com"},
+            )
+            login = await http.post("/v1/user/login", json={"name": name, "passwd": USER_PASSWORD})
+        for deviceid in ids[first : first + PER_USER]:
+            tokens[deviceid] = login.json()["access_token"]
+
+    async def add(deviceid: str) -> None:
+        async with semaphore:
+            answer = await http.post(
+                "/v1/devices",
+                headers={"Authorization": tokens[deviceid]},
+                json={"deviceid": deviceid, "password": PASSWORD, "type": 1},
+            )
+        if answer.status_code != 201:
+            raise RuntimeError(f"add {deviceid}: {answer.text}")
+
+    await asyncio.gather(*(add_owner(first) for first in range(0, len(ids), PER_USER)))
+    await asyncio.gather(*(add(d) for d in ids))
+    return tokens
+
+
 @dataclass
 class Server:
     process: subprocess.Popen[bytes]
@@ -127,36 +161,13 @@ async def bench(args: argparse.Namespace, server_info: Server) -> None:
             ids = [device_id("B0", i) for i in range(args.devices)]
             credentials = {d: link_credential(d, PASSWORD) for d in ids}
 
-            tokens: dict[str, str] = {}
-            for first in range(0, len(ids), PER_USER):
-                name = f"bench{first // PER_USER}"
-                await http.post(
-                    "/v1/rootusers",
-                    json={"name": name, "passwd": USER_PASSWORD, "email": f"{name}@example.com"},
-                )
-                login = await http.post(
-                    "/v1/user/login", json={"name": name, "passwd": USER_PASSWORD}
-                )
-                token = login.json()["access_token"]
-                for deviceid in ids[first : first + PER_USER]:
-                    tokens[deviceid] = token
-
-            async def add(deviceid: str) -> None:
-                answer = await http.post(
-                    "/v1/devices",
-                    headers={"Authorization": tokens[deviceid]},
-                    json={"deviceid": deviceid, "password": PASSWORD, "type": 1},
-                )
-                if answer.status_code != 201:
-                    raise RuntimeError(f"add {deviceid}: {answer.text}")
-
+            tokens = await add_to_owners(http, ids, prefix="bench", at_once=args.concurrency)
             semaphore = asyncio.Semaphore(args.concurrency)
 
             async def limited(coro: object) -> None:
                 async with semaphore:
                     await coro  # type: ignore[misc]
 
-            await asyncio.gather(*(limited(add(d)) for d in ids))
             # A controller logs in once its owner has added it.
             for start in range(0, len(ids), args.batch):
                 batch = [

@@ -389,7 +389,6 @@ async def test_a_clock_setting_without_an_ack_is_tried_again_only_after_ten_minu
     load its late ack was that report, and 10,000 controllers kept the server busy with
     196,070 settings."""
     from cloudlet.irrigation import errors
-    from cloudlet.irrigation.errors import AifroError
     from cloudlet.irrigation.link import CLOCK_RETRY_SECONDS
     from cloudlet.irrigation.protocol import STATE, topic
 
@@ -402,7 +401,7 @@ async def test_a_clock_setting_without_an_ack_is_tried_again_only_after_ten_minu
 
     async def unanswered(deviceid: str, op: str, args: dict[str, Any]) -> Any:
         tried.append(clock.timestamp())
-        raise AifroError(errors.NO_ACK)
+        raise errors.AifroError(errors.NO_ACK)
 
     link.command = unanswered  # type: ignore[method-assign]
     status = sim.controller.status(clock.timestamp()) | {"devicetime": 1442559023}  # 2015

@@ -370,7 +370,7 @@ class IrrigationLink:
     def _clock_due(self, deviceid: str, status: dict[str, Any]) -> bool:
         """``autoadjusttime`` on and the reported clock off by more than the tolerance, or
         not set by this worker for a day; never more often than every 10 minutes."""
-        if not _adjusts_time(status) or deviceid in self._clock_setting:
+        if not _adjusts_time(status):
             return False
         now = self.services.clock.timestamp()
         tried = self._clock_tried_at.get(deviceid)

@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
 import shutil
 import signal
 import struct
+import subprocess
 import sys
 import tempfile
 import time
@@ -32,7 +32,7 @@ from typing import Any
 
 import httpx
 import orjson
-from servers import child, cloudlet, free_port
+from servers import child_process, cloudlet_command, free_port
 
 from cloudlet.irrigation.protocol import ACK, COMMAND, ONLINE, STATE, topic
 from cloudlet.irrigation.runtime import Controller
@@ -43,7 +43,7 @@ KEEPALIVE = 60
 CONNECTING_AT_ONCE = 200
 
 # MQTT 3.1.1 control packet types (the first byte's high nibble).
-CONNACK, PUBLISH, PUBACK, SUBACK, PINGRESP = 2, 3, 4, 9, 13
+CONNACK, PUBLISH, PUBACK, SUBACK = 2, 3, 4, 9
 
 
 def _length(value: int) -> bytes:
@@ -239,24 +239,10 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / 100  # utime + stime, in clock ticks
 
 
-def pid_on(port: int) -> int:
-    """The process listening on ``port`` (the child helper yields ports, not processes)."""
-    inodes = {
-        parts[9]
-        for parts in (line.split() for line in Path("/proc/net/tcp").read_text().splitlines()[1:])
-        if parts[1] == f"0100007F:{port:04X}" and parts[3] == "0A"  # 127.0.0.1, LISTEN
-    }
-    sockets = {f"socket:[{inode}]" for inode in inodes}
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            with contextlib.suppress(OSError):
-                if any(os.readlink(fd) in sockets for fd in (proc / "fd").iterdir()):
-                    return int(proc.name)
-    raise RuntimeError(f"nothing listens on 127.0.0.1:{port}")
-
-
-async def bench(args: argparse.Namespace, http_port: int, mqtt_port: int, root: str) -> None:
-    server_pid, broker_pid = pid_on(http_port), pid_on(mqtt_port)
+async def bench(
+    args: argparse.Namespace, http_port: int, mqtt_port: int, root: str, pids: tuple[int, int]
+) -> None:
+    server_pid, broker_pid = pids
     loop = asyncio.get_running_loop()
     limits = httpx.Limits(max_connections=32)
     async with httpx.AsyncClient(
@@ -349,8 +335,6 @@ async def bench(args: argparse.Namespace, http_port: int, mqtt_port: int, root: 
 
 
 def mosquitto_version() -> str:
-    import subprocess
-
     out = subprocess.run(["mosquitto", "-h"], capture_output=True, text=True, check=False).stdout
     return out.splitlines()[0].split()[-1] if out else "?"
 
@@ -384,10 +368,10 @@ def main() -> None:
         "CLOUDLET_IRRIGATION__WEATHER_SOURCE": "offline",
     }
     with (
-        child([broker, "-c", str(conf)], mqtt_port, folder),
-        cloudlet(folder, folder / "data", env, http_port),
+        child_process([broker, "-c", str(conf)], mqtt_port, folder) as mosquitto,
+        child_process(*cloudlet_command(folder, folder / "data", env, http_port)) as server,
     ):
-        asyncio.run(bench(args, http_port, mqtt_port, root))
+        asyncio.run(bench(args, http_port, mqtt_port, root, (server.pid, mosquitto.pid)))
     print(f"logs: {folder}", file=sys.stderr)
 
 

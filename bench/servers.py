@@ -44,6 +44,15 @@ def child(
     command: list[str], port: int, folder: Path, env: dict[str, str] | None = None
 ) -> Iterator[int]:
     """``command`` running until the block ends; yields ``port`` once it accepts."""
+    with child_process(command, port, folder, env):
+        yield port
+
+
+@contextlib.contextmanager
+def child_process(
+    command: list[str], port: int, folder: Path, env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """:func:`child`, yielding the process (for its pid: memory, CPU, signals)."""
     log_path = folder / f"server-{port}.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
@@ -56,7 +65,7 @@ def child(
         )
         try:
             _wait_listening(port, process, log_path)
-            yield port
+            yield process
         finally:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGTERM)
@@ -91,6 +100,13 @@ def static(folder: Path, files: Path) -> contextlib.AbstractContextManager[int]:
 def cloudlet(
     folder: Path, data_dir: Path, env: dict[str, str], port: int
 ) -> contextlib.AbstractContextManager[int]:
+    return child(*cloudlet_command(folder, data_dir, env, port))
+
+
+def cloudlet_command(
+    folder: Path, data_dir: Path, env: dict[str, str], port: int
+) -> tuple[list[str], int, Path, dict[str, str]]:
+    """:func:`child`'s arguments for ``cloudlet serve``."""
     command = [
         str(Path(sys.executable).with_name("cloudlet")),
         "serve",
@@ -101,7 +117,7 @@ def cloudlet(
         "--log-level",
         "warning",
     ]
-    return child(command, port, folder, {"CLOUDLET_SECRET_KEY": "bench", **env})
+    return command, port, folder, {"CLOUDLET_SECRET_KEY": "bench", **env}
 
 
 def granian(

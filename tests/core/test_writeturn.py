@@ -14,6 +14,7 @@ from sqlalchemy import event, select, update
 
 from cloudlet.core.db import Database
 from cloudlet.core.models import AdminLoginFailure, AdminUser
+from cloudlet.core.writeturn import WouldWrite, read_only
 
 
 @pytest.fixture
@@ -108,3 +109,31 @@ async def test_ten_concurrent_writers_all_commit(db: Database) -> None:
     await asyncio.wait_for(asyncio.gather(*(write(n) for n in range(10))), 10)
     async with db.session() as session:
         assert len(list(await session.scalars(select(AdminLoginFailure)))) == 10
+
+
+@pytest.mark.parametrize("how", ["add and commit", "flush", "UPDATE statement", "autoflush"])
+async def test_a_read_only_session_refuses_to_write_and_writes_nothing(
+    db: Database, how: str
+) -> None:
+    async with db.session() as session:
+        session.add(failure("kept"))
+        await session.commit()
+    async with db.session() as session:
+        read_only(session)
+        assert (await session.scalars(select(AdminLoginFailure.key))).all() == ["kept"]
+        with pytest.raises(WouldWrite):
+            if how == "UPDATE statement":
+                await session.execute(update(AdminLoginFailure).values(failures=2))
+            elif how == "autoflush":
+                (await session.scalars(select(AdminLoginFailure))).one().failures = 3
+                await session.scalars(select(AdminLoginFailure.key))
+            else:
+                session.add(failure("new"))
+                await (session.commit() if how == "add and commit" else session.flush())
+        await session.rollback()
+        read_only(session, False)  # the same session may then write
+        await session.execute(update(AdminLoginFailure).values(failures=4))
+        await session.commit()
+    async with db.session() as session:
+        found = (await session.scalars(select(AdminLoginFailure))).all()
+        assert [(f.key, f.failures) for f in found] == [("kept", 4)]

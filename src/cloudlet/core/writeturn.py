@@ -8,6 +8,10 @@ takes the process's write turn (an asyncio lock, first come first served) just b
 first write (a DML statement, or a flush of pending changes) and gives it back when its
 transaction ends, so writers queue in the event loop and each starts the moment the one
 before it commits. Reads never take the turn. On PostgreSQL there is no turn to take.
+
+A session marked read-only (:func:`read_only`) raises :class:`WouldWrite` where it would
+have taken the turn, on either database: a poll can try the read first and start again as a
+writer only when it turns out to need to write.
 """
 
 from __future__ import annotations
@@ -17,6 +21,17 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+READ_ONLY = "read_only"
+
+
+class WouldWrite(Exception):
+    """A session marked read-only was about to write; nothing was written."""
+
+
+def read_only(session: AsyncSession, value: bool = True) -> None:
+    """Mark ``session`` (until unmarked) as one that must not write."""
+    session.info[READ_ONLY] = value
+
 
 class TurnSession(AsyncSession):
     """An AsyncSession that takes ``info["write_turn"]`` (if any) before writing."""
@@ -25,6 +40,8 @@ class TurnSession(AsyncSession):
 
     async def take_turn(self) -> None:
         """Wait for the process's write turn, unless this session already has it."""
+        if self.info.get(READ_ONLY):
+            raise WouldWrite
         turn: asyncio.Lock | None = self.info.get("write_turn")
         if turn is not None and not self._holding:
             await turn.acquire()
@@ -40,7 +57,7 @@ class TurnSession(AsyncSession):
         return self.sync_session.autoflush and not self.sync_session._is_clean()
 
     async def _before(self, statement: Any = None) -> None:
-        if self._holding or "write_turn" not in self.info:
+        if self._holding or not ("write_turn" in self.info or self.info.get(READ_ONLY)):
             return
         if getattr(statement, "is_dml", False) or self._writes_pending():
             await self.take_turn()

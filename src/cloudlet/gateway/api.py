@@ -19,6 +19,7 @@ from cloudlet.core.auth import AdminDep
 from cloudlet.core.errors import BadPayload, envelope_route, read_json
 from cloudlet.core.family import Family
 from cloudlet.core.services import Services, ServicesDep, SessionDep
+from cloudlet.core.writeturn import WouldWrite, read_only
 from cloudlet.gateway import schemas as w
 from cloudlet.gateway.auth import LoginGuard
 from cloudlet.gateway.errors import Code, GatewayError
@@ -110,6 +111,25 @@ async def done(service: GatewayService, action: Awaitable[Any]) -> JSONResponse:
     await service.lock_simulation()
     result = await action
     await service.session.commit()
+    return ok(result if isinstance(result, dict) else None)
+
+
+async def peek(
+    service: GatewayService, read: Callable[[GatewayService], Awaitable[Any]]
+) -> Response:
+    """A status poll: ``read`` without the simulated world's lock and without writing, so it
+    waits for no writer; when it turns out to need a write (the simulation moved on, a
+    default row is new) it starts again as :func:`done`, under the lock. So ``read`` must
+    write before any effect outside the database (a status read has none)."""
+    read_only(service.session)
+    try:
+        result = await read(service)
+    except WouldWrite:
+        await service.session.rollback()
+        read_only(service.session, False)
+        return await done(service, read(service))
+    read_only(service.session, False)
+    await service.session.rollback()  # ends the read; there is nothing to commit
     return ok(result if isinstance(result, dict) else None)
 
 
@@ -227,6 +247,12 @@ def vendor_router() -> APIRouter:
 
         router.add_api_route(path, endpoint, methods=["GET"], name=path, openapi_extra=_doc())
 
+    def status_get(path: str, read: Callable[[GatewayService], Awaitable[Any]]) -> None:
+        async def endpoint(service: ServiceDep, _sid: Sid) -> Response:
+            return await peek(service, read)
+
+        router.add_api_route(path, endpoint, methods=["GET"], name=path, openapi_extra=_doc())
+
     def simple_post(path: str, action: Callable[[GatewayService], Awaitable[Any]]) -> None:
         async def endpoint(service: ServiceDep, _sid: Sid) -> Response:
             return await done(service, action(service))
@@ -242,7 +268,7 @@ def vendor_router() -> APIRouter:
 
         router.add_api_route(path, endpoint, methods=["POST"], name=path, openapi_extra=_doc(model))
 
-    simple_get("/otbr/get_status", lambda s: s.otbr_status())
+    status_get("/otbr/get_status", lambda s: s.otbr_status())
     simple_get("/otbr/scan", lambda s: s.scan())
     body_post("/otbr/get_join_status", w.JoinStatusQuery, lambda s, _b: s.join_status())
     body_post("/otbr/join", w.Join, lambda s, b: s.join(b))
@@ -255,31 +281,31 @@ def vendor_router() -> APIRouter:
         "/otbr/set_commissioning", w.SetCommissioning, lambda s, b: s.set_commissioning(b.Enable)
     )
     body_post("/otbr/add_joiner", w.AddJoiner, lambda s, b: s.add_joiner(b))
-    simple_get("/otbr/get_commissioning_status", lambda s: s.commissioning_status())
+    status_get("/otbr/get_commissioning_status", lambda s: s.commissioning_status())
     body_post(
         "/otbr/rejoin_all", w.RejoinAll, lambda s, b: s.rejoin_all(kind=b.Type, timeout_s=b.Timeout)
     )
-    simple_get("/otbr/get_joiner_list", lambda s: s.joiner_list())
+    status_get("/otbr/get_joiner_list", lambda s: s.joiner_list())
     body_post(
         "/otbr/remove_joiner_list", w.RemoveJoiners, lambda s, b: s.remove_joiners(b.DeviceList)
     )
     simple_get("/otbr/export_joiner_list", lambda s: s.export_joiners())
     body_post("/otbr/import_joiner_list", w.ImportJoiners, lambda s, b: s.import_joiners(b))
     body_post("/otbr/commit_joiner_list", w.CommitJoiners, lambda s, b: s.commit_joiners(b.Timeout))
-    simple_get("/otbr/get_bbr_status", lambda s: s.bbr_status())
+    status_get("/otbr/get_bbr_status", lambda s: s.bbr_status())
     simple_post("/otbr/disable_bbr", lambda s: s.set_bbr(False))
     simple_post("/otbr/enable_bbr", lambda s: s.set_bbr(True))
 
     # ---- /eth
-    simple_get("/eth/get_status", lambda s: s.eth_status())
-    simple_get("/eth/get_config", lambda s: s.eth_config())
+    status_get("/eth/get_status", lambda s: s.eth_status())
+    status_get("/eth/get_config", lambda s: s.eth_config())
     body_post("/eth/set_config", w.EthSetConfig, lambda s, b: s.set_eth_config(b))
 
     # ---- /wifi
-    simple_get("/wifi/get_status", lambda s: s.wifi_status())
+    status_get("/wifi/get_status", lambda s: s.wifi_status())
     simple_post("/wifi/stop", lambda s: s.wifi_stop())
     body_post("/wifi/start", w.WifiStart, lambda s, b: s.wifi_start(b))
-    simple_get("/wifi/get_save_wifi", lambda s: s.saved_wifi())
+    status_get("/wifi/get_save_wifi", lambda s: s.saved_wifi())
     body_post(
         "/wifi/delete_save_wifi",
         w.DeleteSavedWifi,
@@ -289,22 +315,22 @@ def vendor_router() -> APIRouter:
     body_post(
         "/wifi/set_reconn_to_saved_wifi", w.SetReconnect, lambda s, b: s.set_reconnect(b.enable)
     )
-    simple_get("/wifi/get_reconn_to_saved_wifi", lambda s: s.get_reconnect())
+    status_get("/wifi/get_reconn_to_saved_wifi", lambda s: s.get_reconnect())
 
     # ---- /wan_failover
-    simple_get("/wan_failover/get_config", lambda s: s.failover_config())
+    status_get("/wan_failover/get_config", lambda s: s.failover_config())
     body_post("/wan_failover/set_config", w.FailoverSetConfig, lambda s, b: s.set_failover(b))
 
     # ---- /sys
-    simple_get("/sys/get_info", lambda s: s.sys_info())
-    simple_get("/sys/get_status", lambda s: s.sys_status())
-    simple_get("/sys/get_time_config", lambda s: s.time_config())
+    status_get("/sys/get_info", lambda s: s.sys_info())
+    status_get("/sys/get_status", lambda s: s.sys_status())
+    status_get("/sys/get_time_config", lambda s: s.time_config())
     body_post(
         "/sys/set_time_config",
         w.SetTimeConfig,
         lambda s, b: s.set_time_config(sntp=b.sntp, timezone=b.timezone),
     )
-    simple_get("/sys/check_current_firmware", lambda s: s.current_firmware())
+    status_get("/sys/check_current_firmware", lambda s: s.current_firmware())
     simple_get("/sys/check_online_firmware", lambda s: s.online_firmware())
     body_post("/sys/upgrade_online_firmware", w.UpgradeOnline, lambda s, b: s.upgrade(b))
     simple_get("/sys/check_upgrade_status", lambda s: s.upgrade_status())
@@ -313,7 +339,7 @@ def vendor_router() -> APIRouter:
         w.UpgradeCertificate,
         lambda s, b: s.certificate_online(b.url),
     )
-    simple_get("/sys/get_log", lambda s: s.get_log())
+    status_get("/sys/get_log", lambda s: s.get_log())
     simple_post("/sys/export_sys_config", lambda s: s.export_config())
     body_post("/sys/import_sys_config", w.SysConfig, lambda s, b: s.import_config(b))
     simple_post("/sys/reset", lambda s: s.reset())

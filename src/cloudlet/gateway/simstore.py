@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cloudlet.core.clock import Clock
 from cloudlet.core.security import SecretBox
+from cloudlet.core.writeturn import READ_ONLY
 from cloudlet.gateway.dataset import OperationalDataset, from_hex, to_tlvs
 from cloudlet.gateway.models import GatewaySimWorld
 from cloudlet.gateway.network import AccessPoint, Ipv4Config, LinkStatus
@@ -118,6 +119,15 @@ def initial_state(*, clock: Clock) -> dict[str, Any]:
 
 
 async def _locked_row(session: AsyncSession) -> GatewaySimWorld | None:
+    query = (
+        select(GatewaySimWorld)
+        .where(GatewaySimWorld.part == WORLD_PART)
+        .execution_options(populate_existing=True)
+    )
+    if session.info.get(READ_ONLY):
+        # A read that locks nothing: saving a changed world raises WouldWrite, and the
+        # caller starts again with the lock.
+        return (await session.execute(query)).scalar_one_or_none()
     if session.get_bind().dialect.name == "sqlite":
         # SQLite ignores FOR UPDATE, and its driver starts a transaction only at the first
         # write: a no-op UPDATE takes the database's write lock before the world is read,
@@ -127,13 +137,7 @@ async def _locked_row(session: AsyncSession) -> GatewaySimWorld | None:
             .where(GatewaySimWorld.part == WORLD_PART)
             .values(state=GatewaySimWorld.state)
         )
-    query = (
-        select(GatewaySimWorld)
-        .where(GatewaySimWorld.part == WORLD_PART)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-    return (await session.execute(query)).scalar_one_or_none()
+    return (await session.execute(query.with_for_update())).scalar_one_or_none()
 
 
 async def lock_world(session: AsyncSession) -> None:

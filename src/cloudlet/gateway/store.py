@@ -151,8 +151,10 @@ async def save(session: AsyncSession, section: Section) -> None:
     value = section.model_dump_json()
     if row is None:
         session.add(GatewaySetting(key=section.KEY, value=value))
-    else:
+    elif row.value != value:
         row.value = value
+    else:
+        return  # unchanged: nothing to write (a read-only poll stays one)
     await session.flush()
 
 

@@ -18,7 +18,7 @@ import pytest
 from cloudlet.gateway.auth import login_hash, password_hmac
 from cloudlet.gateway.runtime import GatewayRuntime
 from cloudlet.gateway.simstore import SimWorld, stored_world
-from tests.conftest import ClientFactory, services_of
+from tests.conftest import ClientFactory, admin_headers, services_of
 
 PASSWORD = "goodpass10"
 
@@ -36,6 +36,21 @@ async def sim_world(client: httpx.AsyncClient) -> AsyncIterator[SimWorld]:
         async with stored_world(session, clock=services.clock, box=services.secrets) as world:
             yield world
         await session.commit()
+
+
+async def add_sim_joiner(
+    client: httpx.AsyncClient,
+    eui64: str = "00000000000000aa",
+    pskd: str = "NEWXNE",
+    delay_s: float = 2,
+) -> None:
+    """Put a joiner device in range of the simulated radio (Cloudlet's management API)."""
+    answer = await client.post(
+        "/api/v1/gateway/sim/joiners",
+        json={"eui64": eui64, "pskd": pskd, "join_delay_s": delay_s},
+        headers=await admin_headers(client),
+    )
+    assert answer.status_code == 201, answer.text
 
 
 async def login(client: httpx.AsyncClient, password: str = PASSWORD) -> httpx.Response:

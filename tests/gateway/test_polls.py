@@ -10,8 +10,8 @@ from typing import Any
 from sqlalchemy import event
 
 from cloudlet.core.clock import FrozenClock
-from tests.conftest import admin_headers, services_of
-from tests.gateway.conftest import Box
+from tests.conftest import services_of
+from tests.gateway.conftest import Box, add_sim_joiner
 
 POLLED = (
     "/otbr/get_status",
@@ -67,13 +67,7 @@ async def test_a_poll_that_moves_the_simulation_stores_the_move(
 ) -> None:
     """A joiner's progress is stored by the poll that sees it: the read-only try meets the
     write, and the poll runs again under the world's lock and commits it."""
-    admin = await admin_headers(box.client)
-    added = await box.client.post(
-        "/api/v1/gateway/sim/joiners",
-        json={"eui64": "00000000000000aa", "pskd": "NEWXNE", "join_delay_s": 2},
-        headers=admin,
-    )
-    assert added.status_code == 201
+    await add_sim_joiner(box.client)
     await box.ok("POST", "/otbr/start")
     await box.ok("POST", "/otbr/set_commissioning", {"Enable": True})
     await box.ok("POST", "/otbr/add_joiner", {"PSKd": "NEWXNE", "EUI64": "00000000000000aa"})

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from cloudlet.core.clock import FrozenClock
 from cloudlet.gateway.models import GatewaySimWorld
 from tests.conftest import admin_headers, services_of
-from tests.gateway.conftest import Box, initialize, session_headers
+from tests.gateway.conftest import Box, add_sim_joiner, initialize, session_headers
 
 HOME = {"ssid": "HomeWiFi", "pwd": "homepass123", "auth_mode": 3}
 
@@ -50,13 +50,7 @@ async def test_sim_joiner_and_join_progress_are_shared(
     make_client: Any, clock: FrozenClock
 ) -> None:
     w0, w1 = await _two_boxes(make_client)
-    admin = await admin_headers(w0.client)
-    answer = await w0.client.post(
-        "/api/v1/gateway/sim/joiners",
-        json={"eui64": "00000000000000aa", "pskd": "NEWXNE", "join_delay_s": 2},
-        headers=admin,
-    )
-    assert answer.status_code == 201
+    await add_sim_joiner(w0.client)
     await w0.ok("POST", "/otbr/start")
     await w1.ok("POST", "/otbr/set_commissioning", {"Enable": True})
     # The joiner put in range through worker 0 joins a commissioner driven through worker 1.

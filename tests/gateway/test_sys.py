@@ -14,7 +14,7 @@ from cryptography.x509.oid import NameOID
 
 from cloudlet.core.clock import FrozenClock
 from cloudlet.gateway.errors import Code, GatewayError
-from tests.gateway.conftest import Box, initialize, runtime_of, session_headers
+from tests.gateway.conftest import Box, add_sim_joiner, initialize, runtime_of, session_headers
 from tests.gateway.test_otbr import NETWORK, bad
 
 
@@ -450,12 +450,7 @@ async def test_management_api(box: Box) -> None:
 
     assert (await box.client.get("/api/v1/gateway/status")).status_code == 401
     headers = await admin_headers(box.client)
-    answer = await box.client.post(
-        "/api/v1/gateway/sim/joiners",
-        json={"eui64": "00000000000000aa", "pskd": "NEWXNE", "join_delay_s": 1},
-        headers=headers,
-    )
-    assert answer.status_code == 201
+    await add_sim_joiner(box.client, delay_s=1)
     status = (await box.client.get("/api/v1/gateway/status", headers=headers)).json()
     assert status == {
         "backend": "simulated",

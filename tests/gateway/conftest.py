@@ -43,12 +43,14 @@ async def add_sim_joiner(
     eui64: str = "00000000000000aa",
     pskd: str = "NEWXNE",
     delay_s: float = 2,
+    admin: dict[str, str] | None = None,
 ) -> None:
-    """Put a joiner device in range of the simulated radio (Cloudlet's management API)."""
+    """Put a joiner device in range of the simulated radio (Cloudlet's management API, as
+    ``admin``, else as a new admin user)."""
     answer = await client.post(
         "/api/v1/gateway/sim/joiners",
         json={"eui64": eui64, "pskd": pskd, "join_delay_s": delay_s},
-        headers=await admin_headers(client),
+        headers=admin or await admin_headers(client),
     )
     assert answer.status_code == 201, answer.text
 

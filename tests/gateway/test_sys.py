@@ -450,7 +450,7 @@ async def test_management_api(box: Box) -> None:
 
     assert (await box.client.get("/api/v1/gateway/status")).status_code == 401
     headers = await admin_headers(box.client)
-    await add_sim_joiner(box.client, delay_s=1)
+    await add_sim_joiner(box.client, delay_s=1, admin=headers)
     status = (await box.client.get("/api/v1/gateway/status", headers=headers)).json()
     assert status == {
         "backend": "simulated",

@@ -55,6 +55,19 @@ async def add_sim_joiner(
     assert answer.status_code == 201, answer.text
 
 
+async def joiner_waiting(radio: Box, commissioner: Box) -> None:
+    """A joiner device in range (2 s to join), Thread started through ``radio``, and the
+    commissioner, with the joiner added, through ``commissioner``: the joiner is listed as
+    joining (1) until the clock moves on 2 s."""
+    await add_sim_joiner(radio.client)
+    await radio.ok("POST", "/otbr/start")
+    await commissioner.ok("POST", "/otbr/set_commissioning", {"Enable": True})
+    await commissioner.ok(
+        "POST", "/otbr/add_joiner", {"PSKd": "NEWXNE", "EUI64": "00000000000000aa"}
+    )
+    assert (await radio.ok("GET", "/otbr/get_joiner_list"))["DeviceList"][0]["Status"] == 1
+
+
 async def login(client: httpx.AsyncClient, password: str = PASSWORD) -> httpx.Response:
     """Challenge then login exactly as the vendor's JavaScript demo computes the hash."""
     challenge = (await client.get("/ui/challenge")).json()["result"]

@@ -11,7 +11,7 @@ from sqlalchemy import event
 
 from cloudlet.core.clock import FrozenClock
 from tests.conftest import services_of
-from tests.gateway.conftest import Box, add_sim_joiner
+from tests.gateway.conftest import Box, joiner_waiting
 
 POLLED = (
     "/otbr/get_status",
@@ -67,11 +67,7 @@ async def test_a_poll_that_moves_the_simulation_stores_the_move(
 ) -> None:
     """A joiner's progress is stored by the poll that sees it: the read-only try meets the
     write, and the poll runs again under the world's lock and commits it."""
-    await add_sim_joiner(box.client)
-    await box.ok("POST", "/otbr/start")
-    await box.ok("POST", "/otbr/set_commissioning", {"Enable": True})
-    await box.ok("POST", "/otbr/add_joiner", {"PSKd": "NEWXNE", "EUI64": "00000000000000aa"})
-    assert (await box.ok("GET", "/otbr/get_joiner_list"))["DeviceList"][0]["Status"] == 1
+    await joiner_waiting(box, box)
     clock.advance(2)
     with statements_sent(box) as sent:
         joined = await box.ok("GET", "/otbr/get_joiner_list")

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from cloudlet.core.clock import FrozenClock
 from cloudlet.gateway.models import GatewaySimWorld
 from tests.conftest import admin_headers, services_of
-from tests.gateway.conftest import Box, add_sim_joiner, initialize, session_headers
+from tests.gateway.conftest import Box, initialize, joiner_waiting, session_headers
 
 HOME = {"ssid": "HomeWiFi", "pwd": "homepass123", "auth_mode": 3}
 
@@ -50,12 +50,8 @@ async def test_sim_joiner_and_join_progress_are_shared(
     make_client: Any, clock: FrozenClock
 ) -> None:
     w0, w1 = await _two_boxes(make_client)
-    await add_sim_joiner(w0.client)
-    await w0.ok("POST", "/otbr/start")
-    await w1.ok("POST", "/otbr/set_commissioning", {"Enable": True})
     # The joiner put in range through worker 0 joins a commissioner driven through worker 1.
-    await w1.ok("POST", "/otbr/add_joiner", {"PSKd": "NEWXNE", "EUI64": "00000000000000aa"})
-    assert (await w0.ok("GET", "/otbr/get_joiner_list"))["DeviceList"][0]["Status"] == 1
+    await joiner_waiting(w0, w1)
     clock.advance(2)
     assert (await w0.ok("GET", "/otbr/get_joiner_list"))["DeviceList"][0]["Status"] == 2
     assert (await w1.ok("GET", "/otbr/get_joiner_list"))["DeviceList"][0]["Status"] == 2

@@ -3,14 +3,15 @@ thread, PostgreSQL's straight through asyncpg (core/loopread.py)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, event, select
 
-from cloudlet.core.db import Database
+from cloudlet.core.db import READ_SLOTS, Database
 from cloudlet.core.loopread import Busy, LoopReader
 from cloudlet.core.models import AdminUser, ApiToken
 
@@ -90,3 +91,16 @@ async def test_an_expanding_parameter_is_refused(db: Database) -> None:
     statement = select(ApiToken.id).where(ApiToken.digest.in_(["d1", "d2"]))
     with pytest.raises(ValueError, match="non-expanding"):
         await db.read_one(statement, {})
+
+
+async def test_many_reads_at_once_keep_to_the_pools_kept_connections(db: Database) -> None:
+    """64 polls' reads at once open at most READ_SLOTS connections: past the pool's 20 each
+    read would open an overflow connection and close it again (a login per read)."""
+    if db._statements is None:
+        pytest.skip("PostgreSQL's pool")
+    await db.engine.dispose()  # start from an empty pool
+    opened: list[object] = []
+    event.listen(db.engine.sync_engine.pool, "connect", lambda conn, _rec: opened.append(conn))
+    rows = await asyncio.gather(*(db.read_one(TOKEN_ROW, {"digest": "d1"}) for _ in range(64)))
+    assert all(row is not None and row.name == "" for row in rows)
+    assert 1 <= len(opened) <= READ_SLOTS < 20

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import bindparam, event, select
+from sqlalchemy import bindparam, event, select, text
 
 from cloudlet.core.db import READ_SLOTS, Database
 from cloudlet.core.loopread import Busy, LoopReader
@@ -96,11 +96,63 @@ async def test_an_expanding_parameter_is_refused(db: Database) -> None:
 async def test_many_reads_at_once_keep_to_the_pools_kept_connections(db: Database) -> None:
     """64 polls' reads at once open at most READ_SLOTS connections: past the pool's 20 each
     read would open an overflow connection and close it again (a login per read)."""
-    if db._statements is None:
-        pytest.skip("PostgreSQL's pool")
+    postgres_only(db)
     await db.engine.dispose()  # start from an empty pool
     opened: list[object] = []
     event.listen(db.engine.sync_engine.pool, "connect", lambda conn, _rec: opened.append(conn))
     rows = await asyncio.gather(*(db.read_one(TOKEN_ROW, {"digest": "d1"}) for _ in range(64)))
     assert all(row is not None and row.name == "" for row in rows)
     assert 1 <= len(opened) <= READ_SLOTS < 20
+
+
+def postgres_only(db: Database) -> None:
+    if db._statements is None:
+        pytest.skip("PostgreSQL's pool")
+
+
+async def test_a_connection_the_server_ended_is_replaced_before_use(db: Database) -> None:
+    """A restart or ``pg_terminate_backend`` closes pooled connections; asyncpg sees each
+    closed at once, and the checkout replaces it instead of failing the read."""
+    postgres_only(db)
+    await asyncio.gather(*(db.read_one(TOKEN_ROW, {"digest": "d1"}) for _ in range(8)))
+    async with db.engine.connect() as connection:
+        others = text(
+            "SELECT pid FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            " AND usename = current_user AND application_name = ''"
+        )
+        ended = (await connection.execute(others)).scalars().all()
+        for pid in ended:
+            await connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        for _ in range(100):  # the backends exit a moment after the signal
+            if not (await connection.execute(others)).first():
+                break
+            await asyncio.sleep(0.01)
+        await connection.rollback()
+    assert ended
+    await asyncio.sleep(0.05)  # asyncpg reads each closed socket's end
+    rows = await asyncio.gather(*(db.read_one(TOKEN_ROW, {"digest": "d1"}) for _ in range(8)))
+    assert all(row is not None and row.name == "" for row in rows)
+
+
+@pytest.mark.parametrize("idle_ping_s", [0.0, 3600.0])
+async def test_only_a_connection_idle_past_the_limit_is_pinged(
+    db: Database, monkeypatch: pytest.MonkeyPatch, idle_ping_s: float
+) -> None:
+    """A ping that fails (a peer gone without closing the socket) replaces the connection;
+    a connection used within the limit is not pinged at all."""
+    postgres_only(db)
+    await db.read_one(TOKEN_ROW, {"digest": "d1"})
+    monkeypatch.setattr("cloudlet.core.db.IDLE_PING_S", idle_ping_s)
+    pings: list[object] = []
+
+    def dead_peer(connection: object) -> None:
+        pings.append(connection)
+        raise ConnectionError("no answer")
+
+    async with db.engine.connect() as connection:
+        adapter = type((await connection.get_raw_connection()).dbapi_connection)
+    monkeypatch.setattr(adapter, "ping", dead_peer)
+    row = await db.read_one(TOKEN_ROW, {"digest": "d2"})
+    assert row is not None and row.name == "ci"
+    assert len(pings) == (1 if idle_ping_s == 0.0 else 0)

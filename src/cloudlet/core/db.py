@@ -109,7 +109,7 @@ def make_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     return engine
 
 
-# A pooled connection unused this long is asked the server's SELECT before it is used again.
+# A pooled connection unused this long is pinged (pre-ping's round trips) before its next use.
 IDLE_PING_S = 10.0
 
 

@@ -119,19 +119,18 @@ async def test_a_read_only_session_refuses_to_write_and_writes_nothing(
         session.add(failure("kept"))
         await session.commit()
     async with db.session() as session:
-        read_only(session)
-        assert (await session.scalars(select(AdminLoginFailure.key))).all() == ["kept"]
         with pytest.raises(WouldWrite):
-            if how == "UPDATE statement":
-                await session.execute(update(AdminLoginFailure).values(failures=2))
-            elif how == "autoflush":
-                (await session.scalars(select(AdminLoginFailure))).one().failures = 3
-                await session.scalars(select(AdminLoginFailure.key))
-            else:
-                session.add(failure("new"))
-                await (session.commit() if how == "add and commit" else session.flush())
-        await session.rollback()
-        read_only(session, False)  # the same session may then write
+            async with read_only(session):
+                assert (await session.scalars(select(AdminLoginFailure.key))).all() == ["kept"]
+                if how == "UPDATE statement":
+                    await session.execute(update(AdminLoginFailure).values(failures=2))
+                elif how == "autoflush":
+                    (await session.scalars(select(AdminLoginFailure))).one().failures = 3
+                    await session.scalars(select(AdminLoginFailure.key))
+                else:
+                    session.add(failure("new"))
+                    await (session.commit() if how == "add and commit" else session.flush())
+        # the same session may then write
         await session.execute(update(AdminLoginFailure).values(failures=4))
         await session.commit()
     async with db.session() as session:

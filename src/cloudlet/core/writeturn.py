@@ -17,6 +17,8 @@ writer only when it turns out to need to write.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -28,9 +30,16 @@ class WouldWrite(Exception):
     """A session marked read-only was about to write; nothing was written."""
 
 
-def read_only(session: AsyncSession, value: bool = True) -> None:
-    """Mark ``session`` (until unmarked) as one that must not write."""
-    session.info[READ_ONLY] = value
+@asynccontextmanager
+async def read_only(session: AsyncSession) -> AsyncIterator[None]:
+    """Inside the block ``session`` must not write (:class:`WouldWrite`); the block's end
+    rolls its read back, and the session may write again after it."""
+    session.info[READ_ONLY] = True
+    try:
+        yield
+    finally:
+        del session.info[READ_ONLY]
+        await session.rollback()
 
 
 class TurnSession(AsyncSession):

@@ -121,15 +121,11 @@ async def peek(
     waits for no writer; when it turns out to need a write (the simulation moved on, a
     default row is new) it starts again as :func:`done`, under the lock. So ``read`` must
     write before any effect outside the database (a status read has none)."""
-    read_only(service.session)
     try:
-        result = await read(service)
+        async with read_only(service.session):
+            result = await read(service)
     except WouldWrite:
-        await service.session.rollback()
-        read_only(service.session, False)
         return await done(service, read(service))
-    read_only(service.session, False)
-    await service.session.rollback()  # ends the read; there is nothing to commit
     return ok(result if isinstance(result, dict) else None)
 
 

@@ -93,6 +93,11 @@ async def test_an_expanding_parameter_is_refused(db: Database) -> None:
         await db.read_one(statement, {})
 
 
+def postgres_only(db: Database) -> None:
+    if db._statements is None:
+        pytest.skip("PostgreSQL's pool")
+
+
 async def test_many_reads_at_once_keep_to_the_pools_kept_connections(db: Database) -> None:
     """64 polls' reads at once open at most READ_SLOTS connections: past the pool's 20 each
     read would open an overflow connection and close it again (a login per read)."""
@@ -103,11 +108,6 @@ async def test_many_reads_at_once_keep_to_the_pools_kept_connections(db: Databas
     rows = await asyncio.gather(*(db.read_one(TOKEN_ROW, {"digest": "d1"}) for _ in range(64)))
     assert all(row is not None and row.name == "" for row in rows)
     assert 1 <= len(opened) <= READ_SLOTS < 20
-
-
-def postgres_only(db: Database) -> None:
-    if db._statements is None:
-        pytest.skip("PostgreSQL's pool")
 
 
 async def test_a_connection_the_server_ended_is_replaced_before_use(db: Database) -> None:

@@ -1,4 +1,5 @@
-"""The link's presence and state writes: many controllers in one statement, same rules."""
+"""The link's presence, state and history writes: many controllers in one statement, same
+rules."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ import httpx
 import pytest
 from sqlalchemy import insert, select
 
-from cloudlet.irrigation.linkwrites import PresenceWrite, StateWrite
-from cloudlet.irrigation.models import IrrigationDevice
+from cloudlet.irrigation.linkwrites import EventWrite, PresenceWrite, StateWrite
+from cloudlet.irrigation.models import IrrigationDevice, IrrigationEvent
 from tests.conftest import ClientFactory, recorded_writes, services_of
 
 IDS = [f"00000000000000{n:02X}" for n in range(1, 6)]
@@ -89,3 +90,41 @@ async def test_presence_sets_first_sighting_once_and_change_times_only_on_change
     await writer.write(PresenceWrite("00000000000000FF", False, later))
     unseen = (await rows(client))["00000000000000FF"]
     assert (unseen.online, unseen.first_seen_at, unseen.online_changed_at) == (False, None, None)
+
+
+async def test_history_of_a_group_is_one_insert_and_an_entry_heard_twice_is_stored_once(
+    client: httpx.AsyncClient,
+) -> None:
+    writer = services_of(client).writer
+    engine = services_of(client).db.engine.sync_engine
+    zone = (T0, "zone", {"zone": 1, "seconds": 60})
+    await writer.write(EventWrite(IDS[0], "boot1", ((1, *zone),)))
+
+    reports = [
+        # A second worker's copy of entry 1, with the controller's next entry.
+        EventWrite(IDS[0], "boot1", ((1, *zone), (2, T0, "stop", {}))),
+        EventWrite(IDS[1], "boot1", ((1, *zone),)),
+        EventWrite("00000000000000FF", "boot1", ((1, *zone),)),  # not a known controller
+    ]
+    state = StateWrite(IDS[2], "boot1", 1, {"kept": True}, T0)
+    with recorded_writes(engine) as writes:
+        await asyncio.gather(*(writer.write(r) for r in [*reports, state]))
+    # One group, committed once: a duplicate entry does not fail it into one-by-one retries.
+    assert [w.split()[:3] for w in writes] == [
+        ["INSERT", "INTO", "irrigation_event"],
+        ["UPDATE", "irrigation_device", "SET"],
+    ]
+    async with services_of(client).db.session() as session:
+        stored = (
+            await session.execute(
+                select(IrrigationDevice.deviceid, IrrigationEvent.boot, IrrigationEvent.number)
+                .join(IrrigationDevice, IrrigationDevice.id == IrrigationEvent.device_id)
+                .order_by(IrrigationEvent.id)
+            )
+        ).all()
+    assert [tuple(r) for r in stored] == [
+        (IDS[0], "boot1", 1),
+        (IDS[0], "boot1", 2),
+        (IDS[1], "boot1", 1),
+    ]
+    assert (await rows(client))[IDS[2]].state == {"kept": True}

@@ -20,7 +20,6 @@ from typing import Any
 
 import orjson
 from sqlalchemy import bindparam, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cloudlet.core.brokeraccounts import BrokerAccounts, BrokerAccountsError, TopicRule
@@ -30,8 +29,8 @@ from cloudlet.core.security import constant_time_equals
 from cloudlet.core.services import Services
 from cloudlet.irrigation import errors as e
 from cloudlet.irrigation.errors import AifroError
-from cloudlet.irrigation.linkwrites import PresenceWrite, StateWrite
-from cloudlet.irrigation.models import IrrigationDevice, IrrigationEvent
+from cloudlet.irrigation.linkwrites import EventWrite, PresenceWrite, StateWrite
+from cloudlet.irrigation.models import IrrigationDevice
 from cloudlet.irrigation.protocol import (
     ACK,
     COMMAND,
@@ -397,43 +396,17 @@ class IrrigationLink:
             and isinstance(item.get("time"), int)
             and isinstance(item.get("n"), int)
         ]
-
-        async def job(session: AsyncSession) -> bool:
-            device = await self._device(session, parsed[0])
-            if device is None or not items:
-                return False
-            known = set(
-                (
-                    await session.scalars(
-                        select(IrrigationEvent.number).where(
-                            IrrigationEvent.device_id == device.id,
-                            IrrigationEvent.boot == boot,
-                            IrrigationEvent.number.in_([i["n"] for i in items]),
-                        )
-                    )
-                ).all()
+        entries = tuple(
+            (
+                item["n"],
+                datetime.fromtimestamp(item["time"], UTC),
+                str(item.get("event", ""))[:32],
+                {k: v for k, v in item.items() if k not in ("time", "event", "n")},
             )
-            for item in items:
-                if item["n"] in known:
-                    continue
-                details = {k: v for k, v in item.items() if k not in ("time", "event", "n")}
-                session.add(
-                    IrrigationEvent(
-                        device_id=device.id,
-                        boot=boot,
-                        number=item["n"],
-                        at=datetime.fromtimestamp(item["time"], UTC),
-                        event=str(item.get("event", ""))[:32],
-                        details=details,
-                    )
-                )
-            return True
-
-        try:
-            if not await self.services.writer.write(job):
-                return
-        except IntegrityError:
-            pass  # another worker stored the same report first
+            for item in items
+        )
+        if entries:
+            await self.services.writer.write(EventWrite(parsed[0], boot, entries))
         await self._notify(parsed[0], None)
 
     async def _on_ack(self, name: str, payload: bytes) -> None:

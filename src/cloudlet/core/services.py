@@ -50,5 +50,11 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-ServicesDep = Annotated[Services, Depends(get_services)]
+async def _services_dependency(request: Request) -> Services:
+    # A coroutine: FastAPI runs a plain function dependency in its thread pool, a trip to a
+    # worker thread and back for every request that asks for the services (py-spy).
+    return get_services(request)
+
+
+ServicesDep = Annotated[Services, Depends(_services_dependency)]
 SessionDep = Annotated[AsyncSession, Depends(get_session)]

@@ -52,7 +52,7 @@ CSV_COLUMNS = (
 NO_NUL = r"^[^\x00]*$"
 
 
-def _reject_nul(request: Request) -> None:
+async def _reject_nul(request: Request) -> None:
     values = [*request.path_params.values(), *request.query_params.values()]
     if any("\x00" in str(v) for v in values):
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "NUL character in parameter")

@@ -36,6 +36,7 @@ class DeviceRoute:
     name: str = ""
     summary: str = ""
     tags: tuple[str, ...] = ()
+    status_code: int = 200  # the success answer's, as described
     # Merged into the OpenAPI operation: parameters, request body and responses read by hand.
     openapi_extra: dict[str, Any] = field(default_factory=dict)
     include_in_schema: bool = True
@@ -129,10 +130,27 @@ def device_router(routes: Iterable[DeviceRoute]) -> APIRouter:
                     tags=list(route.tags) or None,
                     include_in_schema=route.include_in_schema,
                     response_class=Response,
-                    openapi_extra=route.openapi_extra or None,
+                    status_code=route.status_code,
+                    openapi_extra=_with_path_parameters(route) or None,
                 )
         router.include_router(mine)
     return router
+
+
+def _with_path_parameters(route: DeviceRoute) -> dict[str, Any]:
+    """The route's OpenAPI with its ``{name}`` path segments declared (a handler reads them
+    by hand, so FastAPI cannot see them; OpenAPI requires them)."""
+    extra = dict(route.openapi_extra)
+    listed = extra.get("parameters", [])
+    declared = {p["name"] for p in listed if p.get("in") == "path"}
+    missing = [
+        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        for _, name in _template(route.path)
+        if name and name not in declared
+    ]
+    if missing:
+        extra["parameters"] = [*missing, *listed]
+    return extra
 
 
 def query_parameters(*names: str, header: str | None = None) -> list[dict[str, Any]]:

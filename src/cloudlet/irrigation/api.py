@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cloudlet.core.auth import AdminDep
+from cloudlet.core.dispatch import DeviceRoute, query_parameters
 from cloudlet.core.errors import BadPayload, envelope_route, read_json
 from cloudlet.core.family import Family
 from cloudlet.core.services import Services, ServicesDep, SessionDep
@@ -96,6 +97,9 @@ class AifroEnvelope:
         return None
 
 
+ENVELOPE = AifroEnvelope()
+
+
 async def _body(request: Request, services: Services) -> dict[str, Any]:
     data = await read_json(request, max_bytes=services.settings.irrigation.max_body_bytes)
     if not isinstance(data, dict):
@@ -118,20 +122,6 @@ async def _user(
 
 
 UserDep = Annotated[tuple[IrrigationUser, IrrigationToken], Depends(_user)]
-
-
-async def _device_access(
-    deviceid: str, services: ServicesDep, authorization: AuthHeader = None
-) -> service.DeviceAccess:
-    """The token and the path's device in one read without a session: a command waits
-    seconds for a controller and must not hold a database connection meanwhile, and a
-    status read is the app's most frequent call."""
-    return await service.device_access(
-        services.db, clock=services.clock, authorization=authorization, raw_id=deviceid
-    )
-
-
-DeviceAccessDep = Annotated[service.DeviceAccess, Depends(_device_access)]
 
 
 def _client_ip(request: Request) -> str:
@@ -194,10 +184,14 @@ def _doc(
 _STATUS = {"status": _OBJECT}
 
 
+TAG = "irrigation: Aifro app"
+_FLAG = {"flag": (_STR, True)}
+
+
 def vendor_router() -> APIRouter:
     router = APIRouter(
-        route_class=envelope_route(AifroEnvelope()),
-        tags=["irrigation: Aifro app"],
+        route_class=envelope_route(ENVELOPE),
+        tags=[TAG],
         responses=ERROR_RESPONSES,
     )
 
@@ -329,21 +323,6 @@ def vendor_router() -> APIRouter:
         devices = await service.list_devices(session, address=address, user=auth[0])
         return _json({"code": 0, "devicenum": len(devices), "devicelist": devices})
 
-    @router.post("/v1/device/check", **_doc(201, body=model_schema(CheckDeviceBody)))
-    async def check_device(
-        request: Request, services: ServicesDep, session: SessionDep, auth: UserDep
-    ) -> Response:
-        body = await _body(request, services)
-        await service.check_device_password(
-            session,
-            clock=services.clock,
-            settings=services.settings.irrigation,
-            user=auth[0],
-            body=body,
-            logins=_link(services),
-        )
-        return _json({"code": 0}, 201)
-
     @router.delete("/v1/device/{deviceid}", **_doc(200))
     async def delete_device(
         deviceid: str, services: ServicesDep, session: SessionDep, auth: UserDep
@@ -362,20 +341,6 @@ def vendor_router() -> APIRouter:
         body = await _body(request, services)
         await service.edit_device(session, user=auth[0], raw_id=deviceid, body=body)
         return _json({"code": 0})
-
-    # -- device control (00201-00205) -----------------------------------------------------
-
-    @router.get(
-        "/v1/device/{deviceid}/status",
-        **_doc(200, _STATUS, query={"flag": (_STR, True)}),
-    )
-    async def device_status(request: Request, access: DeviceAccessDep) -> Response:
-        mask = _inquiry_mask(request.query_params.get("flag"))
-        deviceid = access.owned(e.CONTROL_OTHERS)
-        if access.state is None:
-            raise AifroError(e.OFFLINE)  # never reported anything: nothing to show
-        status = select_status(access.state, mask, deviceid=deviceid, online=access.online)
-        return _json({"code": 0, "status": status})
 
     @router.get(
         "/v1/device/{deviceid}/history",
@@ -411,22 +376,67 @@ def vendor_router() -> APIRouter:
         ]
         return _json({"code": 0, "history": history})
 
-    @router.post("/v1/device/{deviceid}", **_doc(200, body=model_schema(StartBody)))
-    async def start_watering(
-        request: Request, services: ServicesDep, access: DeviceAccessDep
-    ) -> Response:
+    return router
+
+
+def device_routes(services: Services) -> list[DeviceRoute]:
+    """The app's calls on one device (00104, 00201-00205) as core.dispatch's table: an app
+    polls 00201 and waits on 00202/00203 while its controller acks; FastAPI's dependency
+    resolution and layers served none of it. Each checks what its FastAPI route's
+    dependencies checked first (the token, then the device), then reads its body."""
+
+    def authorization(request: Request) -> str | None:
+        return request.headers.get("authorization")
+
+    async def access_of(request: Request) -> service.DeviceAccess:
+        # One read without a session: a command waits seconds for its controller and must
+        # not hold a database connection meanwhile.
+        return await service.device_access(
+            services.db,
+            clock=services.clock,
+            authorization=authorization(request),
+            raw_id=request.path_params["deviceid"],
+        )
+
+    async def check_device(request: Request) -> Response:
+        async with services.db.session() as session:
+            user, _ = await service.authenticate(
+                session, clock=services.clock, authorization=authorization(request)
+            )
+            body = await _body(request, services)
+            await service.check_device_password(
+                session,
+                clock=services.clock,
+                settings=services.settings.irrigation,
+                user=user,
+                body=body,
+                logins=_link(services),
+            )
+        return _json({"code": 0}, 201)
+
+    async def device_status(request: Request) -> Response:
+        access = await access_of(request)
+        mask = _inquiry_mask(request.query_params.get("flag"))
+        deviceid = access.owned(e.CONTROL_OTHERS)
+        if access.state is None:
+            raise AifroError(e.OFFLINE)  # never reported anything: nothing to show
+        status = select_status(access.state, mask, deviceid=deviceid, online=access.online)
+        return _json({"code": 0, "status": status})
+
+    async def start_watering(request: Request) -> Response:
+        access = await access_of(request)
         args = validate_start(await _body(request, services))
         await _command(services, access, OP_START, args)
         return _json({"code": 0})
 
-    @router.delete("/v1/device/{deviceid}/stoptask", **_doc(200, _STATUS))
-    async def stop_watering(services: ServicesDep, access: DeviceAccessDep) -> Response:
+    async def stop_watering(request: Request) -> Response:
+        access = await access_of(request)
         device_key, ack = await _command(services, access, OP_STOP, {})
         status = select_status(ack.status or {}, 0xFFFFFFFF, deviceid=device_key, online=True)
         return _json({"code": 0, "status": status})
 
-    @router.put("/v1/device/{deviceid}/setup", **_doc(200, _STATUS, setup_schema()))
-    async def setup(request: Request, services: ServicesDep, access: DeviceAccessDep) -> Response:
+    async def setup(request: Request) -> Response:
+        access = await access_of(request)
         body = await _body(request, services)
         if "setup" not in body:
             raise AifroError(e.INVALID_PARAMS)
@@ -443,15 +453,42 @@ def vendor_router() -> APIRouter:
         status = select_status(ack.status or {}, mask, deviceid=device_key, online=True)
         return _json({"code": 0, "status": status})
 
-    @router.post("/v1/device/{deviceid}/valvessetup", **_doc(200, body=valves_setup_schema()))
-    async def valves_setup(
-        request: Request, services: ServicesDep, access: DeviceAccessDep
-    ) -> Response:
+    async def valves_setup(request: Request) -> Response:
+        access = await access_of(request)
         args = validate_valves_setup(await _body(request, services))
         await _command(services, access, OP_VALVES_SETUP, args)
         return _json({"code": 0})
 
-    return router
+    device = "/v1/device/{deviceid}"
+    routes = [
+        # Exact, so it is never taken for 00202 on a device named "check".
+        ("POST", "/v1/device/check", check_device, _doc(201, body=model_schema(CheckDeviceBody))),
+        ("GET", f"{device}/status", device_status, _doc(200, _STATUS, query=_FLAG)),
+        ("POST", device, start_watering, _doc(200, body=model_schema(StartBody))),
+        ("DELETE", f"{device}/stoptask", stop_watering, _doc(200, _STATUS)),
+        ("PUT", f"{device}/setup", setup, _doc(200, _STATUS, setup_schema())),
+        ("POST", f"{device}/valvessetup", valves_setup, _doc(200, body=valves_setup_schema())),
+    ]
+    return [
+        DeviceRoute(
+            method,
+            path,
+            handler,
+            ENVELOPE,
+            name=handler.__name__,
+            tags=(TAG,),
+            status_code=doc["status_code"],
+            openapi_extra={
+                **doc["openapi_extra"],
+                "responses": {**doc["openapi_extra"]["responses"], **ERROR_RESPONSES},
+                "parameters": [
+                    *doc["openapi_extra"].get("parameters", []),
+                    *query_parameters(header="Authorization"),
+                ],
+            },
+        )
+        for method, path, handler, doc in routes
+    ]
 
 
 def _int_query(raw: str | None, default: int, low: int, high: int) -> int:
@@ -604,9 +641,10 @@ async def _purge(session: AsyncSession, services: Services) -> int:
 
 FAMILY = Family(
     name="irrigation",
-    envelope=AifroEnvelope(),
+    envelope=ENVELOPE,
     prefixes=("/v1",),
     routers=_routers,
+    device_routes=device_routes,
     lifespan=lifespan,
     purges=(_purge,),
     homeassistant=IrrigationEntities,

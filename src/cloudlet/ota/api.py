@@ -273,7 +273,7 @@ def _south_routes(services: Services) -> list[DeviceRoute]:
 
     def _counted_check(answer: Answer) -> Response:
         if ctx.counters is not None:
-            ctx.counters.checks.labels(str(answer.errno)).inc()
+            ctx.counters.count_check(answer.errno)
         return _answer(answer)
 
     async def check(request: Request) -> Response:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter
 
 
@@ -21,3 +23,12 @@ class OtaCounters:
         self.download_bytes = Counter(
             "cloudlet_ota_download_bytes", "Package bytes sent to devices", registry=registry
         )
+        # prometheus_client validates and locks in every labels() call (2 % of a check).
+        self._checks_by_errno: dict[int, Any] = {}
+
+    def count_check(self, errno: int) -> None:
+        """One check answered with ``errno`` (one of the protocol's few)."""
+        child = self._checks_by_errno.get(errno)
+        if child is None:
+            child = self._checks_by_errno[errno] = self.checks.labels(str(errno))
+        child.inc()

@@ -4,12 +4,15 @@
 
 Every workload runs against Cloudlet and against a baseline started in the same run, so the
 ratio holds on a noisy machine: the Torre record upload and the OTA check against a bare
-ASGI endpoint that reads the same request; the OTA download against Starlette's StaticFiles
-and nginx serving the same file, and through nginx with Cloudlet's X-Accel-Redirect offload.
+ASGI endpoint that reads the same request, and so the Aifro app's status read (00201) of
+controllers that reported over the embedded broker; the OTA download against Starlette's
+StaticFiles and nginx serving the same file, and through nginx with Cloudlet's
+X-Accel-Redirect offload.
 Prints requests/s (or MB/s), p50/p99 and the ratio to the baseline. PostgreSQL runs when
 ``CLOUDLET_BENCH_DATABASE_URL`` names a role that may create databases (or a local
-cloudlet/cloudlet server answers). The mixed 1,000-device soak and the irrigation round trip
-are bench/soak.py and bench/irrigation.py (they need MQTT clients, not HTTP load).
+cloudlet/cloudlet server answers). The mixed 1,000-device soak and the irrigation command
+round trip are bench/soak.py and bench/irrigation.py (they need MQTT clients, not only HTTP
+load).
 """
 
 from __future__ import annotations
@@ -397,10 +400,86 @@ def postgres_url() -> str:
     return LOCAL_POSTGRES
 
 
+# --- irrigation ---------------------------------------------------------------------------
+
+IRRIGATION_CONTROLLERS = 20
+
+
+def provision_irrigation(port: int, mqtt_port: int) -> tuple[str, list[str]]:
+    """An app account owning controllers that have each reported once over the embedded
+    broker (00201 answers from the stored report): its token and their status paths."""
+    from cloudlet.core.clock import SystemClock
+    from cloudlet.irrigation.protocol import link_credential
+    from cloudlet.irrigation.sim import SimulatedController, device_id
+
+    password, user = "12345678", {"name": "bench", "passwd": "Bench1234"}
+    ids = [device_id("B1", n) for n in range(IRRIGATION_CONTROLLERS)]
+    paths = [f"/v1/device/{deviceid}/status?flag=0xFFFFFFFF" for deviceid in ids]
+    base = f"http://127.0.0.1:{port}"
+    with httpx.Client(base_url=base, timeout=60) as client:
+        client.post("/v1/rootusers", json={**user, "email": "bench@example.com"})
+        token = str(client.post("/v1/user/login", json=user).json()["access_token"])
+        for deviceid in ids:
+            client.post(
+                "/v1/devices",
+                headers={"Authorization": token},
+                json={"deviceid": deviceid, "password": password, "type": 1},
+            ).raise_for_status()
+
+        async def report_once() -> None:
+            controllers = [
+                SimulatedController(
+                    deviceid,
+                    password,
+                    broker_url=f"mqtt://127.0.0.1:{mqtt_port}",
+                    clock=SystemClock(),
+                    credential=link_credential(deviceid, password),
+                )
+                for deviceid in ids
+            ]
+            await asyncio.gather(*(c.start(wait=30) for c in controllers))
+            async with httpx.AsyncClient(base_url=base, headers={"Authorization": token}) as app:
+                for _ in range(100):
+                    answers = [await app.get(path) for path in paths]
+                    if all(a.json().get("code") == 0 for a in answers):
+                        break
+                    await asyncio.sleep(0.1)
+            await asyncio.gather(*(c.stop() for c in controllers))
+
+        asyncio.run(report_once())
+    return token, paths
+
+
+def irrigation(args: argparse.Namespace, folder: Path, database_url: str, label: str) -> list[Row]:
+    """The Aifro app's status read (00201), the call an app polls, against the bare
+    endpoint reading the same query."""
+    port, mqtt_port = servers.free_port(), servers.free_port()
+    env = {
+        "CLOUDLET_FAMILIES": '["irrigation"]',
+        "CLOUDLET_DATABASE_URL": database_url,
+        "CLOUDLET_IRRIGATION__EMBEDDED_MQTT_PORT": str(mqtt_port),
+    }
+    rows = []
+    with servers.cloudlet(folder, folder / f"irrigation-{label}", env, port):
+        token, paths = provision_irrigation(port, mqtt_port)
+        script = _paths_script(paths, {"Authorization": token})
+        with servers.bare(folder) as bare_port:
+            figures = _load(args, bare_port, "/", script, '"errno":0', folder, 32)
+            rows.append(Row("irrigation status", "bare ASGI", figures, "req/s"))
+        figures = _load(args, port, "/", script, '"code":0', folder, 32)
+        rows.append(Row("irrigation status", f"cloudlet {label}", figures, "req/s", "bare ASGI"))
+    return rows
+
+
 # --- main ---------------------------------------------------------------------------------
 
 Workload = Callable[[argparse.Namespace, Path, str, str], list[Row]]
-WORKLOADS: dict[str, Workload] = {"torre": torre, "ota": ota, "servers": asgi_servers}
+WORKLOADS: dict[str, Workload] = {
+    "torre": torre,
+    "ota": ota,
+    "irrigation": irrigation,
+    "servers": asgi_servers,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -386,3 +386,30 @@ async def test_commands_and_status_reads_check_in_order(
         await client.post("/v1/device/0000000000000001", json=start, headers=owner), 401, 113
     )
     await expect(await client.get(f"{url}/status?flag=1", headers=owner), 401, 113)
+
+
+def test_answers_are_the_bytes_jsonresponse_wrote() -> None:
+    # orjson writes them now; a whole status, every fixture's answer, text beyond ASCII and
+    # the numbers a controller reports must leave exactly as before.
+    import json
+    from pathlib import Path
+
+    from fastapi.responses import JSONResponse
+
+    from cloudlet.irrigation.api import _json
+    from cloudlet.irrigation.protocol import select_status
+    from cloudlet.irrigation.runtime import Controller
+
+    controller = Controller("0000000000000001", now=1_700_000_000.0)
+    controller.command("start", {"delaytime": 0, "tasklist": [1, 2]}, now=1_700_000_000.0)
+    status = controller.status(1_700_000_090.5)
+    bodies: list[dict[str, Any]] = [
+        {"code": 0, "status": select_status(status, 0xFFFFFFFF, deviceid="x", online=True)},
+        {"code": 0, "name": "Jardín 花园", "rainforecast": 2.5, "usedwater": 0.1, "n": -3},
+        {"code": 0, 7: "an integer key", "nested": [{"a": None, "b": True}, [], {}]},
+    ]
+    fixtures = Path(__file__).parent / "fixtures"
+    bodies += [json.loads(f.read_text())["response"] for f in sorted(fixtures.glob("*.json"))]
+    for body in bodies:
+        assert _json(body).body == JSONResponse(body).body, body
+        assert _json(body, 201).headers == JSONResponse(body, 201).headers

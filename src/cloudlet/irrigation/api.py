@@ -7,8 +7,8 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, Depends, Header, HTTPException, Request, Response
-from fastapi.responses import JSONResponse
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -62,13 +62,16 @@ from cloudlet.irrigation.weather import (
 )
 
 EXTRA_KEY = "irrigation"
+JSON = "application/json"
 
 
-def _json(body: dict[str, Any], status: int = 200) -> JSONResponse:
-    return JSONResponse(body, status_code=status)
+def _json(body: dict[str, Any], status: int = 200) -> Response:
+    # The bytes JSONResponse wrote (compact, UTF-8, keys in order, integer keys as strings),
+    # in a fifth of the time for a whole status (py-spy: json's encoder under 00201).
+    return Response(orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS), status, media_type=JSON)
 
 
-def _error(code: int) -> JSONResponse:
+def _error(code: int) -> Response:
     status, message = ERRORS[code]
     return _json({"code": code, "error": message}, status)
 
@@ -380,7 +383,7 @@ def vendor_router() -> APIRouter:
 
 
 def device_routes(services: Services) -> list[DeviceRoute]:
-    """The app's calls on one device (00104, 00201-00205) as core.dispatch's table: an app
+    """The app's calls on one device (00105, 00201-00205) as core.dispatch's table: an app
     polls 00201 and waits on 00202/00203 while its controller acks; FastAPI's dependency
     resolution and layers served none of it. Each checks what its FastAPI route's
     dependencies checked first (the token, then the device), then reads its body."""

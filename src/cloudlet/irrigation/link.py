@@ -405,8 +405,9 @@ class IrrigationLink:
             )
             for item in items
         )
-        if entries:
-            await self.services.writer.write(EventWrite(parsed[0], boot, entries))
+        if not entries:
+            return
+        await self.services.writer.write(EventWrite(parsed[0], boot, entries))
         await self._notify(parsed[0], None)
 
     async def _on_ack(self, name: str, payload: bytes) -> None:

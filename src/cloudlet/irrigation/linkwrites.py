@@ -134,10 +134,10 @@ _EVENT_ROW = select(
 # (device, boot, number) is unique: an entry another worker (or an earlier message) stored
 # is skipped, never an error that would fail the whole group commit.
 _EVENTS = {
-    dialect.__name__.rsplit(".", 1)[-1]: dialect.insert(IrrigationEvent)
+    name: dialect.insert(IrrigationEvent)
     .from_select(_EVENT_COLUMNS, _EVENT_ROW)
     .on_conflict_do_nothing()
-    for dialect in (sqlite, postgresql)
+    for name, dialect in (("sqlite", sqlite), ("postgresql", postgresql))
 }
 
 
@@ -168,6 +168,5 @@ class EventWrite:
             for number, at, event, details in job.entries
         ]
         if rows:
-            connection = await session.connection()
-            await connection.execute(_EVENTS[connection.dialect.name], rows)
+            await _execute_many(session, _EVENTS[session.get_bind().dialect.name], rows)
         return [None] * len(jobs)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import aiomqtt
 import pytest
@@ -210,9 +211,74 @@ async def test_a_message_is_matched_only_against_filters_that_can_match_it(
         *(f"aifro/{7:016X}/cmd", "aifro/+/state", "aifro/#"),
         *("aifro/+/state", "aifro/#"),
         *("aifro/+/state", "aifro/#"),
-        # amqtt keeps a filter after its last unsubscribe (until its clients leave).
-        *(f"aifro/{7:016X}/cmd", "aifro/+/state", "aifro/#"),
+        # A filter's last unsubscribe drops it (amqtt kept both, and matched them).
+        "aifro/#",
     ]
+
+
+async def test_a_client_connecting_or_leaving_visits_only_its_own_filters(
+    broker: EmbeddedBroker,
+) -> None:
+    listener = await broker.open("link", HOST, 0, Realm())
+    amqtt_broker = broker._broker
+    offered: list[tuple[str, str]] = []  # (client id, filter) amqtt looked at for retained
+    looked_in: list[tuple[str, str]] = []  # (client id, filter) amqtt removed it from
+    publish_retained = amqtt_broker._publish_retained_messages_for_subscription
+    delete_one = amqtt_broker._del_subscription
+
+    async def counted_retained(subscription: tuple[str, int], session: Any) -> None:
+        offered.append((session.client_id, subscription[0]))
+        await publish_retained(subscription, session)
+
+    def counted_delete(a_filter: str, session: Any) -> int:
+        looked_in.append((session.client_id, a_filter))
+        return int(delete_one(a_filter, session))
+
+    amqtt_broker._publish_retained_messages_for_subscription = counted_retained
+    amqtt_broker._del_subscription = counted_delete
+    table = amqtt_broker._subscriptions
+    async with aiomqtt.Client(HOST, listener.port, identifier="fleet") as fleet:
+        for n in range(20):
+            await fleet.subscribe(f"aifro/{n:016X}/cmd")
+        await fleet.publish(f"aifro/{3:016X}/cmd", b"retained", qos=1, retain=True)
+        # A persistent session holds two filters, leaves, and comes back.
+        async with aiomqtt.Client(
+            HOST, listener.port, identifier="keeper", clean_session=False
+        ) as keeper:
+            await keeper.subscribe(f"aifro/{3:016X}/cmd", qos=1)
+            await keeper.subscribe("keeper/+/cmd", qos=1)
+        await asyncio.sleep(0.2)
+        assert "keeper/+/cmd" in table  # kept while the session is
+        offered.clear()
+        received: list[tuple[str, bytes]] = []
+        async with aiomqtt.Client(
+            HOST, listener.port, identifier="keeper", clean_session=False
+        ) as keeper:
+            reading = asyncio.create_task(collect(keeper, received))
+            await asyncio.sleep(0.3)
+            reading.cancel()
+        # On its return amqtt offered it its own two filters, not all 21.
+        assert offered == [("keeper", f"aifro/{3:016X}/cmd"), ("keeper", "keeper/+/cmd")]
+        assert (f"aifro/{3:016X}/cmd", b"retained") in received
+
+        # A clean-session client leaves: only its own filters are looked in.
+        async with aiomqtt.Client(HOST, listener.port, identifier="passer") as passer:
+            await passer.subscribe("passer/a")
+            await passer.subscribe("passer/+/b")
+            await passer.subscribe(f"aifro/{5:016X}/cmd")
+            await passer.unsubscribe("passer/a")
+            looked_in.clear()
+        # amqtt forgets a clean session that left at its next once-a-second sweep.
+        for _ in range(30):
+            if "passer/+/b" not in table:
+                break
+            await asyncio.sleep(0.1)
+        assert sorted(looked_in) == [("passer", f"aifro/{5:016X}/cmd"), ("passer", "passer/+/b")]
+        # Its filters are gone, the UNSUBSCRIBEd one included; the fleet's are not.
+        assert not any(f.startswith("passer/") for f in table)
+        assert f"aifro/{5:016X}/cmd" in table and len(table) == 21  # 20 + the keeper's
+        # amqtt logs the table after every SUBSCRIBE: the fleet's filters are not written out.
+        assert repr(table) == "<21 topic filters (1 with wildcards)>"
 
 
 def test_the_subscription_table_offers_a_broadcast_its_exact_filter_and_the_wildcards() -> None:

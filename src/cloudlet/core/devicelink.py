@@ -12,6 +12,7 @@ import asyncio
 import collections
 import contextlib
 import contextvars
+import functools
 import logging
 import socket
 import uuid
@@ -149,6 +150,12 @@ def _plugin_classes() -> tuple[type[Any], type[Any]]:
 CallbackAuthPlugin, CallbackTopicPlugin = _plugin_classes()
 
 
+# Connections waiting to be accepted (the kernel caps it at net.core.somaxconn).
+LISTEN_BACKLOG = 2048
+# amqtt's SUBACK return code for a refused filter.
+_REFUSED = 0x80
+
+
 def _has_wildcard(topic_filter: str) -> bool:
     return "+" in topic_filter or "#" in topic_filter
 
@@ -162,12 +169,36 @@ class _SubscriptionTable(dict[str, Any]):
     it and every wildcard filter; amqtt still matches each of those itself. amqtt visited
     every filter for every message, a match and a debug line each: with 1,000 controllers
     connected, each subscribed to its own command topic, that was 35 % of the event loop
-    (py-spy, bench/irrigation.py)."""
+    (py-spy, bench/irrigation.py).
+
+    It also knows which filters each client id holds (:meth:`hold`, :meth:`release`, kept
+    by the broker), so that a client connecting or leaving costs what it holds, not what the
+    whole fleet holds (:attr:`connecting`, set by the broker); and its ``repr`` is short,
+    since amqtt builds it after every SUBSCRIBE even with debug logging off."""
 
     def __init__(self) -> None:
         super().__init__()
         self._wildcards: dict[str, None] = {}  # ordered as subscribed
+        self._held: dict[str, dict[str, None]] = {}  # client id -> its filters, in order
         self.broadcasting: str | None = None
+        self.connecting: str | None = None
+
+    def hold(self, topic_filter: str, client_id: str) -> None:
+        self._held.setdefault(client_id, {})[topic_filter] = None
+
+    def release(self, topic_filter: str, client_id: str) -> None:
+        filters = self._held.get(client_id)
+        if filters is not None:
+            filters.pop(topic_filter, None)
+            if not filters:
+                del self._held[client_id]
+
+    def held_by(self, client_id: str) -> list[str]:
+        """The filters ``client_id`` holds, as it subscribed to them."""
+        return [f for f in self._held.get(client_id, ()) if f in self]
+
+    def __repr__(self) -> str:
+        return f"<{len(self)} topic filters ({len(self._wildcards)} with wildcards)>"
 
     def __setitem__(self, topic_filter: str, subscribers: Any) -> None:
         super().__setitem__(topic_filter, subscribers)
@@ -199,8 +230,12 @@ class _SubscriptionTable(dict[str, Any]):
     def clear(self) -> None:
         super().clear()
         self._wildcards.clear()
+        self._held.clear()
 
     def __iter__(self) -> Any:
+        client_id, self.connecting = self.connecting, None
+        if client_id is not None:
+            return iter(self.held_by(client_id))
         return iter(list(super().keys()))
 
     def items(self) -> Any:
@@ -273,8 +308,11 @@ def _guarded_broker_class() -> type[Any]:
         once it is let in (amqtt did so before authenticating, so anyone could wipe a
         device's subscriptions), the subscription table survives being changed while it is
         iterated, a message is matched against the filters that can match it rather than
-        every client's, and a connection whose session could not start is closed rather than
-        left open until garbage collection."""
+        every client's, a client connecting or leaving visits only its own filters (amqtt
+        visited the whole fleet's, and built the table's repr after every SUBSCRIBE), a
+        filter emptied by UNSUBSCRIBE is dropped (amqtt kept it for good), and a connection
+        whose session could not start is closed rather than left open until garbage
+        collection."""
 
         realm_key = ""
 
@@ -290,7 +328,15 @@ def _guarded_broker_class() -> type[Any]:
             self.listeners_config[name] = ListenerConfig(
                 type=ListenerType.TCP, bind=f"{host}:{port}"
             )
-            instance = await self._create_server_instance(name, ListenerType.TCP, host, port, None)
+            # amqtt's own listener has asyncio's backlog of 100: a fleet reconnecting at once
+            # (after a restart) overflows it, and each refused SYN is retried a second later.
+            instance = await asyncio.start_server(
+                functools.partial(self.stream_connected, listener_name=name),
+                host,
+                port,
+                reuse_address=True,
+                backlog=LISTEN_BACKLOG,
+            )
             self._servers[name] = Server(name, instance, -1)
             return int(instance.sockets[0].getsockname()[1])
 
@@ -439,11 +485,38 @@ def _guarded_broker_class() -> type[Any]:
                 response["data"] = {"role": {"rolename": command.get("rolename"), "acls": []}}
             return response
 
+        async def add_subscription(self, subscription: tuple[str, int], session: Any) -> int:
+            qos: int = await super().add_subscription(subscription, session)
+            if qos != _REFUSED:
+                self._subscriptions.hold(subscription[0], session.client_id)
+            return qos
+
+        def _del_subscription(self, a_filter: str, session: Any) -> int:
+            deleted: int = super()._del_subscription(a_filter, session)
+            if deleted:
+                self._subscriptions.release(a_filter, session.client_id)
+                if not self._subscriptions.get(a_filter, True):
+                    # amqtt kept a filter emptied by UNSUBSCRIBE for good.
+                    del self._subscriptions[a_filter]
+            return deleted
+
+        async def _del_all_subscriptions(self, session: Any) -> None:
+            # amqtt looked in every filter of the fleet for the leaving session.
+            for topic_filter in self._subscriptions.held_by(session.client_id):
+                self._del_subscription(topic_filter, session)
+
+        async def _publish_session_retained_messages(self, session: Any) -> None:
+            await super()._publish_session_retained_messages(session)
+            # amqtt 0.12 walks the table next (no await between) to send the session the
+            # retained messages of its filters: it is offered only the filters it holds.
+            self._subscriptions.connecting = session.client_id
+
         async def _publish_retained_messages_for_subscription(
             self, subscription: tuple[str, int], session: Any
         ) -> None:
-            # amqtt calls this on every CONNECT for every topic filter any client holds;
+            # amqtt called this on every CONNECT for every topic filter any client holds;
             # MQTT 3.1.1 (3.3.1.3) sends retained messages only for the session's own ones.
+            # The table now offers a connecting session only its own: this stays the rule.
             holders = self._subscriptions.get(subscription[0], ())
             if not any(holder is session for holder, _ in holders):
                 return

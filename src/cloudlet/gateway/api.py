@@ -6,9 +6,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
 from pydantic import BaseModel
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -16,7 +15,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.formparsers import MultiPartException
 
 from cloudlet.core.auth import AdminDep
-from cloudlet.core.errors import BadPayload, envelope_route, read_json
+from cloudlet.core.dispatch import DeviceRoute, query_parameters
+from cloudlet.core.errors import BadPayload, read_json
 from cloudlet.core.family import Family
 from cloudlet.core.services import Services, ServicesDep, SessionDep
 from cloudlet.core.writeturn import WouldWrite, read_only
@@ -74,6 +74,10 @@ class GatewayEnvelope:
         return None
 
 
+ENVELOPE = GatewayEnvelope()
+TAG = "gateway"
+
+
 async def get_service(services: ServicesDep, session: SessionDep) -> GatewayService:
     return GatewayService(services, session)
 
@@ -81,23 +85,9 @@ async def get_service(services: ServicesDep, session: SessionDep) -> GatewayServ
 ServiceDep = Annotated[GatewayService, Depends(get_service)]
 
 
-async def require_sid(
-    service: ServiceDep, token: Annotated[str | None, Header(alias="Token")] = None
-) -> str:
-    """The caller's live sid from the ``Token`` header; its 35 s idle timer restarts."""
-    await service.authorize(token)
-    await service.session.commit()
-    assert token is not None
-    return token
-
-
-Sid = Annotated[str, Depends(require_sid)]
-
-
-async def parse(request: Request, model: type[M]) -> M:
-    services: Services = request.app.state.services
+async def parse(request: Request, model: type[M], *, max_bytes: int) -> M:
     try:
-        data = await read_json(request, max_bytes=services.settings.gateway.max_body_bytes)
+        data = await read_json(request, max_bytes=max_bytes)
     except BadPayload as exc:
         # A body whose every field is optional may be left out altogether.
         if exc.reason != "empty body" or any(f.is_required() for f in model.model_fields.values()):
@@ -204,65 +194,104 @@ _CERTIFICATE_DOC: dict[str, Any] = {
 }
 
 
-def vendor_router() -> APIRouter:
-    router = APIRouter(
-        route_class=envelope_route(GatewayEnvelope()),
-        tags=["gateway"],
-        responses=ERROR_RESPONSES,
-    )
+# A handler of one vendor call: the request and the service of its own session.
+Call = Callable[[Request, GatewayService], Awaitable[Response]]
+
+
+def vendor_routes(services: Services) -> list[DeviceRoute]:
+    """The box's admin API as core.dispatch's table: the admin page polls its status reads
+    every few seconds, and FastAPI's dependency resolution and layers served none of it.
+    Each call opens its session, checks the ``Token`` header when it needs a login (and
+    restarts the login's idle timer, committed), then reads its body: the order of the
+    FastAPI dependencies it had."""
+    limit = services.settings.gateway.max_body_bytes
+    routes: list[DeviceRoute] = []
+
+    def add(
+        method: str, path: str, call: Call, doc: dict[str, Any], *, login: bool, name: str = ""
+    ) -> None:
+        async def handler(request: Request) -> Response:
+            async with services.db.session() as session:
+                service = GatewayService(services, session)
+                if login:
+                    await service.authorize(request.headers.get("token"))
+                    await session.commit()  # the restarted timer, even if the call then fails
+                return await call(request, service)
+
+        described = {**doc, "responses": {**doc.get("responses", {}), **ERROR_RESPONSES}}
+        if login:
+            described["parameters"] = query_parameters(header="Token")
+        routes.append(
+            DeviceRoute(
+                method,
+                path,
+                handler,
+                ENVELOPE,
+                name=name or call.__name__,
+                tags=(TAG,),
+                openapi_extra=described,
+            )
+        )
+        # "/ui/challenge/" is "/ui/challenge": the box's web server does not tell them apart,
+        # and a redirect would turn a POST into a second request that some clients never make.
+        routes.append(DeviceRoute(method, path + "/", handler, ENVELOPE, include_in_schema=False))
+
+    def body_of(request: Request, model: type[M]) -> Awaitable[M]:
+        return parse(request, model, max_bytes=limit)
 
     # ---- /ui
-    @router.get("/ui/challenge", openapi_extra=_doc())
-    async def challenge(service: ServiceDep) -> Response:
+    async def challenge(_request: Request, service: GatewayService) -> Response:
         return await done(service, service.challenge())
 
-    @router.post("/ui/login", openapi_extra=_doc(w.Login))
-    async def login(request: Request, service: ServiceDep) -> Response:
-        body = await parse(request, w.Login)
+    async def login(request: Request, service: GatewayService) -> Response:
+        body = await body_of(request, w.Login)
         sid = await service.login(username=body.username, hash_=body.hash, client=_client(request))
         await service.session.commit()
         return ok({"sid": sid})
 
-    @router.post("/ui/logout", openapi_extra=_doc())
-    async def logout(service: ServiceDep, sid: Sid) -> Response:
-        return await done(service, service.logout(sid))
+    async def logout(request: Request, service: GatewayService) -> Response:
+        return await done(service, service.logout(request.headers.get("token") or ""))
 
-    @router.get("/ui/check_initialized", openapi_extra=_doc())
-    async def check_initialized(service: ServiceDep) -> Response:
+    async def check_initialized(_request: Request, service: GatewayService) -> Response:
         return await done(service, service.check_initialized())
 
-    @router.post("/ui/set_init", openapi_extra=_doc(w.SetInit))
-    async def set_init(request: Request, service: ServiceDep) -> Response:
-        body = await parse(request, w.SetInit)
+    async def set_init(request: Request, service: GatewayService) -> Response:
+        body = await body_of(request, w.SetInit)
         return await done(service, service.set_init(lang=body.lang, password=body.password))
+
+    add("GET", "/ui/challenge", challenge, _doc(), login=False)
+    add("POST", "/ui/login", login, _doc(w.Login), login=False)
+    add("POST", "/ui/logout", logout, _doc(), login=True)
+    add("GET", "/ui/check_initialized", check_initialized, _doc(), login=False)
+    add("POST", "/ui/set_init", set_init, _doc(w.SetInit), login=False)
 
     # ---- /otbr
     def simple_get(path: str, action: Callable[[GatewayService], Awaitable[Any]]) -> None:
-        async def endpoint(service: ServiceDep, _sid: Sid) -> Response:
+        async def endpoint(_request: Request, service: GatewayService) -> Response:
             return await done(service, action(service))
 
-        router.add_api_route(path, endpoint, methods=["GET"], name=path, openapi_extra=_doc())
+        add("GET", path, endpoint, _doc(), login=True, name=path)
 
     def status_get(path: str, read: Callable[[GatewayService], Awaitable[Any]]) -> None:
-        async def endpoint(service: ServiceDep, _sid: Sid) -> Response:
+        async def endpoint(_request: Request, service: GatewayService) -> Response:
             return await peek(service, read)
 
-        router.add_api_route(path, endpoint, methods=["GET"], name=path, openapi_extra=_doc())
+        add("GET", path, endpoint, _doc(), login=True, name=path)
 
     def simple_post(path: str, action: Callable[[GatewayService], Awaitable[Any]]) -> None:
-        async def endpoint(service: ServiceDep, _sid: Sid) -> Response:
+        async def endpoint(_request: Request, service: GatewayService) -> Response:
             return await done(service, action(service))
 
-        router.add_api_route(path, endpoint, methods=["POST"], name=path, openapi_extra=_doc())
+        add("POST", path, endpoint, _doc(), login=True, name=path)
 
     def body_post(
         path: str, model: type[M], action: Callable[[GatewayService, M], Awaitable[Any]]
     ) -> None:
-        async def endpoint(request: Request, service: ServiceDep, _sid: Sid) -> Response:
-            body = await parse(request, model)
+        async def endpoint(request: Request, service: GatewayService) -> Response:
+            body = await body_of(request, model)
             return await done(service, action(service, body))
 
-        router.add_api_route(path, endpoint, methods=["POST"], name=path, openapi_extra=_doc(model))
+        add("POST", path, endpoint, _doc(model), login=True, name=path)
 
     status_get("/otbr/get_status", lambda s: s.otbr_status())
     simple_get("/otbr/scan", lambda s: s.scan())
@@ -341,41 +370,36 @@ def vendor_router() -> APIRouter:
     simple_post("/sys/reset", lambda s: s.reset())
     simple_post("/sys/restart", lambda s: s.restart())
 
-    @router.post("/sys/upgrade_local_certificate", openapi_extra=_CERTIFICATE_DOC)
-    async def upgrade_local_certificate(
-        request: Request, service: ServiceDep, _sid: Sid
-    ) -> Response:
-        data = await _certificate_body(request)
+    async def upgrade_local_certificate(request: Request, service: GatewayService) -> Response:
+        data = await _certificate_body(request, max_bytes=limit)
         return await done(service, service.install_certificate(data, source="local upload"))
 
-    @router.post("/sys/set_admin_pwd", openapi_extra=_doc(w.SetAdminPwd))
-    async def set_admin_pwd(request: Request, service: ServiceDep, sid: Sid) -> Response:
-        body = await parse(request, w.SetAdminPwd)
+    async def set_admin_pwd(request: Request, service: GatewayService) -> Response:
+        body = await body_of(request, w.SetAdminPwd)
         return await done(
             service,
             service.set_admin_pwd(
-                username=body.username, old=body.old_pwd, new=body.new_pwd, sid=sid
+                username=body.username,
+                old=body.old_pwd,
+                new=body.new_pwd,
+                sid=request.headers.get("token") or "",
             ),
         )
 
-    # "/ui/challenge/" is "/ui/challenge": the box's web server does not tell them apart,
-    # and a redirect would turn a POST into a second request that some clients never make.
-    for route in list(router.routes):
-        if isinstance(route, APIRoute):
-            router.add_api_route(
-                route.path + "/",
-                route.endpoint,
-                methods=sorted(route.methods or ()),
-                name=f"{route.name}/",
-                include_in_schema=False,
-            )
-    return router
+    add(
+        "POST",
+        "/sys/upgrade_local_certificate",
+        upgrade_local_certificate,
+        _CERTIFICATE_DOC,
+        login=True,
+    )
+    add("POST", "/sys/set_admin_pwd", set_admin_pwd, _doc(w.SetAdminPwd), login=True)
+    return routes
 
 
-async def _certificate_body(request: Request) -> bytes:
+async def _certificate_body(request: Request, *, max_bytes: int) -> bytes:
     """The PEM certificate: the raw body, or the first file of a multipart form."""
-    services: Services = request.app.state.services
-    limit = services.settings.gateway.max_body_bytes
+    limit = max_bytes
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
         declared = request.headers.get("content-length", "")
@@ -444,7 +468,7 @@ def management_router() -> APIRouter:
 
 
 def _routers(_services: Services) -> list[APIRouter]:
-    return [vendor_router(), management_router()]
+    return [management_router()]
 
 
 @asynccontextmanager
@@ -487,9 +511,10 @@ async def _purge(session: AsyncSession, services: Services) -> int:
 
 FAMILY = Family(
     name="gateway",
-    envelope=GatewayEnvelope(),
+    envelope=ENVELOPE,
     prefixes=PREFIXES,
     routers=_routers,
+    device_routes=vendor_routes,
     lifespan=_lifespan,
     purges=(_purge,),
     homeassistant=GatewayEntities,

@@ -119,6 +119,11 @@ async def peek(
     return ok(result if isinstance(result, dict) else None)
 
 
+def _token(request: Request) -> str:
+    """The sid the box's UI sends in its ``Token`` header ("" when there is none)."""
+    return request.headers.get("token", "")
+
+
 def _client(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
@@ -214,7 +219,7 @@ def vendor_routes(services: Services) -> list[DeviceRoute]:
             async with services.db.session() as session:
                 service = GatewayService(services, session)
                 if login:
-                    await service.authorize(request.headers.get("token"))
+                    await service.authorize(_token(request))
                     await session.commit()  # the restarted timer, even if the call then fails
                 return await call(request, service)
 
@@ -250,7 +255,7 @@ def vendor_routes(services: Services) -> list[DeviceRoute]:
         return ok({"sid": sid})
 
     async def logout(request: Request, service: GatewayService) -> Response:
-        return await done(service, service.logout(request.headers.get("token") or ""))
+        return await done(service, service.logout(_token(request)))
 
     async def check_initialized(_request: Request, service: GatewayService) -> Response:
         return await done(service, service.check_initialized())
@@ -371,7 +376,7 @@ def vendor_routes(services: Services) -> list[DeviceRoute]:
     simple_post("/sys/restart", lambda s: s.restart())
 
     async def upgrade_local_certificate(request: Request, service: GatewayService) -> Response:
-        data = await _certificate_body(request, max_bytes=limit)
+        data = await _certificate_body(request, limit=limit)
         return await done(service, service.install_certificate(data, source="local upload"))
 
     async def set_admin_pwd(request: Request, service: GatewayService) -> Response:
@@ -382,7 +387,7 @@ def vendor_routes(services: Services) -> list[DeviceRoute]:
                 username=body.username,
                 old=body.old_pwd,
                 new=body.new_pwd,
-                sid=request.headers.get("token") or "",
+                sid=_token(request),
             ),
         )
 
@@ -397,9 +402,8 @@ def vendor_routes(services: Services) -> list[DeviceRoute]:
     return routes
 
 
-async def _certificate_body(request: Request, *, max_bytes: int) -> bytes:
+async def _certificate_body(request: Request, *, limit: int) -> bytes:
     """The PEM certificate: the raw body, or the first file of a multipart form."""
-    limit = max_bytes
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
         declared = request.headers.get("content-length", "")

@@ -20,6 +20,8 @@ import time
 from typing import Any, cast
 
 from idle_controllers import (
+    CONNACK,
+    KEEPALIVE,
     PUBLISH,
     SUBACK,
     _packet,
@@ -31,9 +33,6 @@ from idle_controllers import (
 
 from cloudlet.core.devicelink import EmbeddedBroker, Realm
 from irrigation import rss_mib
-
-CONNACK = 2
-KEEPALIVE = 60
 
 
 def connect_packet(client_id: str) -> bytes:

@@ -23,9 +23,15 @@ def text(value: str) -> bytes:
     return len(raw).to_bytes(2, "big") + raw
 
 
-def connect(client_id: str, username: str | None = None, password: str | None = None) -> bytes:
-    """CONNECT with a clean session and a 60 s keep-alive."""
-    flags = 0x02
+def connect(
+    client_id: str,
+    username: str | None = None,
+    password: str | None = None,
+    *,
+    clean_session: bool = True,
+) -> bytes:
+    """CONNECT with a 60 s keep-alive (and a clean session unless told)."""
+    flags = 0x02 if clean_session else 0x00
     payload = text(client_id)
     if username is not None:
         flags |= 0x80

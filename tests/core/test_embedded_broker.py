@@ -14,7 +14,14 @@ from typing import Any
 import aiomqtt
 import pytest
 
-from cloudlet.core.devicelink import EmbeddedBroker, Listener, Realm, _SubscriptionTable
+from cloudlet.core.devicelink import (
+    EmbeddedBroker,
+    Listener,
+    Realm,
+    SessionStates,
+    _SubscriptionTable,
+    lighten,
+)
 from tests.mqttwire import CONNACK_ACCEPTED, connect, one_shot_publish
 
 HOST = "127.0.0.1"
@@ -303,3 +310,74 @@ def test_the_subscription_table_offers_a_broadcast_its_exact_filter_and_the_wild
     table.clear()
     table.broadcasting = "a/2/cmd"
     assert table.items() == []
+
+
+def _after(session: Any, event: str) -> tuple[str, str | None, bool, bool]:
+    """What ``event`` does to ``session``: its state, the error, and which times it set."""
+    session.last_connect_time = session.last_disconnect_time = None
+    try:
+        getattr(session.transitions, event)()
+        error = None
+    except Exception as exc:  # the kind and text amqtt's take-over loop relies on
+        error = f"{type(exc).__name__}: {exc}"
+    return (
+        session.transitions.state,
+        error,
+        session.last_connect_time is not None,
+        session.last_disconnect_time is not None,
+    )
+
+
+def test_a_session_moves_through_its_states_as_amqtts_state_machine_does() -> None:
+    from amqtt.session import Session
+
+    machine = Session().transitions
+    # The states and events amqtt declares (besides transitions' own ``to_<state>``, which
+    # amqtt never calls): SessionStates keeps exactly these.
+    assert Session.states == ["new", "connected", "disconnected"]
+    assert sorted(e for e in machine.events if not e.startswith("to_")) == [
+        "connect",
+        "disconnect",
+    ]
+    for state in Session.states:
+        for event in ("connect", "disconnect"):
+            theirs = Session()
+            theirs.transitions.set_state(state)
+            ours = lighten(Session())
+            ours.transitions.state = state
+            assert _after(ours, event) == _after(theirs, event), (state, event)
+            assert ours.transitions.is_connected() == theirs.transitions.is_connected()
+    refused = lighten(Session())
+    refused.transitions.connect()
+    assert _after(refused, "connect") == (
+        "connected",
+        'MachineError: "Can\'t trigger event connect from state connected!"',
+        False,
+        False,
+    )
+
+
+async def test_connected_sessions_keep_their_state_without_a_machine_each(
+    broker: EmbeddedBroker,
+) -> None:
+    listener = await broker.open("link", HOST, 0, Realm())
+    sessions = broker._broker._sessions
+    reader, writer = await asyncio.open_connection(HOST, listener.port)
+    writer.write(connect("keeper", clean_session=False))
+    await writer.drain()
+    assert await reader.readexactly(4) == CONNACK_ACCEPTED
+    session, _ = sessions["keeper"]
+    assert isinstance(session.transitions, SessionStates)
+    assert session.transitions.state == "connected" and session.last_connect_time
+    # The same client id again while connected: amqtt's take-over (on MachineError), of the
+    # same session. (amqtt then leaves it "disconnected", with its own machine too.)
+    async with aiomqtt.Client(HOST, listener.port, identifier="keeper", clean_session=False):
+        assert sessions["keeper"][0] is session
+        assert await asyncio.wait_for(reader.read(), 5) == b""  # the first one was dropped
+    writer.close()
+    for _ in range(20):
+        if session.transitions.state == "disconnected":
+            break
+        await asyncio.sleep(0.05)
+    assert session.transitions.state == "disconnected" and session.last_disconnect_time
+    assert repr(session) == "Session(clientId=keeper, state=disconnected)"

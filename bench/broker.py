@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import struct
 import time
@@ -111,6 +112,7 @@ async def connect_all(port: int, count: int, at_once: int) -> tuple[list[LeanCli
 async def run(args: argparse.Namespace) -> None:
     broker = EmbeddedBroker()
     idle_rss = rss_mib(os.getpid())
+    idle_tracked = len(gc.get_objects())
     listener = await broker.open("bench", "127.0.0.1", 0, Realm())
     try:
         figures: dict[str, Any] = {}
@@ -118,6 +120,8 @@ async def run(args: argparse.Namespace) -> None:
         clients, batches = await connect_all(listener.port, args.clients, args.at_once)
         figures["connect"] = (time.perf_counter() - started, batches[0], batches[-1])
         figures["rss"] = (idle_rss, rss_mib(os.getpid()))
+        # What a full garbage collection walks: its pause grows with it.
+        figures["tracked"] = (idle_tracked, len(gc.get_objects()))
 
         loop = asyncio.get_running_loop()
         for client in clients:
@@ -168,6 +172,11 @@ async def run(args: argparse.Namespace) -> None:
     print(
         f"RSS        {idle:.1f} MiB before the broker, {connected:.1f} MiB with {n} connected "
         f"(~{(connected - idle) * 1024 / n:.0f} KiB a client, its lean client included)"
+    )
+    before, after = figures["tracked"]
+    print(
+        f"objects    the garbage collector tracks: {before:,} before, {after:,} with {n} "
+        f"connected (~{(after - before) / n:.0f} a client, its lean client included)"
     )
     print(f"deliver    one message to each of {n}: {figures['deliver']:6.2f} s")
     print(

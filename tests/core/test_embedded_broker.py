@@ -381,3 +381,40 @@ async def test_connected_sessions_keep_their_state_without_a_machine_each(
         await asyncio.sleep(0.05)
     assert session.transitions.state == "disconnected" and session.last_disconnect_time
     assert repr(session) == "Session(clientId=keeper, state=disconnected)"
+
+
+async def test_a_subscription_without_wildcards_is_sent_its_retained_message_by_lookup(
+    broker: EmbeddedBroker,
+) -> None:
+    listener = await broker.open("link", HOST, 0, Realm())
+    amqtt_broker = broker._broker
+    matched: list[tuple[str, str]] = []
+    matches = amqtt_broker._matches
+
+    def counted_matches(topic: str, a_filter: str) -> bool:
+        matched.append((topic, a_filter))
+        return bool(matches(topic, a_filter))
+
+    amqtt_broker._matches = counted_matches
+    async with aiomqtt.Client(HOST, listener.port, identifier="fleet") as fleet:
+        # Every controller retains its presence and state: 200 retained messages.
+        for n in range(100):
+            for kind in ("online", "state"):
+                await fleet.publish(f"aifro/{n:016X}/{kind}", f"{n} {kind}".encode(), 1, True)
+    await asyncio.sleep(0.2)
+    received: list[tuple[str, bytes]] = []
+    async with aiomqtt.Client(HOST, listener.port, identifier="one") as one:
+        reading = asyncio.create_task(collect(one, received))
+        matched.clear()
+        await one.subscribe(f"aifro/{7:016X}/state", qos=1)
+        await asyncio.sleep(0.3)
+        assert matched == []  # amqtt matched the filter against all 200 topics
+        assert received == [(f"aifro/{7:016X}/state", b"7 state")]
+        # A wildcard filter is still matched against every retained topic, as amqtt does.
+        await one.subscribe("aifro/+/online", qos=1)
+        await asyncio.sleep(0.5)
+        reading.cancel()
+    assert len(matched) == 200
+    assert sorted(t for t, _ in received if t.endswith("online")) == [
+        f"aifro/{n:016X}/online" for n in range(100)
+    ]

@@ -1,6 +1,8 @@
 """Idle controllers bench: the server's memory with N irrigation controllers connected.
 
-Starts a Mosquitto of its own (anonymous, on a free port) and ``cloudlet serve`` with only
+With ``--embedded``, the controllers log in to the server's own embedded broker (with their
+credentials, as on a home install) and there is no Mosquitto. Otherwise it starts a Mosquitto
+of its own (anonymous, on a free port) and ``cloudlet serve`` with only
 the irrigation family on it (``broker_accounts = "none"``: Mosquitto's dynamic-security
 plugin rewrites its whole JSON file on every account change, so provisioning 10,000 accounts
 would take longer than the run; device accounts live in the broker and cost the server
@@ -10,7 +12,7 @@ reports its status as a simulated controller does (retained, with the same will)
 the server's commands with the reference runtime, and then only pings. Prints the server's
 and the broker's resident memory before, with every controller online, and over a hold.
 
-    .venv/bin/python bench/idle_controllers.py [--devices 10000] [--hold 60]
+    .venv/bin/python bench/idle_controllers.py [--devices 10000] [--hold 60] [--embedded]
 """
 
 from __future__ import annotations
@@ -34,10 +36,10 @@ import httpx
 import orjson
 from servers import child_process, cloudlet_command, free_port
 
-from cloudlet.irrigation.protocol import ACK, COMMAND, ONLINE, STATE, topic
+from cloudlet.irrigation.protocol import ACK, COMMAND, ONLINE, STATE, link_credential, topic
 from cloudlet.irrigation.runtime import Controller
 from cloudlet.irrigation.sim import device_id
-from irrigation import add_to_owners, rss_mib, wait_healthy
+from irrigation import PASSWORD, add_to_owners, rss_mib, wait_healthy
 
 KEEPALIVE = 60
 CONNECTING_AT_ONCE = 200
@@ -65,13 +67,14 @@ def _packet(first: int, body: bytes) -> bytes:
     return bytes([first]) + _length(len(body)) + body
 
 
-def connect_packet(client_id: str, username: str, will_topic: str, will: bytes) -> bytes:
-    # Clean session, will QoS 1 retained (the simulator's Will), a user name, no password.
-    flags = 0x02 | 0x04 | 0x08 | 0x20 | 0x80
+def connect_packet(
+    client_id: str, username: str, will_topic: str, will: bytes, password: str | None = None
+) -> bytes:
+    # Clean session, will QoS 1 retained (the simulator's Will), a user name.
+    flags = 0x02 | 0x04 | 0x08 | 0x20 | 0x80 | (0x40 if password is not None else 0)
     header = _text("MQTT") + bytes([4, flags]) + struct.pack("!H", KEEPALIVE)
-    return _packet(
-        0x10, header + _text(client_id) + _text(will_topic) + _text(will) + _text(username)
-    )
+    payload = _text(client_id) + _text(will_topic) + _text(will) + _text(username)
+    return _packet(0x10, header + payload + (_text(password) if password is not None else b""))
 
 
 def subscribe_packet(packet_id: int, topic_filter: str) -> bytes:
@@ -112,9 +115,10 @@ def split_packets(buffer: bytearray) -> Iterator[tuple[int, bytes]]:
 class LeanController(asyncio.Protocol):
     """One controller on a raw socket: what the simulator says on the link, nothing else."""
 
-    def __init__(self, deviceid: str, root: str) -> None:
+    def __init__(self, deviceid: str, root: str, password: str | None = None) -> None:
         self.deviceid = deviceid
         self.root = root
+        self.password = password  # the link credential; None: an anonymous broker
         self.controller = Controller(deviceid, now=time.time())
         self.boot = uuid.uuid4().hex[:12]
         self.seq = 0
@@ -150,7 +154,7 @@ class LeanController(asyncio.Protocol):
         gone = orjson.dumps({"online": 0})
         will_topic = topic(self.deviceid, ONLINE, self.root)
         client_id = f"{self.root}-{self.deviceid}"
-        transport.write(connect_packet(client_id, self.deviceid, will_topic, gone))
+        transport.write(connect_packet(client_id, self.deviceid, will_topic, gone, self.password))
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
@@ -240,9 +244,13 @@ def cpu_seconds(pid: int) -> float:
 
 
 async def bench(
-    args: argparse.Namespace, http_port: int, mqtt_port: int, root: str, pids: tuple[int, int]
+    args: argparse.Namespace,
+    http_port: int,
+    mqtt_port: int,
+    root: str,
+    pids: tuple[int, int | None],
 ) -> None:
-    server_pid, broker_pid = pids
+    server_pid, broker_pid = pids  # broker_pid: None with --embedded
     loop = asyncio.get_running_loop()
     limits = httpx.Limits(max_connections=32)
     async with httpx.AsyncClient(
@@ -264,11 +272,14 @@ async def bench(
             loop.call_later(args.pause_server, os.kill, server_pid, signal.SIGCONT)
         controllers: list[LeanController] = []
         gate = asyncio.Semaphore(CONNECTING_AT_ONCE)
+        credentials = {d: link_credential(d, PASSWORD) for d in ids} if args.embedded else {}
 
         async def connect(deviceid: str) -> None:
             async with gate:
                 _, protocol = await loop.create_connection(
-                    lambda: LeanController(deviceid, root), "127.0.0.1", mqtt_port
+                    lambda: LeanController(deviceid, root, credentials.get(deviceid)),
+                    "127.0.0.1",
+                    mqtt_port,
                 )
                 await asyncio.wait_for(protocol.accepted, 30)
                 await asyncio.wait_for(protocol.announced, 30)
@@ -300,7 +311,8 @@ async def bench(
                 break
             await asyncio.sleep(1)
         online_s = time.monotonic() - started
-        online_rss, broker_rss = rss_mib(server_pid), rss_mib(broker_pid)
+        online_rss = rss_mib(server_pid)
+        broker_rss = rss_mib(broker_pid) if broker_pid is not None else None
         commands = sum(c.commands for c in controllers)
 
         cpu_before, hold_started = cpu_seconds(server_pid), time.monotonic()
@@ -314,8 +326,11 @@ async def bench(
         pinger.cancel()
         lost = sum(1 for c in controllers if c.transport is None or c.transport.is_closing())
 
-    limits = "Mosquitto's default queues" if args.mosquitto_defaults else "deploy's queues"
-    print(f"broker: Mosquitto {mosquitto_version()} (anonymous, {limits}, accounts none)")
+    if args.embedded:
+        print("broker: the server's embedded broker (each controller with its credential)")
+    else:
+        limits = "Mosquitto's default queues" if args.mosquitto_defaults else "deploy's queues"
+        print(f"broker: Mosquitto {mosquitto_version()} (anonymous, {limits}, accounts none)")
     print(f"controllers: {len(ids)} added in {added_s:.1f} s, connected in {connected_s:.1f} s")
     print(f"online in the device lists: {online} of {len(ids)} after {online_s:.1f} s")
     print(f"commands the server sent on first contact (clock settings): {commands}")
@@ -330,8 +345,9 @@ async def bench(
             f"over a {args.hold:.0f} s hold: server RSS {min(samples):.1f}-{max(samples):.1f} MiB, "
             f"server CPU {held_cpu * 100:.1f} %, connections lost {lost}"
         )
-    print(f"broker RSS with every controller connected: {broker_rss:.1f} MiB")
-    print(f"broker notices of dropped messages: {dropped_notices(args.folder)}")
+    if broker_rss is not None:
+        print(f"broker RSS with every controller connected: {broker_rss:.1f} MiB")
+        print(f"broker notices of dropped messages: {dropped_notices(args.folder)}")
 
 
 def mosquitto_version() -> str:
@@ -352,21 +368,30 @@ def main() -> None:
         action="store_true",
         help="Mosquitto's own queue limits instead of deploy/mosquitto.conf's",
     )
-    args = parser.parse_args()
-    broker = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-    folder = args.folder = Path(tempfile.mkdtemp(prefix="cloudlet-idle-"))
-    conf = mosquitto_conf(
-        folder, mqtt_port := free_port(), shipped_limits=not args.mosquitto_defaults
+    parser.add_argument(
+        "--embedded",
+        action="store_true",
+        help="the server's embedded broker, each controller with its credential; no Mosquitto",
     )
-    http_port = free_port()
+    args = parser.parse_args()
+    folder = args.folder = Path(tempfile.mkdtemp(prefix="cloudlet-idle-"))
+    mqtt_port, http_port = free_port(), free_port()
     root = f"idle{http_port}"
     env = {
         "CLOUDLET_FAMILIES": '["irrigation"]',
-        "CLOUDLET_IRRIGATION__MQTT_URL": f"mqtt://127.0.0.1:{mqtt_port}",
-        "CLOUDLET_IRRIGATION__BROKER_ACCOUNTS": "none",
         "CLOUDLET_IRRIGATION__TOPIC_ROOT": root,
         "CLOUDLET_IRRIGATION__WEATHER_SOURCE": "offline",
     }
+    if args.embedded:
+        env["CLOUDLET_IRRIGATION__EMBEDDED_MQTT_PORT"] = str(mqtt_port)
+        with child_process(*cloudlet_command(folder, folder / "data", env, http_port)) as server:
+            asyncio.run(bench(args, http_port, mqtt_port, root, (server.pid, None)))
+        print(f"logs: {folder}", file=sys.stderr)
+        return
+    env["CLOUDLET_IRRIGATION__MQTT_URL"] = f"mqtt://127.0.0.1:{mqtt_port}"
+    env["CLOUDLET_IRRIGATION__BROKER_ACCOUNTS"] = "none"
+    broker = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    conf = mosquitto_conf(folder, mqtt_port, shipped_limits=not args.mosquitto_defaults)
     with (
         child_process([broker, "-c", str(conf)], mqtt_port, folder) as mosquitto,
         child_process(*cloudlet_command(folder, folder / "data", env, http_port)) as server,

@@ -303,7 +303,7 @@ class SessionStates:
 
     amqtt gives every session a ``transitions.Machine`` for this: ~240 objects and ~16 KB,
     two thirds of an idle session's own memory, all of which a full garbage collection
-    walks (50-80 ms pauses of the event loop with 330 controllers connected; bench/soak.py).
+    walks (51-88 ms pauses of the event loop with 330 controllers connected; bench/soak.py).
     This keeps what amqtt uses of it: ``state``, ``connect()``, ``disconnect()`` and
     ``is_connected()``, with transitions' ``MachineError`` for an event not allowed.
     """

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import shutil
 import signal
@@ -263,6 +264,9 @@ async def bench(
         tokens = await add_to_owners(http, ids, prefix="idle", at_once=16)
         added_s = time.monotonic() - started
         added_rss = rss_mib(server_pid)
+        # Each controller derives its credential from its password (PBKDF2, ~6 ms): done
+        # before the clock starts, or the connect time would be mostly this process's own.
+        credentials = {d: link_credential(d, PASSWORD) for d in ids} if args.embedded else {}
 
         started = time.monotonic()
         if args.pause_server:
@@ -272,7 +276,6 @@ async def bench(
             loop.call_later(args.pause_server, os.kill, server_pid, signal.SIGCONT)
         controllers: list[LeanController] = []
         gate = asyncio.Semaphore(CONNECTING_AT_ONCE)
-        credentials = {d: link_credential(d, PASSWORD) for d in ids} if args.embedded else {}
 
         async def connect(deviceid: str) -> None:
             async with gate:
@@ -382,21 +385,23 @@ def main() -> None:
         "CLOUDLET_IRRIGATION__TOPIC_ROOT": root,
         "CLOUDLET_IRRIGATION__WEATHER_SOURCE": "offline",
     }
-    if args.embedded:
-        env["CLOUDLET_IRRIGATION__EMBEDDED_MQTT_PORT"] = str(mqtt_port)
-        with child_process(*cloudlet_command(folder, folder / "data", env, http_port)) as server:
-            asyncio.run(bench(args, http_port, mqtt_port, root, (server.pid, None)))
-        print(f"logs: {folder}", file=sys.stderr)
-        return
-    env["CLOUDLET_IRRIGATION__MQTT_URL"] = f"mqtt://127.0.0.1:{mqtt_port}"
-    env["CLOUDLET_IRRIGATION__BROKER_ACCOUNTS"] = "none"
-    broker = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-    conf = mosquitto_conf(folder, mqtt_port, shipped_limits=not args.mosquitto_defaults)
-    with (
-        child_process([broker, "-c", str(conf)], mqtt_port, folder) as mosquitto,
-        child_process(*cloudlet_command(folder, folder / "data", env, http_port)) as server,
-    ):
-        asyncio.run(bench(args, http_port, mqtt_port, root, (server.pid, mosquitto.pid)))
+    with contextlib.ExitStack() as running:
+        broker_pid: int | None = None
+        if args.embedded:
+            env["CLOUDLET_IRRIGATION__EMBEDDED_MQTT_PORT"] = str(mqtt_port)
+        else:
+            env["CLOUDLET_IRRIGATION__MQTT_URL"] = f"mqtt://127.0.0.1:{mqtt_port}"
+            env["CLOUDLET_IRRIGATION__BROKER_ACCOUNTS"] = "none"
+            broker = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+            conf = mosquitto_conf(folder, mqtt_port, shipped_limits=not args.mosquitto_defaults)
+            mosquitto = running.enter_context(
+                child_process([broker, "-c", str(conf)], mqtt_port, folder)
+            )
+            broker_pid = mosquitto.pid
+        server = running.enter_context(
+            child_process(*cloudlet_command(folder, folder / "data", env, http_port))
+        )
+        asyncio.run(bench(args, http_port, mqtt_port, root, (server.pid, broker_pid)))
     print(f"logs: {folder}", file=sys.stderr)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 import orjson
@@ -122,8 +123,22 @@ async def _contact(
     registered: bool = False,
     facts: dict[str, Any] | None = None,
 ) -> int:
-    """Create or update the device (committed) and return the unit it should show."""
+    """Create or update the device (committed) and return the unit it should show; a config
+    sync that would change nothing is answered from one read and writes nothing."""
     now = services.clock.now()
+    default_unit = services.settings.scale.default_unit
+    if not registered:  # a register is an event of its own, always stored
+        known = await _unchanged(
+            services,
+            sn=sn,
+            mac=mac,
+            protocol=protocol,
+            device_type=device_type,
+            facts=facts,
+            now=now,
+        )
+        if known is not None:
+            return service.effective_unit(known, default_unit)
 
     async def job(session: AsyncSession) -> int:
         device = await service.touch_device(
@@ -136,9 +151,30 @@ async def _contact(
             registered=registered,
             facts=facts,
         )
-        return service.effective_unit(device, services.settings.scale.default_unit)
+        return service.effective_unit(device, default_unit)
 
     return await runtime_of(services).write(job)
+
+
+async def _unchanged(
+    services: Services,
+    *,
+    sn: str,
+    mac: str,
+    protocol: str,
+    device_type: str | None,
+    facts: dict[str, Any] | None,
+    now: datetime,
+) -> service.DeviceRef | None:
+    """The stored device when this contact would change nothing (see SEEN_RESOLUTION)."""
+    changes = service.device_changes(
+        now=now,
+        mac=mac,
+        protocol=protocol,
+        device_type=device_type,
+        facts=facts,
+    )
+    return await service.unchanged_device(services.db, sn=sn, changes=changes, now=now)
 
 
 # --- V2.0 / V3.0 -------------------------------------------------------------------------
@@ -252,7 +288,17 @@ async def _check(
         )
         return await service.updates_for(session, device_type=device_type, sn=sn, current=current)
 
-    found = await runtime_of(services).write(job)
+    known = await _unchanged(
+        services, sn=sn, mac=mac, protocol=protocol, device_type=device_type, facts=facts, now=now
+    )
+    if known is None:
+        found = await runtime_of(services).write(job)
+    else:
+        # Nothing to store: the offer is read in a session of its own, outside the writer.
+        async with services.db.session() as session:
+            found = await service.updates_for(
+                session, device_type=device_type, sn=sn, current=current
+            )
     now_ms = services.clock.millis()
     make = firmware_item_v2 if short_items else firmware_item
     return lefu_json(success(CHECK_OK, [make(f, now_ms) for f in found], code=True))

@@ -6,15 +6,16 @@ import functools
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import orjson
-from sqlalchemy import Select, and_, delete, func, or_, select
+from sqlalchemy import Select, and_, bindparam, delete, func, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from cloudlet.core.db import Database
 from cloudlet.scale.composition import (
     Subject,
     age_on,
@@ -94,6 +95,35 @@ async def touch_device(
     connection = await session.connection()
     row = (await connection.execute(statement, values)).one()
     return DeviceRef(id=row.id, unit=row.unit)
+
+
+# A contact that changes nothing else writes ``last_seen_at`` at most once in this long: a
+# scale's wake (register, config sync, update check, upload within seconds) is one write of
+# its device row, not one per call (issue 15: read-mostly polls write only what changed).
+SEEN_RESOLUTION = timedelta(minutes=1)
+
+_DEVICE_BY_SN = select(ScaleDevice.__table__).where(ScaleDevice.sn == bindparam("sn"))
+
+
+async def unchanged_device(
+    db: Database, *, sn: str, changes: dict[str, Any], now: datetime
+) -> DeviceRef | None:
+    """The stored device when a contact's ``changes`` (:func:`device_changes`) would leave its
+    row as it is, else None (then :func:`touch_device` writes them). One read, no session."""
+    row = await db.read_one(_DEVICE_BY_SN, {"sn": sn})
+    if row is None or not _changes_nothing(row, changes, now):
+        return None
+    return DeviceRef(id=row.id, unit=row.unit)
+
+
+def _changes_nothing(row: Any, changes: dict[str, Any], now: datetime) -> bool:
+    if "registered_at" in changes:
+        return False  # a register is an event of its own, always stored
+    for column, value in changes.items():
+        if column != "last_seen_at" and getattr(row, column) != value:
+            return False
+    seen: datetime = row.last_seen_at
+    return seen <= now < seen + SEEN_RESOLUTION
 
 
 def device_changes(

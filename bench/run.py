@@ -107,6 +107,55 @@ def torre(args: argparse.Namespace, folder: Path, database_url: str, label: str)
     return rows
 
 
+# Seed 000's config sync from a fleet of scales, each registered first: a poll that changes
+# nothing (docs/scale.md), answered from one read.
+CONFIG_PATH = "/lefu/wifi/torre/config"
+CONFIG_SCALES = 1000
+CONFIG_BODY = (
+    '{"bleVersion":"0.0.9","mac":"CF:E8:05:08:13:BA","mcuVersion":"1.2.6","resVersion":"0.1.0",'
+    '"sn":"CFG%05d","type":"LEFU-CF577","wifiVersion":"0.0.8"}'
+)
+CONFIG_SCRIPT = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+local n = 0
+request = function()
+  n = n + 1
+  return wrk.format(nil, nil, nil, string.format('%s', n %% %d))
+end
+"""
+
+
+def config_script() -> str:
+    return CONFIG_SCRIPT % (CONFIG_BODY, CONFIG_SCALES)
+
+
+def provision_scales(port: int) -> None:
+    """Register the config workload's scales, as each does before its first config sync."""
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
+        for index in range(CONFIG_SCALES):
+            answer = client.post(
+                "/lefu/wifi/torre/register",
+                content=CONFIG_BODY % index,
+                headers={"Content-Type": "application/json"},
+            )
+            assert answer.json()["errorCode"] == 0, answer.text
+
+
+def config(args: argparse.Namespace, folder: Path, database_url: str, label: str) -> list[Row]:
+    work, marker = "torre config sync", '"errorCode":0'
+    rows = []
+    with servers.bare(folder) as port:
+        figures = _load(args, port, CONFIG_PATH, config_script(), marker, folder, 32)
+        rows.append(Row(work, "bare ASGI", figures, "req/s"))
+    env = {"CLOUDLET_FAMILIES": '["scale"]', "CLOUDLET_DATABASE_URL": database_url}
+    with servers.cloudlet(folder, folder / f"config-{label}", env, servers.free_port()) as port:
+        provision_scales(port)
+        figures = _load(args, port, CONFIG_PATH, config_script(), marker, folder, 32)
+    rows.append(Row(work, f"cloudlet {label}", figures, "req/s", "bare ASGI"))
+    return rows
+
+
 def asgi_servers(
     args: argparse.Namespace, folder: Path, database_url: str, label: str
 ) -> list[Row]:
@@ -476,6 +525,7 @@ def irrigation(args: argparse.Namespace, folder: Path, database_url: str, label:
 Workload = Callable[[argparse.Namespace, Path, str, str], list[Row]]
 WORKLOADS: dict[str, Workload] = {
     "torre": torre,
+    "config": config,
     "ota": ota,
     "irrigation": irrigation,
     "servers": asgi_servers,

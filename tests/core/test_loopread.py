@@ -63,6 +63,23 @@ async def test_the_loop_read_gives_sqlalchemys_row(db: Database, digest: str) ->
     assert got.endless == (digest == "d1")
 
 
+USER_TOKENS = (
+    select(ApiToken.name, ApiToken.expires_at, ApiToken.created_at)
+    .where(ApiToken.user_id == bindparam("user"))
+    .order_by(ApiToken.digest)
+)
+
+
+@pytest.mark.parametrize("user", [1, 2])
+async def test_read_all_gives_sqlalchemys_rows(db: Database, user: int) -> None:
+    async with db.engine.connect() as connection:
+        expected = (await connection.execute(USER_TOKENS, {"user": user})).all()
+    got = await db.read_all(USER_TOKENS, {"user": user})
+    assert [tuple(row) for row in got] == [tuple(row) for row in expected]
+    assert len(got) == (2 if user == 1 else 0)
+    assert all(row.created_at == CREATED and row.created_at.tzinfo is not None for row in got)
+
+
 def loop_reader(db: Database) -> LoopReader:
     if db._loop_reader is None:
         pytest.skip("SQLite's loop reader")
@@ -72,12 +89,13 @@ def loop_reader(db: Database) -> LoopReader:
 async def test_a_busy_read_is_done_the_ordinary_way(
     db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def busy(*_args: Any) -> None:
+    def busy(*_args: Any, **_kwargs: Any) -> None:
         raise Busy("database is locked")
 
-    monkeypatch.setattr(loop_reader(db), "first", busy)
+    monkeypatch.setattr(loop_reader(db), "read", busy)
     got = await db.read_one(TOKEN_ROW, {"digest": "d2"})
     assert got is not None and got.name == "ci" and got.expires_at == CREATED
+    assert [row.name for row in await db.read_all(USER_TOKENS, {"user": 1})] == ["", "ci"]
 
 
 async def test_a_write_through_the_read_connection_is_refused(db: Database) -> None:

@@ -162,3 +162,42 @@ async def test_every_register_is_stored(
     assert (await _device(scale, admin))["registeredAt"] == clock.now().isoformat().replace(
         "+00:00", "Z"
     )
+
+
+async def test_a_check_that_writes_nothing_offers_what_a_writing_check_offers(
+    scale: httpx.AsyncClient, admin: dict[str, str], clock: FrozenClock
+) -> None:
+    """The offer read without a session: the whitelist, newest per component, the order."""
+    images = [
+        ("BLE", "004", None),
+        ("BLE", "005", ["someone-else"]),  # not for this scale
+        ("MCU", "005", [SN]),
+        ("MCU", "006", [SN, "another"]),
+        ("RES", "003", None),  # older than what it runs
+    ]
+    for component, version, whitelist in images:
+        image = {
+            "type": IDENT["type"],
+            "productComponent": component,
+            "version": version,
+            "url": f"http://fw.example/{component}-{version}.bin",
+            "size": 4096,
+            "crc": "77",
+            "whitelist": whitelist,
+        }
+        answer = await scale.post("/api/v1/scale/firmware", json=image, headers=admin)
+        assert answer.status_code == 201, answer.text
+    engine = services_of(scale).db.engine.sync_engine
+    with recorded_writes(engine) as writes:
+        written = await _post(scale, "/lefu/wifi/torre/checkForUpdate", CHECK_BODY)
+    assert len(writes) == 1
+    assert [(i["productComponent"], i["version"]) for i in written["data"]] == [
+        ("BLE", "004"),
+        ("MCU", "006"),
+    ]
+    clock.advance(30)
+    with recorded_writes(engine) as writes:
+        read = await _post(scale, "/lefu/wifi/torre/checkForUpdate", CHECK_BODY)
+    assert writes == []
+    assert read["data"] == [item | {"nowTime": clock.millis()} for item in written["data"]]
+    assert [list(item) for item in read["data"]] == [list(item) for item in written["data"]]

@@ -178,21 +178,34 @@ class Database:
         microseconds, the hand-off to aiosqlite's thread and back took far longer); on
         PostgreSQL it is one round trip.
         """
+        return await self._read(statement, params, many=False)
+
+    async def read_all(self, statement: AnySelect, params: dict[str, Any]) -> list[Any]:
+        """Every row of a read-only statement, read as :meth:`read_one` reads the first: a
+        poll whose answer is a few rows (a scale's firmware offer)."""
+        rows: list[Any] = await self._read(statement, params, many=True)
+        return rows
+
+    async def _read(self, statement: AnySelect, params: dict[str, Any], *, many: bool) -> Any:
         if self._loop_reader is not None:
             try:
-                return self._loop_reader.first(statement, params)
+                return self._loop_reader.read(statement, params, many=many)
             except Busy:
                 pass  # the ordinary way below waits for the writer
         if self._statements is not None:
             # asyncpg directly, with the statement compiled once (asyncpg prepares it once
             # per connection): SQLAlchemy's per-execution work was most of such a read.
             prepared = self._statements.get(statement)
+            values = prepared.values(params)
             async with self._read_slots, self.engine.connect() as connection:
                 driver: Any = (await connection.get_raw_connection()).driver_connection
-                found = await driver.fetchrow(prepared.sql, *prepared.values(params))
+                if many:
+                    return [prepared.row(raw) for raw in await driver.fetch(prepared.sql, *values)]
+                found = await driver.fetchrow(prepared.sql, *values)
             return None if found is None else prepared.row(found)
         async with self.engine.connect() as connection:
-            return (await connection.execute(statement, params)).first()
+            result = await connection.execute(statement, params)
+            return list(result.all()) if many else result.first()
 
     async def take_turn(self, session: AsyncSession) -> None:
         """Have ``session`` take the process's write turn now (SQLite), not at its first

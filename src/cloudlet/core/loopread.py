@@ -89,11 +89,15 @@ class LoopReader:
         self._statements = Statements(dialect)
         self._connection: sqlite3.Connection | None = None
 
-    def first(self, statement: AnySelect, params: Mapping[str, Any]) -> Any | None:
-        """The first row of ``statement``, its columns as attributes; raises :class:`Busy`."""
+    def read(self, statement: AnySelect, params: Mapping[str, Any], *, many: bool) -> Any:
+        """The first row of ``statement`` (None if none), or every row with ``many``, columns
+        as attributes; raises :class:`Busy`."""
         prepared = self._statements.get(statement)
         try:
-            found = self._open().execute(prepared.sql, prepared.values(params)).fetchone()
+            cursor = self._open().execute(prepared.sql, prepared.values(params))
+            if many:
+                return [prepared.row(raw) for raw in cursor.fetchall()]
+            found = cursor.fetchone()
         except sqlite3.OperationalError as exc:
             raise Busy(str(exc)) from exc
         return None if found is None else prepared.row(found)

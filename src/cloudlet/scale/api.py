@@ -293,12 +293,10 @@ async def _check(
     )
     if known is None:
         found = await runtime_of(services).write(job)
-    else:
-        # Nothing to store: the offer is read in a session of its own, outside the writer.
-        async with services.db.session() as session:
-            found = await service.updates_for(
-                session, device_type=device_type, sn=sn, current=current
-            )
+    else:  # nothing to store: the offer from one read, outside the writer
+        found = await service.read_updates_for(
+            services.db, device_type=device_type, sn=sn, current=current
+        )
     now_ms = services.clock.millis()
     make = firmware_item_v2 if short_items else firmware_item
     return lefu_json(success(CHECK_OK, [make(f, now_ms) for f in found], code=True))

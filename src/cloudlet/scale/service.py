@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import orjson
 from sqlalchemy import Select, and_, bindparam, delete, func, or_, select
@@ -555,17 +555,52 @@ async def updates_for(
     rows = await session.scalars(
         select(ScaleFirmware).where(ScaleFirmware.device_type == device_type)
     )
-    best: dict[str, ScaleFirmware] = {}
-    for firmware in rows:
-        if firmware.whitelist is not None and sn not in firmware.whitelist:
+    return newest_updates(rows, sn=sn, current=current)
+
+
+_FIRMWARE_OF_TYPE = select(ScaleFirmware.__table__).where(
+    ScaleFirmware.device_type == bindparam("device_type")
+)
+
+
+async def read_updates_for(
+    db: Database, *, device_type: str, sn: str, current: dict[str, str | None]
+) -> list[Any]:
+    """:func:`updates_for` from one read without a session (a check that writes nothing);
+    the rows carry the firmware's columns as attributes."""
+    rows = await db.read_all(_FIRMWARE_OF_TYPE, {"device_type": device_type})
+    return newest_updates(rows, sn=sn, current=current)
+
+
+class FirmwareImage(Protocol):
+    """What choosing an offer reads of an image: a ScaleFirmware, or a row read without a
+    session."""
+
+    @property
+    def component(self) -> str: ...
+    @property
+    def version(self) -> str: ...
+    @property
+    def whitelist(self) -> list[str] | None: ...
+
+
+F = TypeVar("F", bound=FirmwareImage)
+
+
+def newest_updates(firmware: Iterable[F], *, sn: str, current: dict[str, str | None]) -> list[F]:
+    """Of ``firmware`` (one device type's images), the newest per component that is newer
+    than ``current``'s version and whose whitelist, if any, names ``sn``; in COMPONENTS order."""
+    best: dict[str, F] = {}
+    for image in firmware:
+        if image.whitelist is not None and sn not in image.whitelist:
             continue
-        if firmware.component not in current:
+        if image.component not in current:
             continue
-        if not is_newer(firmware.version, current[firmware.component]):
+        if not is_newer(image.version, current[image.component]):
             continue
-        chosen = best.get(firmware.component)
-        if chosen is None or compare_versions(firmware.version, chosen.version) > 0:
-            best[firmware.component] = firmware
+        chosen = best.get(image.component)
+        if chosen is None or compare_versions(image.version, chosen.version) > 0:
+            best[image.component] = image
     return [best[c] for c in COMPONENTS if c in best]
 
 

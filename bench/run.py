@@ -3,8 +3,9 @@
     make bench     (or: .venv/bin/python bench/run.py [--seconds 10] [--only torre,ota])
 
 Every workload runs against Cloudlet and against a baseline started in the same run, so the
-ratio holds on a noisy machine: the Torre record upload and the OTA check against a bare
-ASGI endpoint that reads the same request, and so the Aifro app's status read (00201) of
+ratio holds on a noisy machine: the Torre record upload, the Torre config sync and update
+check of registered scales, and the OTA check against a bare ASGI endpoint that reads the
+same request, and so the Aifro app's status read (00201) of
 controllers that reported over the embedded broker; the OTA download against Starlette's
 StaticFiles and nginx serving the same file, and through nginx with Cloudlet's
 X-Accel-Redirect offload.
@@ -107,9 +108,12 @@ def torre(args: argparse.Namespace, folder: Path, database_url: str, label: str)
     return rows
 
 
-# Seed 000's config sync from a fleet of scales, each registered first: a poll that changes
-# nothing (docs/scale.md), answered from one read.
-CONFIG_PATH = "/lefu/wifi/torre/config"
+# Seed 000's config sync, and the update check, from a fleet of scales each registered first:
+# polls that change nothing (docs/scale.md), answered from reads.
+SCALE_POLLS = {
+    "torre config sync": "/lefu/wifi/torre/config",
+    "torre update check": "/lefu/wifi/torre/checkForUpdate",
+}
 CONFIG_SCALES = 1000
 CONFIG_BODY = (
     '{"bleVersion":"0.0.9","mac":"CF:E8:05:08:13:BA","mcuVersion":"1.2.6","resVersion":"0.1.0",'
@@ -143,16 +147,18 @@ def provision_scales(port: int) -> None:
 
 
 def config(args: argparse.Namespace, folder: Path, database_url: str, label: str) -> list[Row]:
-    work, marker = "torre config sync", '"errorCode":0'
+    marker = '"errorCode":0'
     rows = []
     with servers.bare(folder) as port:
-        figures = _load(args, port, CONFIG_PATH, config_script(), marker, folder, 32)
-        rows.append(Row(work, "bare ASGI", figures, "req/s"))
+        for work, path in SCALE_POLLS.items():
+            figures = _load(args, port, path, config_script(), marker, folder, 32)
+            rows.append(Row(work, "bare ASGI", figures, "req/s"))
     env = {"CLOUDLET_FAMILIES": '["scale"]', "CLOUDLET_DATABASE_URL": database_url}
     with servers.cloudlet(folder, folder / f"config-{label}", env, servers.free_port()) as port:
         provision_scales(port)
-        figures = _load(args, port, CONFIG_PATH, config_script(), marker, folder, 32)
-    rows.append(Row(work, f"cloudlet {label}", figures, "req/s", "bare ASGI"))
+        for work, path in SCALE_POLLS.items():
+            figures = _load(args, port, path, config_script(), marker, folder, 32)
+            rows.append(Row(work, f"cloudlet {label}", figures, "req/s", "bare ASGI"))
     return rows
 
 

@@ -10,6 +10,7 @@ background and prints its URL (``.ci/run``).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import glob
 import os
 import shutil
@@ -17,6 +18,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 DEPLOY_CONFIG = Path(__file__).resolve().parent.parent / "deploy" / "mosquitto.conf"
@@ -111,6 +113,35 @@ class SecuredMosquitto:
             self.process.kill()
             self.process.wait(10)
             self.process = None
+
+
+@contextlib.contextmanager
+def anonymous(root: Path) -> Iterator[int]:
+    """A bare Mosquitto on a free port that lets anyone in (for comparing its protocol
+    behaviour with the embedded broker's); yields the port."""
+    port = free_port()
+    root.mkdir(parents=True, exist_ok=True)
+    config = root / "anonymous.conf"
+    lines = [f"listener {port} 127.0.0.1", "allow_anonymous true", "persistence false"]
+    if os.geteuid() == 0:
+        lines.append("user root")
+    config.write_text("\n".join(lines) + "\n")
+    with (root / "anonymous.log").open("ab") as log:
+        process = subprocess.Popen(
+            [binary("mosquitto") or "mosquitto", "-c", str(config)], stdout=log, stderr=log
+        )
+    try:
+        for _ in range(200):
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            if process.poll() is not None:
+                raise RuntimeError(f"mosquitto did not start: see {root / 'anonymous.log'}")
+            time.sleep(0.05)
+        yield port
+    finally:
+        process.kill()
+        process.wait(10)
 
 
 def main() -> int:

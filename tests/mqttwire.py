@@ -29,10 +29,15 @@ def connect(
     password: str | None = None,
     *,
     clean_session: bool = True,
+    will: tuple[str, bytes] | None = None,
 ) -> bytes:
-    """CONNECT with a 60 s keep-alive (and a clean session unless told)."""
+    """CONNECT with a 60 s keep-alive (and a clean session unless told); ``will`` is a
+    retained QoS 1 last will (topic, payload), as the Aifro controllers set theirs."""
     flags = 0x02 if clean_session else 0x00
     payload = text(client_id)
+    if will is not None:
+        flags |= 0x04 | (1 << 3) | 0x20
+        payload += text(will[0]) + len(will[1]).to_bytes(2, "big") + will[1]
     if username is not None:
         flags |= 0x80
         payload += text(username)

@@ -22,7 +22,8 @@ from cloudlet.core.devicelink import (
     _SubscriptionTable,
     lighten,
 )
-from tests.mqttwire import CONNACK_ACCEPTED, connect, one_shot_publish
+from tests import mosquitto
+from tests.mqttwire import CONNACK_ACCEPTED, connect, one_shot_publish, packet, text
 
 HOST = "127.0.0.1"
 
@@ -369,8 +370,7 @@ async def test_connected_sessions_keep_their_state_without_a_machine_each(
     session, _ = sessions["keeper"]
     assert isinstance(session.transitions, SessionStates)
     assert session.transitions.state == "connected" and session.last_connect_time
-    # The same client id again while connected: amqtt's take-over (on MachineError), of the
-    # same session. (amqtt then leaves it "disconnected", with its own machine too.)
+    # The same client id again while connected: a take-over, of the same session.
     async with aiomqtt.Client(HOST, listener.port, identifier="keeper", clean_session=False):
         assert sessions["keeper"][0] is session
         assert await asyncio.wait_for(reader.read(), 5) == b""  # the first one was dropped
@@ -418,3 +418,106 @@ async def test_a_subscription_without_wildcards_is_sent_its_retained_message_by_
     assert sorted(t for t, _ in received if t.endswith("online")) == [
         f"aifro/{n:016X}/online" for n in range(100)
     ]
+
+
+# --- a client id connecting again while its old connection is still open ------------------
+
+PRESENCE = "aifro/ctl-1/online"
+WILL = (PRESENCE, b'{"online":0}')
+
+
+@pytest.fixture(params=["embedded", "mosquitto"])
+async def devices_port(
+    request: pytest.FixtureRequest, broker: EmbeddedBroker, tmp_path: Any
+) -> AsyncIterator[int]:
+    """A listener of the embedded broker, or a Mosquitto 2 beside it: the same scenario must
+    go the same way on both."""
+    if request.param == "embedded":
+        yield (await broker.open("devices", HOST, 0, Realm())).port
+        return
+    if mosquitto.binary("mosquitto") is None:
+        pytest.skip("needs mosquitto")
+    with mosquitto.anonymous(tmp_path / "mosquitto") as port:
+        yield port
+
+
+async def controller(
+    port: int, client_id: str, *, clean: bool = True
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, bytes]:
+    """A controller's connection (clean session, a retained last will saying offline, as
+    irrigation/sim.py's); answers its CONNACK too."""
+    reader, writer = await asyncio.open_connection(HOST, port)
+    writer.write(connect(client_id, clean_session=clean, will=WILL))
+    await writer.drain()
+    return reader, writer, await asyncio.wait_for(reader.readexactly(4), 5)
+
+
+def retained(topic: str, payload: bytes) -> bytes:
+    return packet(0x31, text(topic) + payload)
+
+
+async def test_a_controller_connecting_again_displaces_its_old_connection_as_mosquitto_does(
+    devices_port: int,
+) -> None:
+    """A controller whose WiFi dropped without a FIN connects again while the broker still
+    holds its old socket. Mosquitto closes the old connection at once and sends its will
+    then, before the newcomer announces itself; amqtt kept the old one open until its
+    keep-alive ran out and only then sent the will, leaving a live controller offline."""
+    seen: list[tuple[str, bytes]] = []
+    async with aiomqtt.Client(HOST, devices_port, identifier="observer") as observer:
+        await observer.subscribe("aifro/#", qos=1)
+        reading = asyncio.create_task(collect(observer, seen))
+        old_reader, old_writer, _ = await controller(devices_port, "aifro-ctl-1")
+        old_writer.write(retained(PRESENCE, b'{"online":1,"boot":1}'))
+        await old_writer.drain()
+        await asyncio.sleep(0.3)
+        reader, writer, connack = await controller(devices_port, "aifro-ctl-1")
+        assert connack == CONNACK_ACCEPTED
+        assert await asyncio.wait_for(old_reader.read(), 5) == b""  # closed by the broker
+        writer.write(retained(PRESENCE, b'{"online":1,"boot":2}'))
+        await writer.drain()
+        await asyncio.sleep(0.3)
+        old_writer.close()  # the old socket ends for good: nothing more comes of it
+        await asyncio.sleep(0.3)
+        reading.cancel()
+    assert [payload for _, payload in seen] == [
+        b'{"online":1,"boot":1}',
+        b'{"online":0}',
+        b'{"online":1,"boot":2}',
+    ]
+    # Whoever subscribes next (Cloudlet's link after a restart) is told it is online.
+    async with aiomqtt.Client(HOST, devices_port, identifier="late") as late:
+        await late.subscribe(PRESENCE)
+        message = await asyncio.wait_for(anext(aiter(late.messages)), 5)
+        assert message.payload == b'{"online":1,"boot":2}'
+    writer.write(packet(0xC0, b""))  # PINGREQ: the new connection is served
+    await writer.drain()
+    assert await asyncio.wait_for(reader.readexactly(2), 5) == b"\xd0\x00"
+    writer.close()
+
+
+async def test_a_persistent_session_taken_over_is_delivered_to_and_sends_no_will(
+    devices_port: int,
+) -> None:
+    """Both connections persistent: the session goes on with the newcomer (session present),
+    its subscription delivers to it, and no will is sent (Mosquitto sends it only when either
+    side is a clean session). amqtt left the session "disconnected" and published the will."""
+    seen: list[tuple[str, bytes]] = []
+    async with aiomqtt.Client(HOST, devices_port, identifier="observer") as observer:
+        await observer.subscribe("aifro/#", qos=1)
+        reading = asyncio.create_task(collect(observer, seen))
+        old_reader, old_writer, _ = await controller(devices_port, "keeper", clean=False)
+        old_writer.write(packet(0x82, b"\x00\x01" + text("cmd/keeper") + b"\x01"))
+        await old_writer.drain()
+        assert await asyncio.wait_for(old_reader.readexactly(5), 5) == b"\x90\x03\x00\x01\x01"
+        reader, writer, connack = await controller(devices_port, "keeper", clean=False)
+        assert connack == b"\x20\x02\x01\x00"  # session present
+        assert await asyncio.wait_for(old_reader.read(), 5) == b""
+        await observer.publish("cmd/keeper", b"OPEN", qos=1)
+        delivered = await asyncio.wait_for(reader.read(64), 5)
+        assert delivered[0] >> 4 == 3 and b"cmd/keeper" in delivered and delivered.endswith(b"OPEN")
+        await asyncio.sleep(0.3)
+        reading.cancel()
+    assert seen == []
+    old_writer.close()
+    writer.close()

@@ -15,7 +15,13 @@ from sqlalchemy import select
 from cloudlet.core.clock import FrozenClock
 from cloudlet.core.devicelink import BrokerAddress, LinkClient
 from cloudlet.irrigation.models import IrrigationDevice
-from cloudlet.irrigation.protocol import SERVER_USERNAME, link_credential, server_password
+from cloudlet.irrigation.protocol import (
+    ONLINE,
+    SERVER_USERNAME,
+    link_credential,
+    server_password,
+    topic,
+)
 from cloudlet.irrigation.sim import SimulatedController
 from tests.conftest import TEST_SECRET, ClientFactory, services_of
 from tests.irrigation.conftest import (
@@ -30,6 +36,7 @@ from tests.irrigation.conftest import (
     wait_online,
     wait_state,
 )
+from tests.mqttwire import CONNACK_ACCEPTED, connect
 
 embedded_only = pytest.mark.skipif(
     bool(os.environ.get("CLOUDLET_TEST_MQTT_URL")),
@@ -169,6 +176,37 @@ async def test_a_second_worker_commands_through_the_same_broker(
     assert answer.json()["status"]["runtasklist"] == []
     await sim.stop(clean=False)
     await wait_online(second, DEVICE_ID, False)
+
+
+async def test_a_controller_back_over_its_half_open_connection_stays_online(
+    client: httpx.AsyncClient, make_sim: SimFactory, topic_root: str
+) -> None:
+    """Its WiFi dropped without a FIN, so the broker still holds the old connection when
+    the controller connects again with the same client id. The old connection's will must
+    not come after the controller announced itself: amqtt sent it when the old socket
+    finally ended, and the app showed a live controller offline and refused its commands
+    (119). Mosquitto closes the old connection at once (tests/core/test_embedded_broker.py)."""
+    token = await register_and_login(client)
+    await add_device(client, token)
+    address = BrokerAddress.parse(link_of(client).url)
+    reader, writer = await asyncio.open_connection(address.host, address.port)
+    old = connect(
+        f"{topic_root.replace('/', '-')}-{DEVICE_ID}",  # the simulator's client id
+        DEVICE_ID,
+        link_credential(DEVICE_ID, DEVICE_PASSWORD),
+        will=(topic(DEVICE_ID, ONLINE, topic_root), orjson.dumps({"online": 0})),
+    )
+    writer.write(old)
+    await writer.drain()
+    assert await asyncio.wait_for(reader.readexactly(4), 5) == CONNACK_ACCEPTED
+    await make_sim()  # back, online
+    writer.close()  # the old connection ends for good
+    await asyncio.sleep(0.5)
+    auth: dict[str, Any] = {"Authorization": token}
+    answer = await client.post(f"/v1/device/{DEVICE_ID}", headers=auth, json={"tasklist": [1]})
+    assert answer.json() == {"code": 0}
+    devices = (await client.get("/v1/devices", headers=auth)).json()
+    assert devices["devicelist"][0]["onlinestatus"] == 1
 
 
 async def test_clean_disconnect_and_reconnect(

@@ -16,6 +16,7 @@ import functools
 import logging
 import socket
 import uuid
+import weakref
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
@@ -55,6 +56,19 @@ class _Arrival:
     # A clean-session CONNECT's "delete the old session", held until the client is let in.
     delete_session: str | None = None
 
+
+@dataclass
+class _Displaced:
+    """A connection a newcomer with its client id displaces: whether its will is sent, and
+    when it has left (its will published, its handler stopped)."""
+
+    will: bool
+    left: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+# How long a take-over waits for the displaced connection to leave before the newcomer goes
+# on (its socket is aborted, so this is a bound, not a delay).
+DISPLACED_LEAVE_S = 2.0
 
 # "<broker key>/<listener name>" -> its realm (amqtt builds plugins from dotted paths and
 # plain config, so live callables cannot be passed in its config).
@@ -354,10 +368,11 @@ def _guarded_broker_class() -> type[Any]:
         every client's, a client connecting or leaving visits only its own filters (amqtt
         visited the whole fleet's, and built the table's repr after every SUBSCRIBE), a
         filter emptied by UNSUBSCRIBE is dropped (amqtt kept it for good), a filter without
-        wildcards is sent the one retained message of its topic (amqtt walked them all), and a
-        connection whose session could not start is closed rather than left open until
-        garbage collection. A session's state machine is :class:`SessionStates`, not a
-        ``transitions.Machine`` of its own."""
+        wildcards is sent the one retained message of its topic (amqtt walked them all), a
+        client id connecting while its old connection is open takes it over as Mosquitto
+        does (:meth:`_displace`), and a connection whose session could not start is closed
+        rather than left open until garbage collection. A session's state machine is
+        :class:`SessionStates`, not a ``transitions.Machine`` of its own."""
 
         realm_key = ""
 
@@ -367,6 +382,8 @@ def _guarded_broker_class() -> type[Any]:
             self._broadcast_queue = _BroadcastQueue(self._subscriptions)
             self._sessions = _SessionTable()
             self.open_writers: dict[Any, str] = {}
+            # Handlers of connections a newcomer with their client id is displacing.
+            self.displaced: weakref.WeakKeyDictionary[Any, _Displaced] = weakref.WeakKeyDictionary()
 
         async def add_listener(self, name: str, host: str, port: int) -> int:
             """Listen on ``host:port`` (0: a free port) as ``name``; answers the port."""
@@ -434,6 +451,7 @@ def _guarded_broker_class() -> type[Any]:
             if not session.clean_session and session.client_id in self._sessions:
                 # A persistent session resumed: what amqtt did before authenticating.
                 live, _ = self._sessions[session.client_id]
+                await self._displace(session.client_id, will=live.clean_session)
                 for name in _RESUMED_FIELDS:
                     setattr(live, name, getattr(session, name))
                 setattr(live, _SESSION_LISTENER, getattr(session, _SESSION_LISTENER))
@@ -465,8 +483,41 @@ def _guarded_broker_class() -> type[Any]:
                 return False
             arrival.authenticated = True
             if arrival.delete_session is not None:
+                # A clean session: as Mosquitto, the old connection's will is sent now.
+                await self._displace(arrival.delete_session, will=True)
                 await super()._delete_session(arrival.delete_session)
             return True
+
+        async def _displace(self, client_id: str, *, will: bool) -> None:
+            """Mosquitto's take-over of a client id still connected: the old connection is
+            closed now, its will published now (``will``) or never, and the newcomer goes on
+            once it has left. amqtt left a clean session's old connection open until its
+            socket timed out (a controller that reconnected after its WiFi dropped: up to
+            1.5 keep-alives) and then published its will, after the newcomer had announced
+            itself: a live controller shown offline. After a persistent session's take-over
+            it left the live session "disconnected", so nothing was delivered to it."""
+            found = self._sessions.get(client_id)
+            if found is None:
+                return
+            session, handler = found
+            if handler is None or not session.transitions.is_connected():
+                return
+            displaced = self.displaced[handler] = _Displaced(will)
+            if handler.writer is not None:
+                _abort(handler.writer)
+            await handler.handle_connection_closed()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(displaced.left.wait(), DISPLACED_LEAVE_S)
+
+        async def _handle_disconnect(self, session: Any, handler: Any, waiter: Any) -> None:
+            displaced = self.displaced.pop(handler, None)
+            if displaced is not None and not displaced.will:
+                session.will_flag = False
+            try:
+                await super()._handle_disconnect(session, handler, waiter)
+            finally:
+                if displaced is not None:
+                    displaced.left.set()
 
         def abort_connections(self) -> None:
             """Close every client connection still open (at shutdown, amqtt leaves those

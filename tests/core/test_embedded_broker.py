@@ -14,6 +14,7 @@ from typing import Any
 import aiomqtt
 import pytest
 
+from cloudlet.core import devicelink
 from cloudlet.core.devicelink import (
     EmbeddedBroker,
     Listener,
@@ -22,6 +23,7 @@ from cloudlet.core.devicelink import (
     _SubscriptionTable,
     lighten,
 )
+from cloudlet.core.devicelink import _topic_matches as devicelink_matches
 from tests import mosquitto
 from tests.mqttwire import CONNACK_ACCEPTED, connect, one_shot_publish, packet, text
 
@@ -167,18 +169,16 @@ async def test_the_broker_runs_while_a_listener_is_open(broker: EmbeddedBroker) 
 
 
 async def test_a_message_is_matched_only_against_filters_that_can_match_it(
-    broker: EmbeddedBroker,
+    broker: EmbeddedBroker, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     listener = await broker.open("link", HOST, 0, Realm())
-    amqtt_broker = broker._broker
     matched: list[str] = []
-    amqtt_matches = amqtt_broker._matches
 
     def counted(topic: str, a_filter: str) -> bool:
         matched.append(a_filter)
-        return bool(amqtt_matches(topic, a_filter))
+        return devicelink_matches(topic, a_filter)
 
-    amqtt_broker._matches = counted
+    monkeypatch.setattr(devicelink, "_topic_matches", counted)
     received: list[tuple[str, bytes]] = []
     async with (
         aiomqtt.Client(HOST, listener.port, identifier="fleet") as fleet,
@@ -289,28 +289,53 @@ async def test_a_client_connecting_or_leaving_visits_only_its_own_filters(
         assert repr(table) == "<21 topic filters (1 with wildcards)>"
 
 
-def test_the_subscription_table_offers_a_broadcast_its_exact_filter_and_the_wildcards() -> None:
+def test_the_subscription_table_offers_a_broadcast_each_matching_client_once() -> None:
+    """At the highest QoS of its matching filters, capped by the message's (MQTT 3.1.1
+    3.3.5, 3.8.4); only the filter equal to the topic and the wildcard filters are tried."""
     table = _SubscriptionTable()
-    table["a/1/cmd"] = ["controller 1"]
-    table["a/+/state"] = ["server"]
-    table.setdefault("a/2/cmd", ["controller 2"])
-    table.update({"#": ["watcher"], "a/3/cmd": []})
-    table.broadcasting = "a/1/cmd"
-    assert table.items() == [
-        ("a/1/cmd", ["controller 1"]),
-        ("a/+/state", ["server"]),
-        ("#", ["watcher"]),
-    ]
+    table["a/1/cmd"] = [("controller 1", 1)]
+    table["a/+/state"] = [("server", 1)]
+    table.setdefault("a/2/cmd", [("controller 2", 1)])
+    table.update({"#": [("watcher", 0), ("controller 1", 2)], "a/3/cmd": []})
+    table.broadcasting, table.broadcasting_qos = "a/1/cmd", 1
+    assert table.items() == [("a/1/cmd", [("controller 1", 1), ("watcher", 0)])]
     # Read once: anything else that lists the table sees all of it.
     assert [f for f, _ in table.items()] == ["a/1/cmd", "a/+/state", "a/2/cmd", "#", "a/3/cmd"]
+    table.broadcasting = "a/1/state"  # no QoS given: each at its subscription's
+    assert table.items() == [("a/1/state", [("server", 1), ("watcher", 0), ("controller 1", 2)])]
+    table.broadcasting = "$SYS/load"  # a filter starting with a wildcard never matches "$"
+    assert table.items() == []
 
     del table["a/+/state"]
-    table.pop("a/1/cmd")
-    table.broadcasting = "a/1/cmd"
-    assert table.items() == [("#", ["watcher"])]
+    table.pop("#")
+    table.broadcasting = "a/1/state"
+    assert table.items() == []
     table.clear()
     table.broadcasting = "a/2/cmd"
     assert table.items() == []
+
+
+@pytest.mark.parametrize(
+    ("topic", "topic_filter", "matches"),
+    [
+        ("a/b", "a/b", True),
+        ("a/b", "a/+", True),
+        ("a/b/c", "a/+", False),
+        ("a/b/c", "a/#", True),
+        ("a", "a/#", True),  # the parent level too (4.7.1.2)
+        ("a/b", "+/+", True),
+        ("/b", "+/b", True),
+        ("a/b", "#", True),
+        ("$SYS/x", "#", False),
+        ("$SYS/x", "+/x", False),
+        ("$SYS/x", "$SYS/#", True),
+        ("a/b", "a/b/#", True),
+        ("a/bc", "a/b", False),
+        ("a/b", "a/b/c", False),
+    ],
+)
+def test_topic_matching_follows_mqtt_3_1_1(topic: str, topic_filter: str, matches: bool) -> None:
+    assert devicelink_matches(topic, topic_filter) is matches
 
 
 def _after(session: Any, event: str) -> tuple[str, str | None, bool, bool]:
@@ -521,3 +546,39 @@ async def test_a_persistent_session_taken_over_is_delivered_to_and_sends_no_will
     assert seen == []
     old_writer.close()
     writer.close()
+
+
+async def test_a_message_reaches_a_client_once_at_the_lower_of_the_two_qos(
+    devices_port: int,
+) -> None:
+    """Home Assistant's overlapping subscriptions (an automation's ``cloudlet/#`` beside
+    entities' state topics) get each message once, and never above the QoS it was published
+    with (MQTT 3.1.1 3.3.5, 3.8.4; Mosquitto 2; Home Assistant counts on one copy under
+    3.1.1, home-assistant/core#169604). amqtt sent one copy per matching filter, each at that
+    filter's QoS. (Which QoS among overlapping filters: the spec says the highest, Mosquitto
+    2.0 takes the most specific filter's, eclipse-mosquitto/mosquitto#3319; here they agree.)"""
+    received: list[tuple[str, bytes, int]] = []
+
+    async def read(client: aiomqtt.Client) -> None:
+        async for message in client.messages:
+            assert isinstance(message.payload, bytes)
+            received.append((str(message.topic), message.payload, message.qos))
+
+    async with aiomqtt.Client(HOST, devices_port, identifier="home-assistant") as ha:
+        await ha.subscribe("cloudlet/#", qos=0)
+        await ha.subscribe("cloudlet/+/state", qos=1)
+        await ha.subscribe("cloudlet/zone1/state", qos=1)
+        reading = asyncio.create_task(read(ha))
+        async with aiomqtt.Client(HOST, devices_port, identifier="bridge") as bridge:
+            await bridge.publish("cloudlet/zone1/state", b"at 0", qos=0)
+            await bridge.publish("cloudlet/zone1/state", b"at 1", qos=1)
+            await bridge.publish("cloudlet/zone2/state", b"zone 2", qos=1)
+            await bridge.publish("cloudlet/zone2/set", b"OPEN", qos=1)
+        await asyncio.sleep(0.5)
+        reading.cancel()
+    assert received == [
+        ("cloudlet/zone1/state", b"at 0", 0),
+        ("cloudlet/zone1/state", b"at 1", 1),
+        ("cloudlet/zone2/state", b"zone 2", 1),
+        ("cloudlet/zone2/set", b"OPEN", 0),
+    ]

@@ -70,6 +70,11 @@ class _Displaced:
 # on (its socket is aborted, so this is a bound, not a delay).
 DISPLACED_LEAVE_S = 2.0
 
+# The QoS of the client PUBLISH amqtt is broadcasting (while it handles that message).
+_PUBLISHED_QOS: contextvars.ContextVar[int | None] = contextvars.ContextVar(
+    "cloudlet_mqtt_published_qos", default=None
+)
+
 # "<broker key>/<listener name>" -> its realm (amqtt builds plugins from dotted paths and
 # plain config, so live callables cannot be passed in its config).
 _REALMS: dict[str, Realm] = {}
@@ -174,16 +179,36 @@ def _has_wildcard(topic_filter: str) -> bool:
     return "+" in topic_filter or "#" in topic_filter
 
 
+def _topic_matches(topic: str, topic_filter: str) -> bool:
+    """MQTT 3.1.1 4.7: ``+`` one level, ``#`` this level and all below (the parent too), and
+    a filter starting with a wildcard does not match a topic starting with ``$``."""
+    if topic.startswith("$") and topic_filter.startswith(("+", "#")):
+        return False
+    if not _has_wildcard(topic_filter):
+        return topic == topic_filter
+    levels = topic.split("/")
+    filter_levels = topic_filter.split("/")
+    for index, level in enumerate(filter_levels):
+        if level == "#":
+            return index == len(filter_levels) - 1
+        if index >= len(levels) or level not in ("+", levels[index]):
+            return False
+    return len(levels) == len(filter_levels)
+
+
 class _SubscriptionTable(dict[str, Any]):
     """amqtt 0.12's table of topic filter -> subscribers.
 
     Iterated over a snapshot: amqtt awaits while iterating it, and a subscription made
-    meanwhile would break the loop. A broadcast is offered only the filters that can match
-    its topic (:attr:`broadcasting`, set by :class:`_BroadcastQueue`): the filter equal to
-    it and every wildcard filter; amqtt still matches each of those itself. amqtt visited
-    every filter for every message, a match and a debug line each: with 1,000 controllers
-    connected, each subscribed to its own command topic, that was 35 % of the event loop
-    (py-spy, bench/irrigation.py).
+    meanwhile would break the loop. A broadcast (:attr:`broadcasting`, set by
+    :class:`_BroadcastQueue`) is offered one entry, its own topic, holding every client whose
+    filters match it once, at the highest QoS among them and at most the QoS the message
+    was published with (:attr:`broadcasting_qos`; MQTT 3.1.1 3.3.5, 3.8.4). Only the filter
+    equal to the topic and the wildcard filters are matched. amqtt visited every filter for
+    every message, a match and a debug line each (with 1,000 controllers connected, each
+    subscribed to its own command topic, that was 35 % of the event loop: py-spy,
+    bench/irrigation.py), sent a client one copy per matching filter, and each at the
+    filter's QoS whatever the message's.
 
     It also knows which filters each client id holds (:meth:`hold`, :meth:`release`, kept
     by the broker), so that a client connecting or leaving costs what it holds, not what the
@@ -195,6 +220,7 @@ class _SubscriptionTable(dict[str, Any]):
         self._wildcards: dict[str, None] = {}  # ordered as subscribed
         self._held: dict[str, dict[str, None]] = {}  # client id -> its filters, in order
         self.broadcasting: str | None = None
+        self.broadcasting_qos: int | None = None
         self.connecting: str | None = None
 
     def hold(self, topic_filter: str, client_id: str) -> None:
@@ -254,13 +280,23 @@ class _SubscriptionTable(dict[str, Any]):
 
     def items(self) -> Any:
         topic, self.broadcasting = self.broadcasting, None
+        published_qos, self.broadcasting_qos = self.broadcasting_qos, None
         if topic is None:
             return list(super().items())
-        found = []
-        if not _has_wildcard(topic) and topic in self:
-            found.append((topic, self[topic]))
-        found.extend((f, self[f]) for f in list(self._wildcards))
-        return found
+        candidates = [topic] if not _has_wildcard(topic) and topic in self else []
+        candidates.extend(self._wildcards)
+        highest: dict[int, tuple[Any, int]] = {}  # by session, in the order first matched
+        for topic_filter in candidates:
+            if not _topic_matches(topic, topic_filter):
+                continue
+            for session, qos in self[topic_filter]:
+                known = highest.get(id(session))
+                if known is None or qos > known[1]:
+                    highest[id(session)] = (session, qos)
+        if not highest:
+            return []
+        cap = 2 if published_qos is None else published_qos
+        return [(topic, [(session, min(qos, cap)) for session, qos in highest.values()])]
 
     def keys(self) -> Any:
         return list(super().keys())
@@ -282,6 +318,10 @@ class _BroadcastQueue(asyncio.Queue[dict[str, Any]]):
         message = await super().get()
         topic = message.get("topic") if isinstance(message, dict) else None
         self._table.broadcasting = topic if isinstance(topic, str) else None
+        if isinstance(topic, str):
+            # amqtt sends a message at its "qos" whatever the subscription's, and without
+            # one at the subscription's: the table caps each subscriber's QoS by it instead.
+            self._table.broadcasting_qos = message.pop("qos", None)
         return message
 
 
@@ -369,10 +409,12 @@ def _guarded_broker_class() -> type[Any]:
         visited the whole fleet's, and built the table's repr after every SUBSCRIBE), a
         filter emptied by UNSUBSCRIBE is dropped (amqtt kept it for good), a filter without
         wildcards is sent the one retained message of its topic (amqtt walked them all), a
-        client id connecting while its old connection is open takes it over as Mosquitto
-        does (:meth:`_displace`), and a connection whose session could not start is closed
-        rather than left open until garbage collection. A session's state machine is
-        :class:`SessionStates`, not a ``transitions.Machine`` of its own."""
+        message reaches a client once, at most at the QoS it was published with (amqtt sent
+        one copy per matching filter, at the filter's QoS), a client id connecting while its
+        old connection is open takes it over as Mosquitto does (:meth:`_displace`), and a
+        connection whose session could not start is closed rather than left open until
+        garbage collection. A session's state machine is :class:`SessionStates`, not a
+        ``transitions.Machine`` of its own."""
 
         realm_key = ""
 
@@ -545,10 +587,23 @@ def _guarded_broker_class() -> type[Any]:
                 # amqtt closes connections that publish to "$" topics; this one is ours.
                 await self._answer_control(client_session, bytes(message.data or b""))
                 return True
-            result: bool = await super()._handle_message_delivery(
-                client_session, handler, wait_deliver
-            )
+            # amqtt broadcasts a client's PUBLISH without its QoS (then every subscriber got
+            # it at the subscription's): carried to _broadcast_message below.
+            published = _PUBLISHED_QOS.set(None if message is None else message.qos)
+            try:
+                result: bool = await super()._handle_message_delivery(
+                    client_session, handler, wait_deliver
+                )
+            finally:
+                _PUBLISHED_QOS.reset(published)
             return result
+
+        async def _broadcast_message(
+            self, session: Any, topic: Any, data: Any, force_qos: int | None = None
+        ) -> None:
+            if force_qos is None:
+                force_qos = _PUBLISHED_QOS.get()
+            await super()._broadcast_message(session, topic, data, force_qos)
 
         async def _answer_control(self, session: Any, data: bytes) -> None:
             """The dynamic-security commands Cloudlet sends. Accounts live in Cloudlet's

@@ -30,9 +30,11 @@ def connect(
     *,
     clean_session: bool = True,
     will: tuple[str, bytes] | None = None,
+    keepalive: int = 60,
 ) -> bytes:
-    """CONNECT with a 60 s keep-alive (and a clean session unless told); ``will`` is a
-    retained QoS 1 last will (topic, payload), as the Aifro controllers set theirs."""
+    """CONNECT with a 60 s keep-alive unless told (and a clean session unless told);
+    ``will`` is a retained QoS 1 last will (topic, payload), as the Aifro controllers set
+    theirs."""
     flags = 0x02 if clean_session else 0x00
     payload = text(client_id)
     if will is not None:
@@ -44,7 +46,8 @@ def connect(
     if password is not None:
         flags |= 0x40
         payload += text(password)
-    return packet(0x10, text("MQTT") + bytes([4, flags, 0, 60]) + payload)
+    head = text("MQTT") + bytes([4, flags]) + keepalive.to_bytes(2, "big")
+    return packet(0x10, head + payload)
 
 
 CONNACK_ACCEPTED = b"\x20\x02\x00\x00"

@@ -582,3 +582,35 @@ async def test_a_message_reaches_a_client_once_at_the_lower_of_the_two_qos(
         ("cloudlet/zone2/state", b"zone 2", 1),
         ("cloudlet/zone2/set", b"OPEN", 0),
     ]
+
+
+async def test_a_client_silent_for_one_and_a_half_keep_alives_is_dropped_and_its_will_sent(
+    devices_port: int,
+) -> None:
+    """A controller whose power is cut sends no FIN: the broker must drop it after 1.5
+    keep-alives as if the network had failed, which sends its will (MQTT 3.1.1 3.1.2.10).
+    amqtt timed the read out after one keep-alive and went on waiting, for good."""
+    seen: list[tuple[float, bytes]] = []
+    loop = asyncio.get_running_loop()
+    async with aiomqtt.Client(HOST, devices_port, identifier="observer") as observer:
+        await observer.subscribe(PRESENCE, qos=1)
+
+        async def read() -> None:
+            async for message in observer.messages:
+                assert isinstance(message.payload, bytes)
+                seen.append((loop.time() - started, message.payload))
+
+        reading = asyncio.create_task(read())
+        reader, writer = await asyncio.open_connection(HOST, devices_port)
+        started = loop.time()
+        writer.write(connect("aifro-ctl-1", will=WILL, keepalive=1))
+        await writer.drain()
+        assert await asyncio.wait_for(reader.readexactly(4), 5) == CONNACK_ACCEPTED
+        # Then nothing: no PINGREQ, no FIN.
+        assert await asyncio.wait_for(reader.read(), 10) == b""  # dropped by the broker
+        await asyncio.sleep(0.3)
+        reading.cancel()
+    writer.close()
+    [(after, payload)] = seen
+    assert payload == b'{"online":0}'
+    assert 1.4 <= after <= 8  # not before 1.5 keep-alives; Mosquitto 2.0 takes up to ~6 s

@@ -142,12 +142,14 @@ async def _device(client: httpx.AsyncClient, deviceid: str) -> IrrigationDevice 
         return row
 
 
-async def wait_online(client: httpx.AsyncClient, deviceid: str, online: bool) -> None:
+async def wait_online(
+    client: httpx.AsyncClient, deviceid: str, online: bool, *, limit: float = 5.0
+) -> None:
     async def ready() -> bool:
         device = await _device(client, deviceid)
         return device is not None and device.online == online
 
-    await link_of(client).wait_for(ready)
+    await link_of(client).wait_for(ready, limit)
 
 
 async def wait_state(client: httpx.AsyncClient, sim: SimulatedController) -> None:

@@ -37,6 +37,7 @@ from tests.irrigation.conftest import (
     wait_state,
 )
 from tests.mqttwire import CONNACK_ACCEPTED, connect
+from tests.netcut import CuttableRelay
 
 embedded_only = pytest.mark.skipif(
     bool(os.environ.get("CLOUDLET_TEST_MQTT_URL")),
@@ -207,6 +208,41 @@ async def test_a_controller_back_over_its_half_open_connection_stays_online(
     assert answer.json() == {"code": 0}
     devices = (await client.get("/v1/devices", headers=auth)).json()
     assert devices["devicelist"][0]["onlinestatus"] == 1
+
+
+async def test_a_controller_whose_power_is_cut_goes_offline_after_its_keep_alive(
+    client: httpx.AsyncClient, clock: FrozenClock, topic_root: str
+) -> None:
+    """No FIN, no RST (tests/netcut.py): the broker drops the silent controller after 1.5
+    keep-alives and sends its will, so the app shows it offline and refuses its commands
+    (119), as in the issue's scenario where the socket closes. On amqtt it stayed online."""
+    token = await register_and_login(client)
+    await add_device(client, token)
+    address = BrokerAddress.parse(link_of(client).url)
+    relay = CuttableRelay(address.host, address.port)
+    relay_url = f"mqtt://127.0.0.1:{await relay.start()}"
+    sim = SimulatedController(
+        DEVICE_ID,
+        DEVICE_PASSWORD,
+        broker_url=relay_url,
+        clock=clock,
+        topic_root=topic_root,
+        keepalive=1,
+    )
+    try:
+        await sim.start()
+        await wait_online(client, DEVICE_ID, True)
+        relay.cut()
+        await wait_online(client, DEVICE_ID, False, limit=10)
+        auth: dict[str, Any] = {"Authorization": token}
+        answer = await client.post(f"/v1/device/{DEVICE_ID}", headers=auth, json={"tasklist": [1]})
+        assert (answer.status_code, answer.json()) == (
+            403,
+            {"code": 119, "error": "the device is not online"},
+        )
+    finally:
+        await asyncio.wait_for(sim.stop(clean=False), 5)
+        await relay.close()
 
 
 async def test_clean_disconnect_and_reconnect(

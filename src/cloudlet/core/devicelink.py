@@ -411,7 +411,8 @@ def _guarded_broker_class() -> type[Any]:
         wildcards is sent the one retained message of its topic (amqtt walked them all), a
         message reaches a client once, at most at the QoS it was published with (amqtt sent
         one copy per matching filter, at the filter's QoS), a client id connecting while its
-        old connection is open takes it over as Mosquitto does (:meth:`_displace`), and a
+        old connection is open takes it over as Mosquitto does (:meth:`_displace`), a client
+        silent for 1.5 keep-alives is dropped (:func:`_enforce_keep_alive`), and a
         connection whose session could not start is closed rather than left open until
         garbage collection. A session's state machine is :class:`SessionStates`, not a
         ``transitions.Machine`` of its own."""
@@ -508,6 +509,7 @@ def _guarded_broker_class() -> type[Any]:
             # between): its machine is garbage while still young, not in the oldest
             # generation, which only a full collection frees.
             handler, session = await super()._initialize_client_session(*args)
+            _enforce_keep_alive(handler, session)
             return handler, lighten(session)
 
         def create_offline_session(self, client_id: str) -> tuple[Any, Any]:
@@ -707,6 +709,21 @@ def _guarded_broker_class() -> type[Any]:
                 await asyncio.wait([asyncio.ensure_future(delivery)])
 
     return GuardedBroker
+
+
+def _enforce_keep_alive(handler: Any, session: Any) -> None:
+    """MQTT 3.1.1 3.1.2.10: a client heard nothing from for 1.5 keep-alives is disconnected
+    "as if the network had failed", so its will is sent. amqtt 0.12 timed its read at one
+    keep-alive and then went on waiting (its broker handler's ``handle_read_timeout`` does
+    nothing): a controller whose power was cut, which sends no FIN, stayed online for good."""
+    if session.keep_alive > 0:
+        session.keep_alive = session.keep_alive * 3 / 2
+    handler.handle_read_timeout = functools.partial(_drop_silent, handler)
+
+
+def _drop_silent(handler: Any) -> None:
+    if handler.writer is not None:
+        _abort(handler.writer)  # the reader then sees the end, and the will is sent
 
 
 def _abort(writer: Any) -> None:

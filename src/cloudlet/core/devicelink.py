@@ -718,11 +718,13 @@ def _enforce_keep_alive(handler: Any, session: Any) -> None:
     nothing): a controller whose power was cut, which sends no FIN, stayed online for good."""
     if session.keep_alive > 0:
         session.keep_alive = session.keep_alive * 3 / 2
-    handler.handle_read_timeout = functools.partial(_drop_silent, handler)
+    # By weak reference: the handler holding itself would leave it to the cycle collector.
+    handler.handle_read_timeout = functools.partial(_drop_silent, weakref.ref(handler))
 
 
-def _drop_silent(handler: Any) -> None:
-    if handler.writer is not None:
+def _drop_silent(handler_ref: weakref.ref[Any]) -> None:
+    handler = handler_ref()
+    if handler is not None and handler.writer is not None:
         _abort(handler.writer)  # the reader then sees the end, and the will is sent
 
 

@@ -8,6 +8,7 @@ import copy
 from typing import Any
 
 import httpx
+from sqlalchemy import Engine
 
 from cloudlet.core.clock import FrozenClock
 from tests.conftest import recorded_writes, services_of
@@ -33,6 +34,17 @@ async def _post(scale: httpx.AsyncClient, path: str, body: dict[str, Any]) -> di
     payload: dict[str, Any] = answer.json()
     assert payload["errorCode"] == 0, payload
     return payload
+
+
+async def _registered(scale: httpx.AsyncClient) -> Engine:
+    """The scale registered; answers the engine whose writes a test counts."""
+    await _post(scale, "/lefu/wifi/torre/register", IDENT | VERSIONS)
+    return services_of(scale).db.engine.sync_engine
+
+
+def _iso(clock: FrozenClock) -> str:
+    """A time as the management API writes it."""
+    return clock.now().isoformat().replace("+00:00", "Z")
 
 
 async def _device(scale: httpx.AsyncClient, admin: dict[str, str]) -> dict[str, Any]:
@@ -73,8 +85,7 @@ async def test_a_wake_writes_its_device_once(
 async def test_what_a_sync_changes_is_stored(
     scale: httpx.AsyncClient, admin: dict[str, str], clock: FrozenClock
 ) -> None:
-    engine = services_of(scale).db.engine.sync_engine
-    await _post(scale, "/lefu/wifi/torre/register", IDENT | VERSIONS)
+    engine = await _registered(scale)
     clock.advance(5)
     body = IDENT | VERSIONS
     for change in ({"wifiVersion": "004"}, {"bat": "0.55"}, {"mac": "CF:63:6A:1B:2C:3E"}):
@@ -97,8 +108,7 @@ async def test_what_a_sync_changes_is_stored(
 async def test_last_seen_is_kept_to_the_minute(
     scale: httpx.AsyncClient, admin: dict[str, str], clock: FrozenClock
 ) -> None:
-    engine = services_of(scale).db.engine.sync_engine
-    await _post(scale, "/lefu/wifi/torre/register", IDENT | VERSIONS)
+    engine = await _registered(scale)
     registered = (await _device(scale, admin))["lastSeenAt"]
     clock.advance(59.999)
     with recorded_writes(engine) as writes:
@@ -108,9 +118,7 @@ async def test_last_seen_is_kept_to_the_minute(
     with recorded_writes(engine) as writes:
         await _post(scale, "/lefu/wifi/torre/config", IDENT | VERSIONS)
     assert len(writes) == 1
-    assert (await _device(scale, admin))["lastSeenAt"] == clock.now().isoformat().replace(
-        "+00:00", "Z"
-    )
+    assert (await _device(scale, admin))["lastSeenAt"] == _iso(clock)
     # A clock set back (a test's, or an operator's) is stored as it is, not compared away.
     clock.advance(-30)
     with recorded_writes(engine) as writes:
@@ -121,8 +129,7 @@ async def test_last_seen_is_kept_to_the_minute(
 async def test_a_unit_set_by_the_owner_reaches_the_next_sync_without_a_write(
     scale: httpx.AsyncClient, admin: dict[str, str], clock: FrozenClock
 ) -> None:
-    engine = services_of(scale).db.engine.sync_engine
-    await _post(scale, "/lefu/wifi/torre/register", IDENT | VERSIONS)
+    engine = await _registered(scale)
     patched = await scale.patch(f"/api/v1/scale/devices/{SN}", json={"unit": 2}, headers=admin)
     assert patched.status_code == 200
     clock.advance(1)
@@ -153,15 +160,12 @@ async def test_a_v2_scale_config_get_after_its_register_writes_nothing(
 async def test_every_register_is_stored(
     scale: httpx.AsyncClient, admin: dict[str, str], clock: FrozenClock
 ) -> None:
-    engine = services_of(scale).db.engine.sync_engine
-    await _post(scale, "/lefu/wifi/torre/register", IDENT | VERSIONS)
+    engine = await _registered(scale)
     clock.advance(1)
     with recorded_writes(engine) as writes:
         await _post(scale, "/lefu/wifi/torre/register", IDENT | VERSIONS)
     assert len(writes) == 1
-    assert (await _device(scale, admin))["registeredAt"] == clock.now().isoformat().replace(
-        "+00:00", "Z"
-    )
+    assert (await _device(scale, admin))["registeredAt"] == _iso(clock)
 
 
 async def test_a_check_that_writes_nothing_offers_what_a_writing_check_offers(

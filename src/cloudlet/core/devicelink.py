@@ -536,9 +536,9 @@ def _guarded_broker_class() -> type[Any]:
             """Mosquitto's take-over of a client id still connected: the old connection is
             closed now, its will published now (``will``) or never, and the newcomer goes on
             once it has left. amqtt left a clean session's old connection open until its
-            socket timed out (a controller that reconnected after its WiFi dropped: up to
-            1.5 keep-alives) and then published its will, after the newcomer had announced
-            itself: a live controller shown offline. After a persistent session's take-over
+            socket ended (a controller that reconnected after its WiFi dropped: whenever TCP
+            noticed) and then published its will, after the newcomer had announced itself:
+            a live controller shown offline. After a persistent session's take-over
             it left the live session "disconnected", so nothing was delivered to it."""
             found = self._sessions.get(client_id)
             if found is None:

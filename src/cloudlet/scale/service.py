@@ -117,8 +117,6 @@ async def unchanged_device(
 
 
 def _changes_nothing(row: Any, changes: dict[str, Any], now: datetime) -> bool:
-    if "registered_at" in changes:
-        return False  # a register is an event of its own, always stored
     for column, value in changes.items():
         if column != "last_seen_at" and getattr(row, column) != value:
             return False

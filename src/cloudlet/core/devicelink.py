@@ -428,6 +428,11 @@ def _guarded_broker_class() -> type[Any]:
             # Handlers of connections a newcomer with their client id is displacing.
             self.displaced: weakref.WeakKeyDictionary[Any, _Displaced] = weakref.WeakKeyDictionary()
 
+        def _matches(self, topic: str, a_filter: str) -> bool:
+            # One matcher for the broker: amqtt's own walks (retained messages for a wildcard
+            # filter) match as the subscription table does for broadcasts.
+            return _topic_matches(topic, a_filter)
+
         async def add_listener(self, name: str, host: str, port: int) -> int:
             """Listen on ``host:port`` (0: a free port) as ``name``; answers the port."""
             self.listeners_config[name] = ListenerConfig(

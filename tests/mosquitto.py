@@ -94,25 +94,32 @@ class SecuredMosquitto:
             )
 
     def start(self, *, detach: bool = False) -> None:
-        command = [binary("mosquitto") or "mosquitto", "-c", str(self.config)]
-        with (self.root / "mosquitto.log").open("ab") as log:
-            self.process = subprocess.Popen(
-                command, stdout=log, stderr=log, start_new_session=detach
-            )
-        for _ in range(200):
-            with socket.socket() as sock:
-                if sock.connect_ex(("127.0.0.1", self.port)) == 0:
-                    return
-            if self.process.poll() is not None:
-                break
-            time.sleep(0.05)
-        raise RuntimeError(f"mosquitto did not start: see {self.root / 'mosquitto.log'}")
+        self.process = _start(self.config, self.port, self.root / "mosquitto.log", detach=detach)
 
     def stop(self) -> None:
         if self.process is not None:
             self.process.kill()
             self.process.wait(10)
             self.process = None
+
+
+def _start(
+    config: Path, port: int, log_path: Path, *, detach: bool = False
+) -> subprocess.Popen[bytes]:
+    """Mosquitto with ``config``, once it accepts connections on ``port``."""
+    command = [binary("mosquitto") or "mosquitto", "-c", str(config)]
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=log, start_new_session=detach)
+    for _ in range(200):
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return process
+        if process.poll() is not None:
+            break
+        time.sleep(0.05)
+    process.kill()
+    process.wait(10)
+    raise RuntimeError(f"mosquitto did not start: see {log_path}")
 
 
 @contextlib.contextmanager
@@ -126,18 +133,8 @@ def anonymous(root: Path) -> Iterator[int]:
     if os.geteuid() == 0:
         lines.append("user root")
     config.write_text("\n".join(lines) + "\n")
-    with (root / "anonymous.log").open("ab") as log:
-        process = subprocess.Popen(
-            [binary("mosquitto") or "mosquitto", "-c", str(config)], stdout=log, stderr=log
-        )
+    process = _start(config, port, root / "anonymous.log")
     try:
-        for _ in range(200):
-            with socket.socket() as sock:
-                if sock.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            if process.poll() is not None:
-                raise RuntimeError(f"mosquitto did not start: see {root / 'anonymous.log'}")
-            time.sleep(0.05)
         yield port
     finally:
         process.kill()
